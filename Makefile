@@ -1,0 +1,41 @@
+# kafkabench: `make run` (set up, start the embedded cluster, run the quick-start benchmark,
+# write results and a report) and `make test` (set up, run every test and notebook).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+KB := $(BIN)/kafkabench
+STAMP := $(VENV)/.installed-stamp
+RESULTS ?= results
+
+.PHONY: setup run test lab bench down clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP)
+	@$(KB) kafka install
+
+run: setup
+	@$(KB) cluster status >/dev/null 2>&1 || $(KB) cluster up
+	$(KB) quickstart --out $(RESULTS)
+	@echo "The embedded cluster is still running: \`make down\` stops it, \`make lab\` opens the notebooks."
+
+test: setup
+	$(BIN)/python -m pytest -p no:cacheprovider tests notebooks --nbval-lax $(PYTEST_ARGS)
+
+lab: setup
+	@$(KB) cluster status >/dev/null 2>&1 || $(KB) cluster up
+	$(BIN)/jupyter lab notebooks
+
+bench: setup
+	$(BIN)/python benchmarks/vs_kafka_perf_tools.py
+
+down:
+	@test -x $(KB) && $(KB) cluster down || true
+
+clean: down
+	rm -rf $(VENV) $(RESULTS) report.html *.egg-info

@@ -1,0 +1,6 @@
+"""kafkabench: observe and load-test Apache Kafka from Python and JupyterLab."""
+
+__version__ = "0.1.0"
+
+#: The one place the Apache Kafka version is pinned (broker, tools and docker image).
+KAFKA_VERSION = "4.4.0"

@@ -1,0 +1,476 @@
+"""An embedded Apache Kafka cluster (KRaft) on the local JVM, and bootstrap resolution.
+
+`LocalCluster(brokers=1|3)` runs combined broker+controller nodes on free loopback ports,
+each with its own data and log folder. It works as a context manager (stopped on exit) or
+detached (`kafkabench cluster up`): a state file lets any later process find it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from kafkabench.errors import ClusterError, NoClusterError
+from kafkabench.install import KafkaDist, install_kafka, kafkabench_home
+
+DEFAULT_NAME = "default"
+STATE_FILE = "state.json"
+# Startup of a 3-node cluster on 2 shared cores takes ~15 s; 120 s means something is wrong.
+STARTUP_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+
+
+# librdkafka logs "connection refused" while brokers start; that is expected, not news.
+_QUIET = logging.getLogger("kafkabench.quiet")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def clusters_home() -> Path:
+    """Folder holding the named embedded clusters."""
+    return kafkabench_home() / "clusters"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+def _is_kafka_process(pid: int | None) -> bool:
+    """True when `pid` is a live (not zombie) Kafka JVM, so a reused pid is not mistaken."""
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and "kafka.Kafka" in proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+@dataclass(slots=True)
+class Node:
+    """One combined broker+controller node of a `LocalCluster`."""
+
+    id: int
+    port: int
+    controller_port: int
+    dir: str
+    pid: int | None = None
+
+    @property
+    def log(self) -> Path:
+        """The node's server log (stdout and stderr of the JVM)."""
+        return Path(self.dir) / "server.log"
+
+    @property
+    def config(self) -> Path:
+        """The node's server.properties."""
+        return Path(self.dir) / "server.properties"
+
+    @property
+    def alive(self) -> bool:
+        """True while the node's JVM runs (a paused JVM counts as alive)."""
+        return _is_kafka_process(self.pid)
+
+    @property
+    def paused(self) -> bool:
+        """True when the JVM is stopped by SIGSTOP."""
+        try:
+            return self.alive and psutil.Process(self.pid).status() == psutil.STATUS_STOPPED
+        except psutil.Error:
+            return False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What `LocalCluster.status()` reports of one node."""
+
+    id: int
+    pid: int | None
+    port: int
+    controller_port: int
+    alive: bool
+    paused: bool
+    role: str
+
+
+class LocalCluster:
+    """Apache Kafka in KRaft mode on this machine: 1 node, or 3 for replication and faults.
+
+    Every node is broker and controller; 3 nodes form a 3-voter quorum with default
+    replication factor 3 (topics may ask for `min.insync.replicas=2`).
+
+    Example:
+        with LocalCluster(brokers=3) as c:
+            print(c.bootstrap_servers)
+    """
+
+    def __init__(self, brokers: int = 1, *, name: str = DEFAULT_NAME, base_dir: str | Path | None = None,
+                 ports: list[int] | None = None, heap: str | None = None,
+                 broker_config: dict[str, str] | None = None, kafka: KafkaDist | None = None,
+                 startup_timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        """Describe a cluster; nothing starts until `start()` or `with`.
+
+        Args:
+            brokers: 1 or 3 nodes.
+            name: cluster name; its folder is `<kafkabench home>/clusters/<name>`.
+            base_dir: folder for state, data and logs instead of the named one.
+            ports: fixed client ports, one per node (default: free loopback ports).
+            heap: JVM heap per node (default 1g for 1 node, 512m each for 3).
+            broker_config: extra server.properties entries for every node.
+            kafka: the distribution to run (default: `install_kafka()`).
+            startup_timeout_s: how long to wait for every broker to be in the metadata.
+        """
+        if brokers not in (1, 3):
+            raise ClusterError(f"brokers must be 1 or 3, got {brokers!r}")
+        if ports is not None and len(ports) != brokers:
+            raise ClusterError(f"ports must give one port per broker ({brokers}), got {ports!r}")
+        self.brokers = brokers
+        self.name = name
+        self.base_dir = Path(base_dir) if base_dir else clusters_home() / name
+        self.heap = heap or ("1g" if brokers == 1 else "512m")
+        self.broker_config = dict(broker_config or {})
+        self.startup_timeout_s = startup_timeout_s
+        self._fixed_ports = ports
+        self._kafka = kafka
+        self._procs: dict[int, subprocess.Popen] = {}
+        self.nodes: list[Node] = []
+        self.cluster_id: str | None = None
+
+    # ------------------------------------------------------------------ finding clusters
+    @property
+    def state_file(self) -> Path:
+        """Where a running cluster records its nodes for other processes."""
+        return self.base_dir / STATE_FILE
+
+    @classmethod
+    def attach(cls, name: str = DEFAULT_NAME, base_dir: str | Path | None = None) -> "LocalCluster":
+        """The cluster described by a state file, started earlier by any process.
+
+        Raises:
+            NoClusterError: no state file.
+        """
+        cluster = cls(name=name, base_dir=base_dir)
+        try:
+            state = json.loads(cluster.state_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise NoClusterError(
+                f"no embedded cluster {name!r} is running (no state file at {cluster.state_file}); "
+                "run `kafkabench cluster up`") from exc
+        cluster.brokers = state["brokers"]
+        cluster.heap = state["heap"]
+        cluster.cluster_id = state["cluster_id"]
+        cluster.broker_config = state.get("broker_config", {})
+        cluster.nodes = [Node(**n) for n in state["nodes"]]
+        return cluster
+
+    def _save_state(self) -> None:
+        state = {"name": self.name, "brokers": self.brokers, "heap": self.heap,
+                 "cluster_id": self.cluster_id, "bootstrap_servers": self.bootstrap_servers,
+                 "broker_config": self.broker_config, "nodes": [asdict(n) for n in self.nodes]}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Comma-separated host:port of every node's client listener."""
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    @property
+    def running(self) -> bool:
+        """True when any node's JVM is alive."""
+        return any(n.alive for n in self.nodes)
+
+    def node(self, node_id: int) -> Node:
+        """Node by id (1-based, as in `kafkabench cluster kill 2`)."""
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise ClusterError(f"no node {node_id!r} in cluster {self.name!r}: "
+                           f"nodes are {[n.id for n in self.nodes]}")
+
+    # ------------------------------------------------------------------ lifecycle
+    def _dist(self) -> KafkaDist:
+        if self._kafka is None:
+            self._kafka = install_kafka()
+        return self._kafka
+
+    def _server_properties(self, node: Node) -> str:
+        voters = ",".join(f"{n.id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        rf = self.brokers
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": node.id,
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(Path(node.dir) / "data"),
+            "num.partitions": 1,
+            "default.replication.factor": rf,
+            "offsets.topic.replication.factor": rf,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": min(rf, 2),
+            # A benchmark's consumer group should start at once, not after the 3 s default
+            # that waits for more members to join.
+            "group.initial.rebalance.delay.ms": 0,
+            # Benchmarks write a lot: keep at most 1 GiB or 1 hour per partition on disk.
+            "log.retention.bytes": 1 << 30,
+            "log.retention.ms": 3_600_000,
+            **self.broker_config,
+        }
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def start(self, node: int | None = None) -> "LocalCluster":
+        """Start the whole cluster, or restart one stopped node.
+
+        Args:
+            node: a node id to restart; None starts every node of a new cluster.
+
+        Returns:
+            self, once every broker is in the cluster metadata.
+
+        Raises:
+            ClusterError: a port in use, a node that exits, or not ready in time
+                (quoting the tail of the node's log).
+        """
+        if node is not None:
+            n = self.node(node)
+            if n.alive:
+                raise ClusterError(f"node {node} is already running (pid {n.pid})")
+            self._launch(n)
+            self._save_state()
+            self.wait_ready()
+            return self
+        if self.nodes and self.running:
+            raise ClusterError(f"cluster {self.name!r} is already running at {self.bootstrap_servers}; "
+                               "run `kafkabench cluster down` first")
+        dist = self._dist()
+        self._plan_nodes()
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        for n in self.nodes:
+            Path(n.dir).mkdir(parents=True, exist_ok=True)
+            n.config.write_text(self._server_properties(n))
+            self._format(dist, n)
+        for n in self.nodes:
+            self._launch(n)
+        self._save_state()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop_all()
+            raise
+        return self
+
+    def _plan_nodes(self) -> None:
+        if self._fixed_ports:
+            busy = [p for p in self._fixed_ports if _port_in_use(p)]
+            if busy:
+                raise ClusterError(f"port {busy[0]} is in use: choose other ports "
+                                   "or let kafkabench pick free ones")
+            ports = list(self._fixed_ports)
+        else:
+            ports = [_free_port() for _ in range(self.brokers)]
+        self.nodes = [Node(id=i + 1, port=ports[i], controller_port=_free_port(),
+                           dir=str(self.base_dir / f"node-{i + 1}")) for i in range(self.brokers)]
+        # Stale data from an earlier cluster of the same name would carry another cluster id.
+        for n in self.nodes:
+            data = Path(n.dir) / "data"
+            if data.exists():
+                shutil.rmtree(data)
+
+    def _format(self, dist: KafkaDist, n: Node) -> None:
+        cmd = dist.java_command("kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}",  # may start with "-"
+                                "-c", str(n.config), jvm_opts=("-Xmx256m",))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise ClusterError(f"formatting node {n.id}'s storage failed:\n"
+                               f"{(proc.stdout + proc.stderr).strip()[-2000:]}")
+
+    def _launch(self, n: Node) -> None:
+        dist = self._dist()
+        cmd = dist.java_command("kafka.Kafka", str(n.config), heap=self.heap,
+                                jvm_opts=("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                                          "-Djava.awt.headless=true"))
+        with open(n.log, "ab") as log:
+            # A new session: a detached cluster outlives the CLI that started it and
+            # is not hit by the terminal's Ctrl-C.
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        self._procs[n.id] = proc
+        n.pid = proc.pid
+
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        """Block until every live node is a broker in the cluster metadata.
+
+        Raises:
+            ClusterError: a node's JVM exited, or the deadline passed.
+        """
+        from confluent_kafka.admin import AdminClient
+
+        deadline = time.monotonic() + (timeout_s or self.startup_timeout_s)
+        expected = {n.id for n in self.nodes if n.alive}
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0,
+                             "logger": _QUIET})
+        seen: set[int] = set()
+        while time.monotonic() < deadline:
+            for n in self.nodes:
+                if n.id in expected and not n.alive:
+                    raise ClusterError(f"Kafka node {n.id} exited during startup; "
+                                       f"last lines of {n.log}:\n{_tail(n.log)}")
+            try:
+                md = admin.list_topics(timeout=2)
+                seen = set(md.brokers)
+                if expected <= seen:
+                    return
+            except Exception:  # noqa: BLE001 - not up yet; retry until the deadline
+                pass
+            time.sleep(0.25)
+        worst = next((n for n in self.nodes if n.id in expected - seen), self.nodes[0])
+        raise ClusterError(f"cluster not ready after {timeout_s or self.startup_timeout_s:.0f} s: "
+                           f"brokers {sorted(seen)} of {sorted(expected)} in the metadata; "
+                           f"last lines of {worst.log}:\n{_tail(worst.log)}")
+
+    # ------------------------------------------------------------------ node control
+    def _signal(self, node: int, sig: int) -> Node:
+        n = self.node(node)
+        if not n.alive:
+            raise ClusterError(f"node {node} is not running")
+        os.kill(n.pid, sig)
+        return n
+
+    def _reap(self, n: Node, timeout_s: float) -> bool:
+        """Wait for a node's JVM to exit; True when it did."""
+        proc = self._procs.get(n.id)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                return True
+            if not n.alive:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self, node: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Clean shutdown of one node: SIGTERM, then SIGKILL after `timeout_s`."""
+        n = self._signal(node, signal.SIGCONT)  # a paused JVM cannot handle SIGTERM
+        os.kill(n.pid, signal.SIGTERM)
+        if not self._reap(n, timeout_s):
+            os.kill(n.pid, signal.SIGKILL)
+            self._reap(n, 10)
+
+    def kill(self, node: int) -> None:
+        """Hard failure of one node: SIGKILL, no clean shutdown."""
+        n = self._signal(node, signal.SIGKILL)
+        self._reap(n, 10)
+
+    def pause(self, node: int) -> None:
+        """Freeze one node (SIGSTOP): it keeps its sockets but answers nothing."""
+        self._signal(node, signal.SIGSTOP)
+
+    def resume(self, node: int) -> None:
+        """Unfreeze a paused node (SIGCONT)."""
+        self._signal(node, signal.SIGCONT)
+
+    def stop_all(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop every node: SIGTERM to all at once, SIGKILL to any left after `timeout_s`."""
+        live = [n for n in self.nodes if n.alive]
+        for n in live:
+            for sig in (signal.SIGCONT, signal.SIGTERM):
+                try:
+                    os.kill(n.pid, sig)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout_s
+        for n in live:
+            if not self._reap(n, max(0.0, deadline - time.monotonic())):
+                try:
+                    os.kill(n.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._reap(n, 10)
+
+    def down(self, purge: bool = False) -> None:
+        """Stop the cluster and forget it; with `purge`, delete its data and logs too."""
+        self.stop_all()
+        self.state_file.unlink(missing_ok=True)
+        if purge:
+            for n in self.nodes:
+                shutil.rmtree(n.dir, ignore_errors=True)
+
+    def status(self) -> list[NodeStatus]:
+        """Each node: id, pid, ports, alive, paused and role."""
+        return [NodeStatus(id=n.id, pid=n.pid, port=n.port, controller_port=n.controller_port,
+                           alive=n.alive, paused=n.paused, role="broker,controller")
+                for n in self.nodes]
+
+    def __enter__(self) -> "LocalCluster":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.down(purge=False)
+
+    def __repr__(self) -> str:
+        return f"LocalCluster(brokers={self.brokers}, name={self.name!r}, bootstrap={self.bootstrap_servers!r})"
+
+
+def resolve_bootstrap(explicit: str | None = None, *, name: str = DEFAULT_NAME) -> str:
+    """The bootstrap servers every kafkabench feature connects to.
+
+    Args:
+        explicit: bootstrap servers given by the caller (wins when set).
+        name: the embedded cluster to look for.
+
+    Returns:
+        `explicit`, else `$KAFKABENCH_BOOTSTRAP`, else the running embedded cluster's.
+
+    Raises:
+        NoClusterError: none of them is available.
+    """
+    if explicit:
+        return explicit
+    if env := os.environ.get("KAFKABENCH_BOOTSTRAP"):
+        return env
+    try:
+        cluster = LocalCluster.attach(name)
+    except NoClusterError:
+        cluster = None
+    if cluster is not None and cluster.running:
+        return cluster.bootstrap_servers
+    raise NoClusterError("no cluster: run `kafkabench cluster up` or pass --bootstrap "
+                         "(or set KAFKABENCH_BOOTSTRAP)")

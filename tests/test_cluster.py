@@ -1,0 +1,186 @@
+"""The embedded cluster against real Kafka: produce/consume, leader failover, CLI across processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from kafkabench.admin import create_topic, delete_topics, describe_topic, list_topics
+from kafkabench.cluster import LocalCluster, resolve_bootstrap
+from kafkabench.errors import ClusterError, NoClusterError
+
+
+def _topic() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def _produce(bootstrap: str, topic: str, n: int, **conf) -> tuple[int, list]:
+    errors = []
+    delivered = 0
+
+    def on_delivery(err, msg):
+        nonlocal delivered
+        if err is None:
+            delivered += 1
+        else:
+            errors.append(err)
+
+    p = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 20000, **conf})
+    for i in range(n):
+        p.produce(topic, value=b"m%d" % i, key=b"k%d" % (i % 10), on_delivery=on_delivery)
+        p.poll(0)
+    assert p.flush(30) == 0
+    return delivered, errors
+
+
+def _consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> list[bytes]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}",
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(got) < expected and time.monotonic() < deadline:
+            for m in c.consume(500, timeout=0.5):
+                if m.error() is None:
+                    got.append(m.value())
+    finally:
+        c.close()
+    return got
+
+
+def test_one_broker_produce_consume_all_received(bootstrap):
+    topic = _topic()
+    create_topic(bootstrap, topic, partitions=3)
+    delivered, errors = _produce(bootstrap, topic, 2000)
+    assert (delivered, errors) == (2000, [])
+    got = _consume_all(bootstrap, topic, 2000)
+    assert sorted(got) == sorted(b"m%d" % i for i in range(2000))
+    assert topic in list_topics(bootstrap)
+    delete_topics(bootstrap, [topic])
+
+
+def test_describe_topic_shows_leaders_and_isr(bootstrap):
+    topic = _topic()
+    create_topic(bootstrap, topic, partitions=4)
+    df = describe_topic(bootstrap, topic)
+    assert list(df.columns) == ["topic", "partition", "leader", "replicas", "isr"]
+    assert list(df["partition"]) == [0, 1, 2, 3]
+    assert (df["leader"] >= 1).all()
+    delete_topics(bootstrap, [topic])
+    with pytest.raises(ClusterError, match="not found"):
+        describe_topic(bootstrap, f"missing-{topic}")
+
+
+def test_create_topic_bad_replication_factor_is_clear(bootstrap):
+    with pytest.raises(ClusterError, match="replication_factor=5"):
+        create_topic(bootstrap, _topic(), partitions=1, replication_factor=5, timeout_s=10)
+
+
+@pytest.mark.cluster3
+def test_leader_kill_failover_and_isr_rejoin(cluster3):
+    bootstrap = cluster3.bootstrap_servers
+    topic = _topic()
+    create_topic(bootstrap, topic, partitions=1, replication_factor=3,
+                 config={"min.insync.replicas": 2})
+    before = describe_topic(bootstrap, topic).iloc[0]
+    assert sorted(before["isr"]) == [1, 2, 3]
+    leader = int(before["leader"])
+    delivered, errors = _produce(bootstrap, topic, 500, acks="all")
+    assert (delivered, errors) == (500, [])
+
+    cluster3.kill(leader)
+    try:
+        # Leadership moves once the controller notices the dead broker (session timeout).
+        deadline = time.monotonic() + 60
+        new_leader = leader
+        while time.monotonic() < deadline:
+            row = describe_topic(bootstrap, topic).iloc[0]
+            new_leader = int(row["leader"])
+            if new_leader not in (leader, -1):
+                break
+            time.sleep(0.5)
+        assert new_leader not in (leader, -1), "leadership did not move off the killed broker"
+        delivered, errors = _produce(bootstrap, topic, 500, acks="all")
+        assert (delivered, errors) == (500, []), "acks=all with 2 of 3 in sync must keep working"
+    finally:
+        cluster3.start(leader)
+
+    deadline = time.monotonic() + 90
+    isr: list = []
+    while time.monotonic() < deadline:
+        isr = sorted(describe_topic(bootstrap, topic).iloc[0]["isr"])
+        if isr == [1, 2, 3]:
+            break
+        time.sleep(1)
+    assert isr == [1, 2, 3], f"restarted broker {leader} did not rejoin the ISR: {isr}"
+    assert len(_consume_all(bootstrap, topic, 1000)) == 1000
+    delete_topics(bootstrap, [topic])
+
+
+def _cli(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kafkabench.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_cli_up_status_down_across_processes():
+    name = f"clitest-{uuid.uuid4().hex[:6]}"
+    up = _cli("cluster", "up", "--name", name)
+    assert up.returncode == 0, up.stderr
+    bootstrap = up.stdout.strip().splitlines()[-1]
+    assert bootstrap.startswith("127.0.0.1:")
+    try:
+        # A second process finds the cluster through the state file alone.
+        probe = subprocess.run(
+            [sys.executable, "-c", "from kafkabench.cluster import resolve_bootstrap;"
+             f"print(resolve_bootstrap(name={name!r}))"], capture_output=True, text=True,
+            timeout=60, env={k: v for k, v in os.environ.items() if k != "KAFKABENCH_BOOTSTRAP"})
+        assert probe.stdout.strip() == bootstrap, probe.stderr
+        status = _cli("cluster", "status", "--name", name)
+        assert status.returncode == 0 and "alive" in status.stdout
+        delivered, _ = _produce(bootstrap, _topic(), 10)
+        assert delivered == 10
+    finally:
+        down = _cli("cluster", "down", "--name", name, "--purge")
+    assert down.returncode == 0, down.stderr
+    after = _cli("cluster", "status", "--name", name)
+    assert after.returncode != 0 and "no embedded cluster" in after.stdout
+    again = _cli("cluster", "down", "--name", name)
+    assert again.returncode == 0 and "nothing to stop" in again.stdout
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(ClusterError, match=f"port {port} is in use"):
+            LocalCluster(brokers=1, base_dir=tmp_path, ports=[port]).start()
+        result = _cli("cluster", "up", "--name", f"busy-{uuid.uuid4().hex[:6]}", "--port", str(port))
+    assert result.returncode == 2
+    assert f"port {port} is in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_resolve_bootstrap_order(monkeypatch):
+    monkeypatch.setenv("KAFKABENCH_BOOTSTRAP", "env:9092")
+    assert resolve_bootstrap("explicit:9092") == "explicit:9092"
+    assert resolve_bootstrap() == "env:9092"
+    monkeypatch.delenv("KAFKABENCH_BOOTSTRAP")
+    with pytest.raises(NoClusterError, match="kafkabench cluster up"):
+        resolve_bootstrap(name=f"nothing-{uuid.uuid4().hex[:6]}")
+
+
+def test_bad_node_and_broker_counts():
+    with pytest.raises(ClusterError, match="brokers must be 1 or 3, got 2"):
+        LocalCluster(brokers=2)
+    cluster = LocalCluster(brokers=1)
+    with pytest.raises(ClusterError, match="no node 7"):
+        cluster.node(7)

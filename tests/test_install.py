@@ -1,0 +1,67 @@
+"""Java and Kafka distribution checks: clear errors for a bad KAFKA_HOME or an old Java."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from kafkabench.errors import InstallError
+from kafkabench.install import find_java, install_kafka, java_major
+
+
+@pytest.mark.parametrize("text, major", [("17.0.15", 17), ("1.8.0_392", 8), ("21", 21),
+                                          ("11.0.2+9", 11)])
+def test_java_major(text, major):
+    assert java_major(text) == major
+
+
+def _fake_java(tmp_path, version: str):
+    java = tmp_path / "java"
+    java.write_text(f'#!/bin/sh\necho \'openjdk version "{version}" 2019-01-15\' >&2\n')
+    java.chmod(java.stat().st_mode | stat.S_IEXEC)
+    return tmp_path
+
+
+def test_old_java_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", f"{_fake_java(tmp_path, '11.0.2')}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(InstallError, match=r"needs Java 17\+.*Java 11.0.2"):
+        find_java()
+
+
+def test_old_java_cli_message_and_exit_code(tmp_path):
+    env = {**os.environ, "PATH": f"{_fake_java(tmp_path, '1.8.0_392')}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("JAVA_HOME", None)
+    result = subprocess.run([sys.executable, "-m", "kafkabench.cli", "kafka", "install"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert "Java 17+" in result.stderr and "1.8.0_392" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_java_at_all(tmp_path, monkeypatch):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(InstallError, match="none was found"):
+        find_java()
+
+
+def test_kafka_home_pointing_at_nothing(tmp_path, monkeypatch):
+    missing = tmp_path / "no-kafka-here"
+    monkeypatch.setenv("KAFKA_HOME", str(missing))
+    with pytest.raises(InstallError, match="KAFKA_HOME=.*no-kafka-here.*not an unpacked Apache Kafka"):
+        install_kafka()
+
+
+def test_installed_distribution_has_broker_and_tools():
+    dist = install_kafka()
+    names = {p.name for p in dist.libs.glob("*.jar")}
+    assert any(n.startswith("kafka_2.13-") for n in names)
+    assert any(n.startswith("kafka-tools-") for n in names)
+    proc = subprocess.run(dist.java_command("org.apache.kafka.tools.ProducerPerformance", "--help"),
+                          capture_output=True, text=True, timeout=60)
+    assert "--num-records" in proc.stdout + proc.stderr
