@@ -241,6 +241,8 @@ class LocalCluster:
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(Path(node.dir) / "data"),
             "num.partitions": 1,
+            # 50 by default: a fresh cluster's first consumer group waits for all of them.
+            "offsets.topic.num.partitions": 10,
             "default.replication.factor": rf,
             "offsets.topic.replication.factor": rf,
             "transaction.state.log.replication.factor": rf,

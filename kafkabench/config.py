@@ -1,0 +1,501 @@
+"""How the clients are tuned: `ClientProfile`, presets mirroring OMB's driver files, validation.
+
+librdkafka settings pass through unchanged as dotted keys (`"linger.ms": 5`). They are checked
+against librdkafka itself by building a client without brokers, so a typo or an ill-typed value
+is a `ConfigError` at load time instead of a failed run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka import Consumer, KafkaException, Producer
+
+from kafkabench.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# librdkafka's default of 300000 lets a dead broker stall a flush for five minutes; at 30 s the
+# undeliverable messages fail with _MSG_TIMED_OUT and the run reports them as errors.
+PRODUCER_DEFAULTS: Mapping[str, Any] = {"message.timeout.ms": 30000}
+CONSUMER_DEFAULTS: Mapping[str, Any] = {"auto.offset.reset": "earliest", "enable.auto.commit": True}
+
+# Set by kafkabench per run, never by a profile.
+_RESERVED = {
+    "bootstrap.servers": "the cluster comes from --bootstrap, KAFKABENCH_BOOTSTRAP "
+    "or the embedded cluster",
+    "group.id": "kafkabench names a consumer group per subscription",
+}
+_SECTIONS = ("common", "producer", "consumer")
+_ROLE_WARNING = re.compile(r"is a (producer|consumer) property and will be ignored")
+
+
+class FrozenDict(dict):
+    """A read-only, hashable dict that still pickles (MappingProxyType does not)."""
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(f"{type(self).__name__} is read-only")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (dict(self),))
+
+
+@dataclass(frozen=True, slots=True)
+class ClientProfile:
+    """librdkafka settings for a run, split as OMB's driver files split them.
+
+    Args:
+        name: Label stored with results.
+        common: Settings for both producers and consumers (security, client.id, ...).
+        producer: Producer-only settings.
+        consumer: Consumer-only settings.
+        replication_factor: Overrides the workload's replication factor when set.
+        topic_config: Topic-level configs for the topics the run creates.
+    """
+
+    name: str
+    common: Mapping[str, Any] = field(default_factory=FrozenDict)
+    producer: Mapping[str, Any] = field(default_factory=FrozenDict)
+    consumer: Mapping[str, Any] = field(default_factory=FrozenDict)
+    replication_factor: int | None = None
+    topic_config: Mapping[str, str] = field(default_factory=FrozenDict)
+
+    def __post_init__(self) -> None:
+        for section in _SECTIONS:
+            object.__setattr__(self, section, _settings(section, getattr(self, section)))
+        if not isinstance(self.topic_config, Mapping):
+            raise ConfigError(f"topic_config must be a mapping, got {self.topic_config!r}")
+        topic_config = FrozenDict({str(k): _topic_value(v) for k, v in self.topic_config.items()})
+        object.__setattr__(self, "topic_config", topic_config)
+        rf = self.replication_factor
+        if rf is not None and (isinstance(rf, bool) or not isinstance(rf, int) or rf < 1):
+            raise ConfigError(f"replication_factor must be an integer >= 1, got {rf!r}")
+
+    def producer_config(self, bootstrap: str, **overrides: Any) -> dict[str, Any]:
+        """Settings for `confluent_kafka.Producer`.
+
+        Args:
+            bootstrap: The cluster's bootstrap servers.
+            **overrides: Settings applied last, e.g. callbacks (`stats_cb`, `error_cb`).
+                Dotted keys need a dict: `producer_config(b, **{"client.id": "p1"})`.
+
+        Returns:
+            kafkabench defaults, then `common`, then `producer`, then overrides.
+        """
+        conf = _client_conf(PRODUCER_DEFAULTS, self.common, self.producer, overrides)
+        conf["bootstrap.servers"] = bootstrap
+        return conf
+
+    def consumer_config(self, bootstrap: str, group_id: str, **overrides: Any) -> dict[str, Any]:
+        """Settings for `confluent_kafka.Consumer`.
+
+        Args:
+            bootstrap: The cluster's bootstrap servers.
+            group_id: The consumer group.
+            **overrides: Settings applied last, e.g. callbacks (`stats_cb`, `on_commit`).
+
+        Returns:
+            kafkabench defaults, then `common`, then `consumer`, then overrides.
+        """
+        conf = _client_conf(CONSUMER_DEFAULTS, self.common, self.consumer, overrides)
+        conf["bootstrap.servers"] = bootstrap
+        conf["group.id"] = group_id
+        return conf
+
+    def validate(self) -> ClientProfile:
+        """Check every setting against librdkafka, without contacting any broker.
+
+        Returns:
+            The profile itself, so loaders can chain it.
+
+        Raises:
+            ConfigError: Naming the section, the key and the value librdkafka rejects, or a
+                producer setting placed where a consumer would ignore it (and vice versa).
+        """
+        for role, defaults in (("producer", PRODUCER_DEFAULTS), ("consumer", CONSUMER_DEFAULTS)):
+            sections = {"defaults": defaults, "common": self.common, role: getattr(self, role)}
+            _validate_role(self.name, role, sections)
+        return self
+
+    def as_flat_dict(self) -> dict[str, Any]:
+        """One flat row for results: `common.<key>`, `producer.<key>`, `consumer.<key>`, ...
+
+        Returns:
+            Producer and consumer entries include the kafkabench defaults that apply.
+        """
+        row: dict[str, Any] = {
+            "profile.name": self.name,
+            "profile.replication_factor": self.replication_factor,
+        }
+        row.update({f"common.{k}": v for k, v in self.common.items()})
+        row.update({f"producer.{k}": v for k, v in {**PRODUCER_DEFAULTS, **self.producer}.items()})
+        row.update({f"consumer.{k}": v for k, v in {**CONSUMER_DEFAULTS, **self.consumer}.items()})
+        row.update({f"profile.topic_config.{k}": v for k, v in self.topic_config.items()})
+        return row
+
+    def to_dict(self) -> dict[str, Any]:
+        """The kafkabench profile format, as written by `to_yaml` and read by `from_dict`."""
+        return {
+            "name": self.name,
+            "common": dict(self.common),
+            "producer": dict(self.producer),
+            "consumer": dict(self.consumer),
+            "replication_factor": self.replication_factor,
+            "topic_config": dict(self.topic_config),
+        }
+
+    def to_yaml(self, path: str | Path) -> Path:
+        """Write the profile as kafkabench YAML.
+
+        Args:
+            path: File to write.
+
+        Returns:
+            The path written.
+        """
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return path
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, name: str = "custom") -> ClientProfile:
+        """Build and validate a profile from the kafkabench format or an OMB driver mapping.
+
+        Args:
+            data: Keys `name, common, producer, consumer, replication_factor, topic_config`,
+                or OMB's `name, driverClass, replicationFactor, reset, topicConfig,
+                commonConfig, producerConfig, consumerConfig`.
+            name: Used when `data` has no name (and always for OMB, whose files all say "Kafka").
+
+        Returns:
+            The validated profile.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a client profile must be a mapping, got {data!r}")
+        if _OMB_DRIVER_KEYS.intersection(data) - {"name"}:
+            return _from_omb_driver(data, name).validate()
+        unknown = sorted(set(data) - {"name", "replication_factor", "topic_config", *_SECTIONS})
+        if unknown:
+            raise ConfigError(
+                f"unknown client profile keys {unknown}; expected name, common, producer, "
+                "consumer, replication_factor, topic_config (librdkafka settings go inside "
+                "common/producer/consumer)"
+            )
+        sections = {s: data.get(s) or {} for s in _SECTIONS}
+        return cls(
+            name=str(data.get("name", name)),
+            replication_factor=data.get("replication_factor"),
+            topic_config=data.get("topic_config") or {},
+            **sections,
+        ).validate()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ClientProfile:
+        """Load a kafkabench profile YAML or an OMB `driver-kafka/*.yaml` file as it is.
+
+        Args:
+            path: The YAML file.
+
+        Returns:
+            The validated profile, named after the file unless it names itself
+            (OMB files are always named after the file).
+        """
+        return cls.from_dict(read_yaml(path), name=Path(path).stem)
+
+
+def _settings(section: str, settings: Any) -> FrozenDict:
+    """Check the shape of one settings section and freeze it."""
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"{section} must be a mapping of librdkafka settings, got {settings!r}")
+    for key, value in settings.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{section}: setting name {key!r} must be a string")
+        if key in _RESERVED:
+            raise ConfigError(
+                f"{section}: {key}={value!r} cannot be set in a profile: {_RESERVED[key]}"
+            )
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(
+                f"{section}: {key}={value!r}: librdkafka settings are strings, numbers or booleans"
+            )
+    return FrozenDict(settings)
+
+
+def _topic_value(value: Any) -> str:
+    """Topic configs travel to the broker as strings."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if not isinstance(value, (str, int, float)):
+        raise ConfigError(f"topic_config value {value!r} must be a string or a number")
+    return str(value)
+
+
+def _client_value(value: Any) -> Any:
+    """YAML booleans as librdkafka spells them; everything else as it is (callbacks too)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _client_conf(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge settings layers, later ones winning, ready for a confluent_kafka client."""
+    return {k: _client_value(v) for layer in layers for k, v in layer.items()}
+
+
+class _LogCapture:
+    """A confluent_kafka `logger`: librdkafka's configuration warnings land here."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        message = fmt % args
+        if "bootstrap.servers" not in message:  # expected: the probe has no cluster
+            self.messages.append(message.split("]: ", 1)[-1])
+
+
+def _probe(role: str, conf: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """Build a brokerless client from conf and close it.
+
+    With no bootstrap.servers librdkafka has nothing to connect to, so this never leaves the
+    process; it takes a few milliseconds.
+
+    Returns:
+        librdkafka's error (None if accepted) and its configuration warnings.
+    """
+    capture = _LogCapture()
+    conf = {**_client_conf(conf), "logger": capture}
+    try:
+        if role == "producer":
+            client = Producer(conf)
+            client.poll(0)  # a producer hands its queued log lines to `logger` only in poll()
+        else:
+            client = Consumer({**conf, "group.id": "kafkabench-validate"})
+            client.close()
+    except KafkaException as e:
+        return e.args[0].str(), capture.messages
+    except (TypeError, ValueError) as e:
+        return str(e), capture.messages
+    return None, capture.messages
+
+
+def _validate_role(name: str, role: str, sections: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise ConfigError if librdkafka rejects, or a `role` client would ignore, any setting."""
+    merged = {k: v for settings in sections.values() for k, v in settings.items()}
+    error, warnings = _probe(role, merged)
+    if error is None and not any(_ROLE_WARNING.search(w) for w in warnings):
+        for warning in warnings:
+            log.warning("profile %r, %s: librdkafka: %s", name, role, warning)
+        return
+    # Find the culprit one key at a time: librdkafka names aliases by their canonical name
+    # (linger.ms -> queue.buffering.max.ms) and does not quote the value.
+    owner = {k: section for section, settings in sections.items() for k in settings}
+    for key, value in merged.items():
+        alone_error, alone_warnings = _probe(role, {key: value})
+        if alone_error is not None:
+            raise ConfigError(f"profile {name!r}, {owner[key]}: {key}={value!r}: {alone_error}")
+        mismatch = next((w for w in alone_warnings if _ROLE_WARNING.search(w)), None)
+        if mismatch is not None:
+            other = "producer" if role == "consumer" else "consumer"
+            raise ConfigError(
+                f"profile {name!r}, {owner[key]}: {key}={value!r} is a {other} setting that a "
+                f"{role} ignores; put it under {other}:"
+            )
+    raise ConfigError(
+        f"profile {name!r}: librdkafka rejects the {role} settings {merged!r}: {error}"
+    )
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; a missing file or bad YAML is a ConfigError naming the path."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no such file: {str(path)!r}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{str(path)!r} is not valid YAML: {e}") from None
+
+
+# --- OpenMessaging Benchmark driver-kafka/*.yaml -------------------------------------------
+
+_OMB_DRIVER_KEYS = {
+    "name", "driverClass", "replicationFactor", "reset",
+    "topicConfig", "commonConfig", "producerConfig", "consumerConfig",
+}  # fmt: skip
+_OMB_DRIVER_CLASS = "io.openmessaging.benchmark.driver.kafka.KafkaBenchmarkDriver"
+
+# Java client properties that mean nothing to librdkafka: dropped, with the reason logged.
+_JAVA_ONLY = {
+    "bootstrap.servers": _RESERVED["bootstrap.servers"],
+    "key.serializer": "kafkabench sends bytes",
+    "value.serializer": "kafkabench sends bytes",
+    "key.deserializer": "kafkabench receives bytes",
+    "value.deserializer": "kafkabench receives bytes",
+    "default.api.timeout.ms": "every kafkabench call passes its own timeout",
+    "max.poll.records": "the consumer runner sets the batch size of consume()",
+}
+
+# Java property -> librdkafka property and value, where the names or units differ.
+_JAVA_RENAMED = {
+    "buffer.memory": ("queue.buffering.max.kbytes", lambda v: max(1, int(v) // 1024)),
+    "max.request.size": ("message.max.bytes", int),
+    "fetch.max.wait.ms": ("fetch.wait.max.ms", int),
+    # Java's -1 (OS default) is librdkafka's 0.
+    "send.buffer.bytes": ("socket.send.buffer.bytes", lambda v: max(0, int(v))),
+    "receive.buffer.bytes": ("socket.receive.buffer.bytes", lambda v: max(0, int(v))),
+    # Java has no upper bound; librdkafka allows at most 900000 (OMB's throughput file has 1200000).
+    "request.timeout.ms": ("request.timeout.ms", lambda v: min(int(v), 900_000)),
+}
+
+
+def _from_omb_driver(data: Mapping[str, Any], name: str) -> ClientProfile:
+    """Map an OMB Kafka driver file (Java client properties) to a librdkafka profile."""
+    unknown = sorted(set(data) - _OMB_DRIVER_KEYS)
+    if unknown:
+        raise ConfigError(f"OMB driver {name!r}: unknown keys {unknown}")
+    driver = data.get("driverClass", _OMB_DRIVER_CLASS)
+    if driver != _OMB_DRIVER_CLASS:
+        raise ConfigError(f"OMB driver {name!r}: driverClass={driver!r} is not {_OMB_DRIVER_CLASS}")
+    if "reset" in data:
+        log.info("OMB driver %r: reset is ignored; every kafkabench run creates new topics", name)
+    sections = {
+        s: _librdkafka_settings(name, s, data.get(f"{s}Config") or "") for s in _SECTIONS
+    }
+    # OMB's commonConfig goes to Java producers and consumers alike, which accept and ignore
+    # each other's settings; librdkafka warns, so each role-specific key moves to its role.
+    for key, value in list(sections["common"].items()):
+        for role, other in (("producer", "consumer"), ("consumer", "producer")):
+            _, warnings = _probe(other, {key: value})
+            if any(_ROLE_WARNING.search(w) for w in warnings):
+                sections[role].setdefault(key, sections["common"].pop(key))
+                break
+    return ClientProfile(
+        name=name,
+        replication_factor=data.get("replicationFactor"),
+        topic_config=_properties(name, "topicConfig", data.get("topicConfig") or ""),
+        **sections,
+    )
+
+
+def _librdkafka_settings(name: str, section: str, text: str) -> dict[str, Any]:
+    """Java client properties text -> librdkafka settings."""
+    settings = {}
+    for key, value in _properties(name, f"{section}Config", text).items():
+        where = f"OMB driver {name!r}, {section}Config: {key}={value!r}"
+        if key in _JAVA_ONLY:
+            log.info("%s dropped: %s", where, _JAVA_ONLY[key])
+            continue
+        if key in _JAVA_RENAMED:
+            new_key, convert = _JAVA_RENAMED[key]
+            try:
+                new_value = convert(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected an integer") from None
+            if (new_key, new_value) != (key, value):
+                log.info("%s maps to librdkafka %s=%r", where, new_key, new_value)
+            key, value = new_key, new_value
+        error, _ = _probe("producer", {key: value})
+        if error is not None and error.startswith("No such configuration property"):
+            raise ConfigError(f"{where}: the Java client property has no librdkafka equivalent")
+        settings[key] = value
+    return settings
+
+
+def _properties(name: str, section: str, text: Any) -> dict[str, Any]:
+    """Parse Java .properties text; numbers and true/false become YAML-like scalars."""
+    if not isinstance(text, str):
+        raise ConfigError(f"OMB driver {name!r}: {section} must be properties text, got {text!r}")
+    result: dict[str, Any] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        parts = re.split(r"\s*[=:]\s*", line, maxsplit=1)
+        if len(parts) != 2:
+            raise ConfigError(f"OMB driver {name!r}, {section}: {line!r} is not key=value")
+        key, value = parts
+        result[key] = yaml.safe_load(value) if re.fullmatch(r"-?\d+|true|false", value) else value
+    return result
+
+
+# --- Presets: the producer and consumer settings of OMB's driver-kafka/kafka-<name>.yaml ------
+# OMB's replicationFactor: 3 and min.insync.replicas=2 are left to the workload, so that every
+# preset also runs on the one-broker embedded cluster; load the OMB file itself to get them.
+
+_OMB_CONSUMER = {
+    "auto.offset.reset": "earliest",
+    "enable.auto.commit": False,
+    "max.partition.fetch.bytes": 10485760,
+}
+_OMB_PRODUCER = {"acks": "all", "linger.ms": 1, "batch.size": 1048576}
+
+
+def _preset(name: str, **producer: Any) -> ClientProfile:
+    return ClientProfile(name=name, producer=producer, consumer=_OMB_CONSUMER)
+
+
+PRESETS: dict[str, ClientProfile] = {
+    "default": ClientProfile(name="default"),
+    "throughput": _preset("throughput", **_OMB_PRODUCER, **{"request.timeout.ms": 900_000}),
+    "latency": _preset("latency", **{**_OMB_PRODUCER, "batch.size": 131072}),
+    **{
+        f"compression-{codec}": _preset(
+            f"compression-{codec}", **_OMB_PRODUCER, **{"compression.type": codec}
+        )
+        for codec in ("gzip", "lz4", "snappy", "zstd")
+    },
+    "big-batches": _preset(
+        "big-batches", **{**_OMB_PRODUCER, "linger.ms": 100, "message.max.bytes": 4194304}
+    ),
+    "exactly-once": _preset(
+        "exactly-once",
+        **{
+            "enable.idempotence": True,
+            "max.in.flight.requests.per.connection": 1,
+            "retries": 2147483647,
+            **_OMB_PRODUCER,
+        },
+    ),
+}
+
+
+def load_profile(
+    spec: ClientProfile | Mapping[str, Any] | str | Path | None = None,
+) -> ClientProfile:
+    """The one way to get a validated `ClientProfile`.
+
+    Args:
+        spec: None for the default preset, a preset name (see `PRESETS`), a kafkabench or
+            OMB driver YAML path, a mapping (see `ClientProfile.from_dict`) or a profile.
+
+    Returns:
+        The profile, checked against librdkafka.
+
+    Raises:
+        ConfigError: For an unknown preset, a missing file or a setting librdkafka rejects.
+    """
+    if spec is None:
+        return PRESETS["default"].validate()
+    if isinstance(spec, ClientProfile):
+        return spec.validate()
+    if isinstance(spec, Mapping):
+        return ClientProfile.from_dict(spec)
+    if isinstance(spec, str) and spec in PRESETS:
+        return PRESETS[spec].validate()
+    if isinstance(spec, Path) or (isinstance(spec, str) and re.search(r"[/\\.]", spec)):
+        return ClientProfile.from_yaml(spec)
+    raise ConfigError(f"unknown client profile {spec!r}; presets are {', '.join(PRESETS)}, "
+                      "or give a YAML file path")

@@ -1,0 +1,198 @@
+"""The producer runner: one producer's send loop, at a fixed rate or as fast as it can go.
+
+A worker runs in a thread or a process (see `kafkabench.workers`) and reports once a second:
+counts, bytes and the interval's HdrHistograms (encoded), so the parent merges exact
+percentiles across producers. It records, as OpenMessaging Benchmark does:
+
+- publish latency: produce() to delivery report (librdkafka's own `msg.latency()`);
+- publish delay: intended send time to actual send time, for rate-controlled runs (the
+  coordinated-omission correction: a producer that falls behind shows it here, instead of
+  silently sending fewer messages).
+
+In rate-controlled runs the Kafka timestamp of each message is its *intended* send time, so
+the consumers' end-to-end latency is corrected for coordinated omission as well.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, Producer
+
+from kafkabench.stats import LatencyRecorder, StatsCollector
+from kafkabench.workers import Control, Report
+
+# How often (messages) the max-rate loop looks at the clock and the stop flag: often enough
+# for 1 s intervals at 1M msgs/s, rare enough to cost nothing.
+CHECK_EVERY = 256
+# After the last send, how long delivery reports may take: the producer's message.timeout.ms
+# bounds it; this is the extra allowance for the final flush.
+FLUSH_MARGIN_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerSpec:
+    """Everything one producer worker needs; picklable for a worker process.
+
+    Attributes:
+        worker: name of this producer, e.g. "producer-0".
+        config: confluent-kafka producer config (bootstrap included).
+        topics: topics this producer writes to (round-robin over them per message).
+        payloads: payload pool; messages cycle through it.
+        keys: key sequence (cycled), or None for keyless messages.
+        rate: messages/s for this producer; 0 means as fast as possible.
+        duration_s: how long to send (after `start_at`).
+        max_messages: stop after this many sends (None: duration only).
+        record_latency: record publish latency per message (off only to measure its cost).
+        partition_fn: optional callable(key, i) -> partition for custom partitioners.
+    """
+
+    worker: str
+    config: dict[str, Any]
+    topics: tuple[str, ...]
+    payloads: tuple[bytes, ...]
+    keys: tuple[bytes, ...] | None = None
+    rate: float = 0.0
+    duration_s: float = 10.0
+    max_messages: int | None = None
+    record_latency: bool = True
+    partition_fn: Any = None
+    headers: tuple[tuple[str, bytes], ...] | None = None
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Counters the delivery callback updates (callbacks record failures and never raise)."""
+
+    delivered: int = 0
+    failed: int = 0
+    bytes: int = 0
+    errors: Counter = field(default_factory=Counter)
+    latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    delay: LatencyRecorder = field(default_factory=LatencyRecorder)
+
+
+def _delivery_callback(tally: _Tally, record_latency: bool):
+    record = tally.latency.record
+
+    def on_delivery(err: KafkaError | None, msg) -> None:
+        if err is None:
+            tally.delivered += 1
+            tally.bytes += len(msg)
+            if record_latency:
+                # msg.latency(): seconds from produce() to this report, measured by librdkafka.
+                record(int(msg.latency() * 1e6) or 1)
+        else:
+            tally.failed += 1
+            tally.errors[err.name()] += 1
+
+    return on_delivery
+
+
+def run_producer(spec: ProducerSpec, ctl: Control) -> None:
+    """Run one producer until its duration, message cap or `ctl.stop` is reached.
+
+    Reports go to `ctl.report`: an "interval" report each second and a final "done" report
+    with the totals and error counts. At the end produced == delivered + failed: whatever
+    is still queued after the flush is purged and counted as failed.
+    """
+    stats = StatsCollector(client=spec.worker)
+    conf = dict(spec.config)
+    if "statistics.interval.ms" in conf:
+        conf["stats_cb"] = stats
+    producer = Producer(conf)
+    tally = _Tally()
+    on_delivery = _delivery_callback(tally, spec.record_latency)
+    produce, poll = producer.produce, producer.poll
+    topics, payloads, keys = spec.topics, spec.payloads, spec.keys
+    n_topics, n_payloads = len(topics), len(payloads)
+    n_keys = len(keys) if keys else 0
+    partition_fn = spec.partition_fn
+    rate = spec.rate
+    limit = spec.max_messages if spec.max_messages is not None else float("inf")
+    buffer_full = 0
+    sent = 0
+    last_reported = {"sent": 0, "delivered": 0, "failed": 0, "bytes": 0}
+
+    ctl.wait_start()
+    start = time.monotonic()
+    end = start + spec.duration_s
+    next_report = start + 1.0
+    interval_s = 1.0 / rate if rate > 0 else 0.0
+
+    def report(kind: str, now: float) -> None:
+        row = {"sent": sent, "delivered": tally.delivered, "failed": tally.failed,
+               "bytes": tally.bytes}
+        ctl.report(Report(kind=kind, worker=spec.worker, role="producer", wall=time.time(),
+                          counts={k: row[k] - last_reported[k] for k in row},
+                          histograms={"publish_latency_us": tally.latency.encode(),
+                                      "publish_delay_us": tally.delay.encode()}))
+        last_reported.update(row)
+        tally.latency.reset()
+        tally.delay.reset()
+
+    try:
+        while sent < limit and not ctl.stopped():
+            now = time.monotonic()
+            if now >= next_report:
+                report("interval", now)
+                next_report += 1.0
+            if now >= end:
+                break
+            if rate > 0:
+                intended = start + sent * interval_s
+                if now < intended:
+                    # poll() with a timeout serves delivery reports while we wait for the slot.
+                    poll(min(intended - now, 0.05))
+                    continue
+                tally.delay.record(int((now - intended) * 1e6) or 1)
+                timestamp = int((time.time() - (now - intended)) * 1000)
+            else:
+                timestamp = 0
+            # Inner burst: for max rate, send CHECK_EVERY messages between clock checks.
+            burst = 1 if rate > 0 else CHECK_EVERY
+            for _ in range(burst):
+                key = keys[sent % n_keys] if n_keys else None
+                topic = topics[sent % n_topics] if n_topics > 1 else topics[0]
+                value = payloads[sent % n_payloads]
+                try:
+                    if partition_fn is not None:
+                        produce(topic, value, key, partition_fn(key, sent), on_delivery=on_delivery,
+                                timestamp=timestamp, headers=spec.headers)
+                    elif timestamp:
+                        produce(topic, value, key, on_delivery=on_delivery, timestamp=timestamp,
+                                headers=spec.headers)
+                    else:
+                        produce(topic, value, key, on_delivery=on_delivery, headers=spec.headers)
+                except BufferError:
+                    # Local queue full (queue.buffering.max.messages/kbytes): wait for
+                    # deliveries to free room, then retry the same message.
+                    buffer_full += 1
+                    poll(0.005)
+                    continue
+                sent += 1
+                # poll(0): serve delivery reports without ever waiting.
+                poll(0)
+                if sent >= limit:
+                    break
+    finally:
+        elapsed = time.monotonic() - start
+        remaining = producer.flush(_flush_timeout(spec.config))
+        if remaining:
+            # Still queued after message.timeout.ms: a dead broker. Purge, so every message
+            # is accounted for as delivered or failed, never left in limbo.
+            producer.purge(in_queue=True, in_flight=True)
+            producer.flush(5)
+        report("interval", time.monotonic())
+        ctl.report(Report(kind="done", worker=spec.worker, role="producer", wall=time.time(),
+                          counts={"sent": sent, "delivered": tally.delivered,
+                                  "failed": tally.failed, "bytes": tally.bytes,
+                                  "buffer_full": buffer_full, "elapsed_s": elapsed},
+                          errors=dict(tally.errors), stats=list(stats.samples)))
+
+
+def _flush_timeout(config: dict[str, Any]) -> float:
+    return float(config.get("message.timeout.ms", 300_000)) / 1000.0 + FLUSH_MARGIN_S

@@ -1,0 +1,347 @@
+"""One run's result: `RunResult`, saved as a folder of JSON + parquet, loaded and compared.
+
+A saved run is `<out_dir>/<run_id>/` with `result.json` (schema_version, summary, config,
+HdrHistogram-encoded histograms, kafkabench version) and one parquet file per DataFrame.
+`load_results` reads only the JSON files, so listing hundreds of runs stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kafkabench import __version__
+from kafkabench.errors import KafkabenchError
+from kafkabench.lag import lag_frame
+from kafkabench.stats import STATS_COLUMNS, LatencyRecorder, parse_statistics, spectrum
+
+#: Version of the result.json layout; bump it and add a step to `_MIGRATIONS` on every change.
+SCHEMA_VERSION = 1
+
+RESULT_FILE = "result.json"
+
+TIMESERIES_COLUMNS = ["produced", "delivered", "failed", "consumed", "backlog",
+                      "publish_latency_ms_p50", "publish_latency_ms_p99", "e2e_latency_ms_p50",
+                      "e2e_latency_ms_p99", "publish_delay_us_p99"]
+REBALANCE_COLUMNS = ["t", "group", "member", "event", "partitions"]
+
+_FRAME_FILES = {"timeseries": "timeseries.parquet", "lag": "lag.parquet",
+                "rebalances": "rebalances.parquet", "librdkafka": "librdkafka.parquet"}
+
+#: Summary figures `list_results` shows and `compare` compares by default.
+HEADLINE = ["publish_rate", "publish_mb_s", "consume_rate", "publish_latency_ms_p50",
+            "publish_latency_ms_p99", "publish_latency_ms_p99_9", "e2e_latency_ms_p50",
+            "e2e_latency_ms_p99", "publish_delay_us_p99", "lag_max_msgs", "lag_max_s"]
+
+
+def empty_timeseries() -> pd.DataFrame:
+    """A timeseries frame with no rows: index t, the contract's columns."""
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in TIMESERIES_COLUMNS},
+                        index=pd.Index([], dtype="int64", name="t"))
+
+
+def empty_lag() -> pd.DataFrame:
+    """A lag frame with no rows and `LagSampler.frame()`'s columns and dtypes."""
+    return lag_frame()
+
+
+def empty_rebalances() -> pd.DataFrame:
+    """A rebalances frame with no rows."""
+    return pd.DataFrame({"t": pd.Series(dtype="float64"), "group": pd.Series(dtype="str"),
+                         "member": pd.Series(dtype="str"), "event": pd.Series(dtype="str"),
+                         "partitions": pd.Series(dtype="object")})[REBALANCE_COLUMNS]
+
+
+def empty_librdkafka() -> pd.DataFrame:
+    """A librdkafka statistics frame with no rows (see `stats.parse_statistics`)."""
+    return parse_statistics([])[STATS_COLUMNS]
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Everything one run measured. Filled by the runner, so not frozen.
+
+    Attributes:
+        summary: the flat row of `load_results` (keys listed in DESIGN.md, Results).
+        timeseries: index t (whole seconds), per-second counts and latency percentiles.
+        lag: `LagSampler.frame()` of the run's consumer groups.
+        rebalances: t, group, member, event ('assign'|'revoke'), partitions.
+        librdkafka: `stats.parse_statistics` output of every client.
+        histograms: {"publish_latency_us", "publish_delay_us", "e2e_latency_us": LatencyRecorder}.
+        config: {"workload": {...}, "profile": {...}} to reproduce the run.
+    """
+
+    summary: dict[str, Any] = field(default_factory=dict)
+    timeseries: pd.DataFrame = field(default_factory=empty_timeseries)
+    lag: pd.DataFrame = field(default_factory=empty_lag)
+    rebalances: pd.DataFrame = field(default_factory=empty_rebalances)
+    librdkafka: pd.DataFrame = field(default_factory=empty_librdkafka)
+    histograms: dict[str, LatencyRecorder] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str | None:
+        """The summary's run_id (set by `save` when missing)."""
+        return self.summary.get("run_id")
+
+    @property
+    def name(self) -> str | None:
+        """The run's (workload's) name."""
+        return self.summary.get("name")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The flat summary row (a copy)."""
+        return dict(self.summary)
+
+    def spectrum(self) -> pd.DataFrame:
+        """Latency by percentile of every histogram: columns metric, percentile, value_ms."""
+        return spectrum(self.histograms)
+
+
+def make_run_id(name: str, started_at: datetime | None = None) -> str:
+    """A sortable, unique folder name: "20261126-213700-quickstart-3f2a".
+
+    Args:
+        name: run name; characters other than letters, digits, '_' and '-' become '-'.
+        started_at: start time (default now); naive times are taken as local time.
+    """
+    started_at = started_at or datetime.now()
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-").lower() or "run"
+    return f"{started_at:%Y%m%d-%H%M%S}-{slug}-{uuid.uuid4().hex[:4]}"
+
+
+def _json_default(value: Any) -> Any:
+    """JSON for numpy scalars, timestamps and paths found in summaries and configs."""
+    if hasattr(value, "item") and callable(value.item):  # numpy and pandas scalars
+        return value.item()
+    if isinstance(value, (datetime, date, pd.Timestamp)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if value is pd.NA:
+        return None
+    raise TypeError(f"cannot save {type(value).__name__} value {value!r} in result.json")
+
+
+def save(result: RunResult, out_dir: str | os.PathLike = "results", *,
+         overwrite: bool = False) -> Path:
+    """Write a run to `<out_dir>/<run_id>/`, atomically.
+
+    Everything is written to a hidden temporary folder next to the target and renamed into
+    place, so an interrupted save leaves no partial result folder.
+
+    Args:
+        result: the run; `summary["run_id"]` is set from its name and started_at when missing.
+        out_dir: parent folder, created if needed.
+        overwrite: replace an existing folder of the same run_id.
+
+    Returns:
+        The run folder.
+
+    Raises:
+        KafkabenchError: the folder exists and `overwrite` is False.
+    """
+    if not result.summary.get("run_id"):
+        started = result.summary.get("started_at")
+        started = pd.Timestamp(started).to_pydatetime() if started else None
+        result.summary["run_id"] = make_run_id(str(result.summary.get("name") or "run"), started)
+    run_id = result.summary["run_id"]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / run_id
+    if final.exists() and not overwrite:
+        raise KafkabenchError(f"result folder {str(final)!r} exists already")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", suffix=".tmp", dir=out_dir))
+    try:
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "kafkabench_version": __version__,
+            "run_id": run_id,
+            "saved_at": datetime.now(timezone.utc).isoformat(),
+            "summary": result.summary,
+            "config": result.config,
+            "histograms": {name: rec.encode() for name, rec in result.histograms.items()},
+        }
+        with open(tmp / RESULT_FILE, "w", encoding="utf-8") as f:
+            # NaN (a figure not measured) is written as JSON NaN, which Python and pandas read.
+            json.dump(doc, f, indent=1, default=_json_default)
+        for attr, filename in _FRAME_FILES.items():
+            getattr(result, attr).to_parquet(tmp / filename, engine="pyarrow")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _migrate(doc: dict[str, Any], source: str = "result.json") -> dict[str, Any]:
+    """Bring a result document up to SCHEMA_VERSION, one step at a time.
+
+    Raises:
+        KafkabenchError: not a kafkabench result, or written by a newer kafkabench.
+    """
+    version = doc.get("schema_version")
+    if not isinstance(version, int):
+        raise KafkabenchError(f"{source} is not a kafkabench result (no schema_version)")
+    if version > SCHEMA_VERSION:
+        raise KafkabenchError(
+            f"{source} has schema_version {version}, newer than this kafkabench "
+            f"{__version__} reads ({SCHEMA_VERSION}); upgrade kafkabench to load it")
+    while version < SCHEMA_VERSION:
+        doc = _MIGRATIONS[version](doc)
+        version = doc["schema_version"]
+    return doc
+
+
+#: {from_version: function(doc) -> doc at from_version + 1}.
+_MIGRATIONS: dict[int, Any] = {}
+
+
+def _result_json(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path if path.is_file() else path / RESULT_FILE
+
+
+def _read_doc(path: str | os.PathLike) -> dict[str, Any]:
+    file = _result_json(path)
+    try:
+        with open(file, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise KafkabenchError(f"no kafkabench result at {str(path)!r} (missing {RESULT_FILE})") from None
+    except ValueError as exc:
+        raise KafkabenchError(f"{str(file)!r} is not valid JSON: {exc}") from None
+    return _migrate(doc, str(file))
+
+
+def load(path: str | os.PathLike) -> RunResult:
+    """Read a run saved by `save`.
+
+    Args:
+        path: the run folder or its result.json.
+
+    Raises:
+        KafkabenchError: no result there, or a newer schema_version.
+    """
+    doc = _read_doc(path)
+    folder = _result_json(path).parent
+    frames = {}
+    for attr, filename in _FRAME_FILES.items():
+        file = folder / filename
+        frames[attr] = pd.read_parquet(file, engine="pyarrow") if file.exists() else None
+    defaults = {"timeseries": empty_timeseries, "lag": empty_lag,
+                "rebalances": empty_rebalances, "librdkafka": empty_librdkafka}
+    return RunResult(
+        summary=doc.get("summary", {}),
+        config=doc.get("config", {}),
+        histograms={name: LatencyRecorder.decode(enc) for name, enc in doc.get("histograms", {}).items()},
+        **{attr: frame if frame is not None else defaults[attr]() for attr, frame in frames.items()},
+    )
+
+
+def _run_folders(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Run folders: a run folder as is, a folder of runs expanded, in run_id order."""
+    if isinstance(paths_or_dir, (str, os.PathLike)):
+        paths_or_dir = [paths_or_dir]
+    out = []
+    for p in map(Path, paths_or_dir):
+        if _result_json(p).is_file():
+            out.append(_result_json(p).parent)
+        elif p.is_dir():
+            out.extend(sorted(d for d in p.iterdir()
+                              if not d.name.startswith(".") and (d / RESULT_FILE).is_file()))
+        else:
+            raise KafkabenchError(f"no kafkabench result at {str(p)!r}")
+    return out
+
+
+def load_results(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike] = "results") -> pd.DataFrame:
+    """Summaries of many runs, one row each (only the result.json files are read).
+
+    Args:
+        paths_or_dir: a folder of runs, a run folder, or a list of either.
+
+    Returns:
+        DataFrame of the summaries plus a `path` column, in run_id order; keys a run lacks are NaN.
+    """
+    rows = []
+    for folder in _run_folders(paths_or_dir):
+        row = dict(_read_doc(folder).get("summary", {}))
+        row["path"] = str(folder)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if "run_id" in frame:
+        frame = frame.sort_values("run_id", kind="stable").reset_index(drop=True)
+    return frame
+
+
+def list_results(out_dir: str | os.PathLike = "results") -> pd.DataFrame:
+    """Saved runs with their headline figures.
+
+    Returns:
+        DataFrame with columns run_id, name, started_at, duration_s, the `HEADLINE` figures and
+        path; empty (same columns) when `out_dir` holds no runs or does not exist.
+    """
+    columns = ["run_id", "name", "started_at", "duration_s", *HEADLINE, "path"]
+    if not Path(out_dir).is_dir():
+        return pd.DataFrame(columns=columns)
+    frame = load_results(out_dir)
+    return frame.reindex(columns=columns)
+
+
+def compare(runs: Iterable[str | os.PathLike | RunResult] | pd.DataFrame,
+            metrics: Iterable[str] = HEADLINE) -> pd.DataFrame:
+    """Runs side by side, with ratios against the first.
+
+    Args:
+        runs: run folders, RunResults, or a `load_results` frame (in the order to compare).
+        metrics: summary keys to compare.
+
+    Returns:
+        DataFrame indexed by metric, one column of values per run_id, then a column
+        "<run_id> / <first run_id>" of ratios for every other run (NaN where the first is 0
+        or a figure is missing).
+    """
+    if isinstance(runs, pd.DataFrame):
+        summaries = runs.to_dict("records")
+    else:
+        summaries = []
+        for run in runs:
+            if isinstance(run, RunResult):
+                summaries.append(run.as_dict())
+            else:
+                summaries.extend(_read_doc(f).get("summary", {}) for f in _run_folders(run))
+    metrics = list(metrics)
+    ids = [str(s.get("run_id") or f"run{i}") for i, s in enumerate(summaries)]
+    if len(set(ids)) != len(ids):
+        raise KafkabenchError(f"compare needs distinct runs, got run_ids {ids!r}")
+    table = pd.DataFrame({rid: [_float(s.get(m)) for m in metrics] for rid, s in zip(ids, summaries)},
+                         index=pd.Index(metrics, name="metric"), dtype="float64")
+    if ids:
+        base = table[ids[0]].where(table[ids[0]] != 0)
+        for rid in ids[1:]:
+            table[f"{rid} / {ids[0]}"] = table[rid] / base
+    return table
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

@@ -1,0 +1,463 @@
+"""`run_workload`: the one entry point that runs a workload and returns a `RunResult`.
+
+The CLI, notebooks, sweeps, benchmarks and tests all call it. A run: create the topics,
+start the consumer groups and wait until they own every partition, optionally produce a
+backlog first, release the producers (fixed rate or max rate) for warm-up + duration, let the
+consumers drain, sample lag throughout, then merge every worker's per-second reports into
+one summary row and time series.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kafkabench import KAFKA_VERSION, __version__
+from kafkabench.admin import admin_client, create_topic, delete_topics
+from kafkabench.cluster import resolve_bootstrap
+from kafkabench.config import ClientProfile, load_profile
+from kafkabench.consumer import COMMIT_MODES, ConsumerSpec, run_consumer
+from kafkabench.errors import ClusterError, ConfigError
+from kafkabench.lag import LagSampler
+from kafkabench.producer import ProducerSpec, run_producer
+from kafkabench.results import RunResult, make_run_id, save
+from kafkabench.stats import LatencyRecorder, parse_statistics
+from kafkabench.workers import Report, WorkerPool
+from kafkabench.workload import Workload, key_sequence, load_workload, payload_pool
+
+HISTOGRAMS = ("publish_latency_us", "publish_delay_us", "e2e_latency_us")
+# Consumers joining a group: the first rebalance takes a few seconds on a fresh group.
+ASSIGN_TIMEOUT_S = 60.0
+STATS_INTERVAL_MS = 1000
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Merges workers' reports: per-second counts and histograms, totals, events."""
+
+    t0_wall: float = 0.0
+    elapsed: float = 0.0
+    counts: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    histograms: dict[tuple[int, str], LatencyRecorder] = field(default_factory=dict)
+    totals: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    errors: Counter = field(default_factory=Counter)
+    stats: list[tuple[str, list]] = field(default_factory=list)
+    rebalances: list[dict] = field(default_factory=list)
+    worker_errors: list[str] = field(default_factory=list)
+    assigned: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    consumed_by_group: Counter = field(default_factory=Counter)
+    delivered_by_topic: Counter = field(default_factory=Counter)
+
+    def t(self, wall: float) -> int:
+        # A report closes the second before it; 0.5 s of slack absorbs scheduling jitter.
+        return max(0, math.floor(wall - self.t0_wall - 0.5)) if self.t0_wall else 0
+
+    def add(self, r: Report, topic_of: dict[str, str], group_of: dict[str, str]) -> None:
+        if r.kind == "interval":
+            t = self.t(r.wall)
+            prefix = "" if r.role == "producer" else "consumed_"
+            for k, v in r.counts.items():
+                key = k if r.role == "producer" else ("consumed" if k == "consumed" else prefix + k)
+                self.counts[t][key] += v
+            if r.role == "producer":
+                self.delivered_by_topic[topic_of[r.worker]] += r.counts.get("delivered", 0)
+            else:
+                self.consumed_by_group[group_of[r.worker]] += r.counts.get("consumed", 0)
+            for name, encoded in r.histograms.items():
+                h = LatencyRecorder.decode(encoded)
+                if h.count:
+                    key = (t, name)
+                    if key in self.histograms:
+                        self.histograms[key].merge(h)
+                    else:
+                        self.histograms[key] = h
+        elif r.kind == "rebalance":
+            for ev in r.events:
+                self.rebalances.append({**ev, "t": ev["wall"] - self.t0_wall if self.t0_wall else 0.0})
+                parts = set(filter(None, ev["partitions"].split(",")))
+                if ev["event"] == "assign":
+                    self.assigned[r.worker] |= parts
+                else:
+                    self.assigned[r.worker] -= parts
+        elif r.kind == "done":
+            counts = dict(r.counts)
+            # Producers run side by side: the run's send time is the longest, not the sum.
+            self.elapsed = max(self.elapsed, counts.pop("elapsed_s", 0.0))
+            self.totals[r.role].update(counts)
+            self.errors.update(r.errors)
+            if r.stats:
+                self.stats.append((r.worker, r.stats))
+        elif r.kind == "error":
+            self.worker_errors.append(f"{r.worker}: {r.message.strip()}")
+
+    def merged(self, name: str, since_t: float = 0.0) -> LatencyRecorder:
+        total = LatencyRecorder()
+        for (t, n), h in self.histograms.items():
+            if n == name and t >= since_t:
+                total.merge(h)
+        return total
+
+
+def _check_reachable(bootstrap: str, conf: dict[str, Any], timeout_s: float = 10.0) -> None:
+    try:
+        admin_client(bootstrap, conf).list_topics(timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001 - any failure here means: cannot reach Kafka
+        raise ClusterError(f"cannot reach Kafka at {bootstrap!r} within {timeout_s:.0f} s: {exc}. "
+                           "Is the cluster up (`kafkabench cluster status`)?") from exc
+
+
+def _progress(total: float, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="s", disable=not enabled, leave=False,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+
+
+def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile | dict | str | Path | None = None,
+                 *, bootstrap: str | None = None, out: str | Path | None = None,
+                 topics: list[str] | None = None, progress: bool = True, mode: str = "auto",
+                 commit: str = "auto", partitioner: Any = None, keep_topics: bool = False,
+                 record_latency: bool = True, lag_interval_s: float = 1.0,
+                 stats_interval_ms: int | None = STATS_INTERVAL_MS, drain_timeout_s: float = 30.0,
+                 run_id: str | None = None) -> RunResult:
+    """Run a workload against a cluster and measure it.
+
+    Args:
+        workload: a `Workload`, a dict, or a kafkabench/OMB workload YAML path.
+        profile: a `ClientProfile`, a preset name, a dict, or a kafkabench/OMB driver YAML path.
+        bootstrap: bootstrap servers (default: KAFKABENCH_BOOTSTRAP or the embedded cluster).
+        out: folder to save the result in (results/<run_id>/), or None.
+        topics: existing topics to use instead of creating the workload's (kept after the run).
+        progress: show a progress bar.
+        mode: "process", "thread" or "auto" (processes when there is more than one worker).
+        commit: consumer commit mode: "auto", "sync" or "async".
+        partitioner: a `kafkabench.partitioning` strategy name or object choosing partitions
+            in Python (custom strategies); built-ins are set with the `partitioner` client key.
+        keep_topics: keep the topics the run created.
+        record_latency: record per-message latencies (off only to measure what that costs).
+        lag_interval_s: seconds between lag samples.
+        stats_interval_ms: librdkafka statistics interval; None turns statistics off.
+        drain_timeout_s: how long consumers may take to catch up after producers stop.
+        run_id: the run's id (default: time + name + random suffix).
+
+    Returns:
+        The `RunResult`; also saved under `out` when given. Ctrl-C stops the run cleanly and
+        returns (and saves) the partial result, marked `interrupted`.
+
+    Raises:
+        ConfigError: bad workload, profile or option (before anything runs).
+        ClusterError: the cluster cannot be reached or the topics cannot be created.
+    """
+    workload = load_workload(workload)
+    profile = load_profile(profile)
+    if commit not in COMMIT_MODES:
+        raise ConfigError(f"commit={commit!r}: expected one of {', '.join(COMMIT_MODES)}")
+    if mode not in ("auto", "process", "thread"):
+        raise ConfigError(f"mode={mode!r}: expected 'auto', 'process' or 'thread'")
+    if topics is not None and len(topics) != workload.topics:
+        workload = replace(workload, topics=len(topics))
+    strategy = None
+    if partitioner is not None:
+        from kafkabench.partitioning import get_strategy
+        strategy = get_strategy(partitioner, workload.partitions)
+    bootstrap = resolve_bootstrap(bootstrap)
+    common = dict(profile.common)
+    _check_reachable(bootstrap, common)
+
+    run_id = run_id or make_run_id(workload.name)
+    created = topics is None
+    topic_names = list(topics) if topics is not None else workload.topic_names(run_id)
+    if created:
+        rf = profile.replication_factor or workload.replication_factor
+        for name in topic_names:
+            create_topic(bootstrap, name, workload.partitions, rf,
+                         {**workload.topic_config, **profile.topic_config}, conf=common)
+
+    extra = {"statistics.interval.ms": stats_interval_ms} if stats_interval_ms else {}
+    if strategy is not None and strategy.builtin:
+        extra_p = {**extra, "partitioner": strategy.builtin}
+        strategy = None
+    else:
+        extra_p = extra
+    n_workers = workload.total_producers + workload.total_consumers
+    mode = mode if mode != "auto" else ("process" if n_workers > 1 else "thread")
+
+    # Specs: producers per topic, consumer groups per topic.
+    payloads = tuple(payload_pool(workload, seed=0))
+    producer_specs: list[ProducerSpec] = []
+    topic_of: dict[str, str] = {}
+    per_producer_cap = (None if workload.message_count is None
+                        else max(1, workload.message_count // workload.total_producers))
+    for ti, topic in enumerate(topic_names):
+        for p in range(workload.producers):
+            name = f"producer-{ti}-{p}" if workload.topics > 1 else f"producer-{p}"
+            keys = key_sequence(workload, seed=1000 * ti + p)
+            producer_specs.append(ProducerSpec(
+                worker=name, config=profile.producer_config(bootstrap, **extra_p), topics=(topic,),
+                payloads=payloads, keys=None if keys == [None] else tuple(keys),
+                rate=workload.rate_per_producer, duration_s=workload.warmup_s + workload.duration_s
+                if workload.message_count is None else 1e9,
+                max_messages=per_producer_cap, record_latency=record_latency,
+                partition_fn=_partition_fn(strategy) if strategy else None))
+            topic_of[name] = topic
+    consumer_specs: list[ConsumerSpec] = []
+    group_of: dict[str, str] = {}
+    groups: list[str] = []
+    for ti, topic in enumerate(topic_names):
+        for g in range(workload.consumer_groups):
+            group = f"{topic}-g{g}"
+            groups.append(group)
+            for c in range(workload.consumers_per_group):
+                name = f"{group.removeprefix(workload.topic_prefix + '-' + run_id + '-')}-c{c}"
+                consumer_specs.append(ConsumerSpec(
+                    worker=name, group=group, config=profile.consumer_config(bootstrap, group, **extra),
+                    topics=(topic,), commit=commit, record_latency=record_latency))
+                group_of[name] = group
+                topic_of[name] = topic
+
+    tally = _Tally()
+    started_at = datetime.now(timezone.utc)
+    interrupted = False
+    warnings: list[str] = []
+    pool = WorkerPool(mode)
+    backlog_pool: WorkerPool | None = None
+    sampler = LagSampler(bootstrap, groups, interval_s=lag_interval_s, conf=common) if groups else None
+    t_go = t_end = time.monotonic()
+    elapsed = 0.0
+    bar = None
+    try:
+        if sampler:
+            sampler.start()
+        if workload.backlog_messages:
+            backlog_pool, tally.t0_wall = WorkerPool(mode), time.time()
+            each = max(1, workload.backlog_messages // len(producer_specs))
+            for s in producer_specs:
+                backlog_pool.start(run_producer, replace(s, worker=s.worker, max_messages=each,
+                                                          duration_s=1e9), s.worker, "producer")
+            backlog_pool.go()
+            while backlog_pool.alive() or not backlog_pool.done >= {s.worker for s in producer_specs}:
+                for r in backlog_pool.reports(0.5):
+                    tally.add(r, topic_of, group_of)
+                if not backlog_pool.alive() and len(backlog_pool.done) >= len(producer_specs):
+                    break
+            backlog_pool.join(10)
+        for s in consumer_specs:
+            pool.start(run_consumer, s, s.worker, "consumer")
+        _wait_assigned(pool, tally, consumer_specs, workload.partitions, topic_of, group_of, warnings)
+        for s in producer_specs:
+            pool.start(run_producer, s, s.worker, "producer")
+        if not workload.backlog_messages:
+            tally.t0_wall = time.time()
+        t_go = time.monotonic()
+        pool.go()
+        total = workload.warmup_s + workload.duration_s
+        bar = _progress(total if workload.message_count is None else workload.message_count,
+                        f"{workload.name}", progress)
+        producers = {s.worker for s in producer_specs}
+        while not producers <= pool.done:
+            for r in pool.reports(0.5):
+                tally.add(r, topic_of, group_of)
+            _update_bar(bar, tally, workload, t_go)
+        t_end = time.monotonic()
+        elapsed = tally.elapsed or (t_end - t_go)
+        _drain(pool, tally, groups, topic_of, group_of, drain_timeout_s, warnings)
+    except KeyboardInterrupt:
+        interrupted = True
+        warnings.append("interrupted by the user (Ctrl-C): partial result")
+        print("\nkafkabench: stopping workers, keeping the partial result ...", file=sys.stderr)
+    finally:
+        pool.stop()
+        deadline = time.monotonic() + 60
+        expected = {s.worker for s in producer_specs + consumer_specs}
+        while not expected <= pool.done and time.monotonic() < deadline and pool.alive():
+            for r in pool.reports(0.5):
+                tally.add(r, topic_of, group_of)
+        for r in pool.reports(0.1):
+            tally.add(r, topic_of, group_of)
+        pool.join(10)
+        if sampler:
+            try:
+                sampler.sample_once()  # the final, settled committed offsets
+            except Exception:  # noqa: BLE001 - a last sample is a nicety
+                pass
+            sampler.stop()
+        if bar is not None:
+            bar.close()
+        if interrupted:
+            t_end = time.monotonic()
+            elapsed = t_end - t_go
+    if created and not keep_topics:
+        try:
+            delete_topics(bootstrap, topic_names, conf=common)
+        except ClusterError as exc:
+            warnings.append(f"could not delete topics: {exc}")
+    result = _result(run_id, workload, profile, tally, sampler, started_at, elapsed, t_go,
+                     interrupted, warnings, topic_names, bootstrap, commit, mode)
+    if out is not None:
+        save(result, out)
+    return result
+
+
+def _partition_fn(strategy):
+    def choose(key, i, _partition=strategy.partition):
+        return _partition(key)
+    return choose
+
+
+def _wait_assigned(pool: WorkerPool, tally: _Tally, specs: list[ConsumerSpec], partitions: int,
+                   topic_of: dict, group_of: dict, warnings: list[str]) -> None:
+    """Wait until every group owns all its topic's partitions, so producing starts on a settled group."""
+    if not specs:
+        return
+    groups = defaultdict(list)
+    for s in specs:
+        groups[s.group].append(s.worker)
+    deadline = time.monotonic() + ASSIGN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for r in pool.reports(0.2):
+            tally.add(r, topic_of, group_of)
+        if all(sum(len(tally.assigned[w]) for w in members) >= partitions
+               for members in groups.values()):
+            return
+        if pool.done:
+            break
+    warnings.append(f"consumer groups did not own every partition within {ASSIGN_TIMEOUT_S:.0f} s")
+
+
+def _drain(pool: WorkerPool, tally: _Tally, groups: list[str], topic_of: dict, group_of: dict,
+           timeout_s: float, warnings: list[str]) -> None:
+    """Let consumers catch up with what was delivered; give up after `timeout_s` without progress."""
+    if not groups:
+        return
+    topic_of_group = {g: topic_of[w] for w, g in group_of.items()}
+    last_total, last_progress = -1, time.monotonic()
+    while True:
+        behind = [g for g in groups
+                  if tally.consumed_by_group[g] < tally.delivered_by_topic[topic_of_group[g]]]
+        if not behind:
+            return
+        total = sum(tally.consumed_by_group.values())
+        if total != last_total:
+            last_total, last_progress = total, time.monotonic()
+        elif time.monotonic() - last_progress > timeout_s:
+            warnings.append(f"groups {behind} had not consumed everything {timeout_s:.0f} s "
+                            "after the last progress")
+            return
+        for r in pool.reports(0.5):
+            tally.add(r, topic_of, group_of)
+
+
+def _update_bar(bar, tally: _Tally, workload: Workload, t_go: float) -> None:
+    if bar.disable:
+        return
+    done = sum(c.get("sent", 0) for c in tally.counts.values())
+    target = workload.message_count
+    position = done if target else min(time.monotonic() - t_go, bar.total)
+    bar.update(position - bar.n)
+    last = tally.counts.get(max(tally.counts, default=0), Counter())
+    bar.set_postfix_str(f"{last.get('delivered', 0):,} msg/s, consumed {last.get('consumed', 0):,}/s, "
+                        f"errors {sum(tally.errors.values()) + sum(c.get('failed', 0) for c in tally.counts.values())}")
+
+
+def _timeseries(tally: _Tally, groups: int) -> pd.DataFrame:
+    cols = ["produced", "delivered", "failed", "consumed", "bytes", "consumed_bytes"]
+    if not tally.counts:
+        return pd.DataFrame(columns=cols + ["backlog"], index=pd.Index([], name="t", dtype="int64"))
+    ts = pd.DataFrame.from_dict({t: dict(c) for t, c in tally.counts.items()}, orient="index")
+    ts = ts.rename(columns={"sent": "produced"}).reindex(columns=cols).fillna(0).astype("int64")
+    ts = ts.reindex(range(0, max(tally.counts) + 1), fill_value=0).sort_index()
+    ts.index.name = "t"
+    ts["backlog"] = ts["delivered"].cumsum() - ts["consumed"].cumsum() // max(groups, 1)
+    for name, col, pcts in (("publish_latency_us", "publish_latency_ms", ("p50", "p99")),
+                            ("e2e_latency_us", "e2e_latency_ms", ("p50", "p99")),
+                            ("publish_delay_us", "publish_delay_us", ("p99",))):
+        unit = "us" if col.endswith("_us") else "ms"
+        for p in pcts:
+            ts[f"{col}_{p}"] = [
+                tally.histograms[(t, name)].percentiles(unit).get(p) if (t, name) in tally.histograms
+                else float("nan") for t in ts.index]
+    return ts
+
+
+def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tally,
+            sampler: LagSampler | None, started_at: datetime, elapsed: float, t_go: float,
+            interrupted: bool, warnings: list[str], topics: list[str], bootstrap: str,
+            commit: str, mode: str) -> RunResult:
+    warmup = workload.warmup_s
+    ts = _timeseries(tally, workload.consumer_groups)
+    measured = ts[ts.index >= warmup] if len(ts) else ts
+    window = max(elapsed - warmup, 1e-9) if elapsed else float("nan")
+    prod = tally.totals["producer"]
+    cons = tally.totals["consumer"]
+    histograms = {name: tally.merged(name, warmup) for name in HISTOGRAMS}
+    consumed_secs = measured.index[measured["consumed"] > 0] if len(measured) else []
+    consume_window = (consumed_secs[-1] - consumed_secs[0] + 1) if len(consumed_secs) else 0
+    delivered_measured = int(measured["delivered"].sum()) if len(measured) else 0
+    produced_measured = int(measured["produced"].sum()) if len(measured) else 0
+    mean_size = workload.mean_message_size
+    summary: dict[str, Any] = {
+        "run_id": run_id, "name": workload.name, "started_at": started_at.isoformat(),
+        "duration_s": round(elapsed, 3), "interrupted": interrupted,
+        "kafka_version": KAFKA_VERSION, "kafkabench_version": __version__,
+        "bootstrap": bootstrap, "topics": ",".join(topics), "commit": commit, "mode": mode,
+        "produced": int(prod.get("sent", 0)), "delivered": int(prod.get("delivered", 0)),
+        "failed": int(prod.get("failed", 0)), "buffer_full": int(prod.get("buffer_full", 0)),
+        "consumed": int(cons.get("consumed", 0)),
+        "target_rate": workload.producer_rate,
+        "publish_rate": produced_measured / window if window == window else float("nan"),
+        "delivery_rate": delivered_measured / window if window == window else float("nan"),
+        "consume_rate": (int(measured["consumed"].sum()) / consume_window) if consume_window else 0.0,
+    }
+    summary["publish_mb_s"] = summary["delivery_rate"] * mean_size / 1e6
+    summary["consume_mb_s"] = summary["consume_rate"] * mean_size / 1e6
+    if workload.producer_rate:
+        summary["rate_held"] = bool(summary["publish_rate"] >= 0.98 * workload.producer_rate)
+        if not summary["rate_held"]:
+            warnings.append(f"target rate {workload.producer_rate:,.0f} msg/s not held: "
+                            f"{summary['publish_rate']:,.0f} msg/s; see publish_delay_us")
+    for name, prefix, unit in (("publish_latency_us", "publish_latency_ms", "ms"),
+                               ("publish_delay_us", "publish_delay_us", "us"),
+                               ("e2e_latency_us", "e2e_latency_ms", "ms")):
+        h = histograms[name]
+        for k, v in h.percentiles(unit).items():
+            summary[f"{prefix}_{k}"] = v if h.count else float("nan")
+    lag = sampler.frame() if sampler else None
+    if lag is not None and len(lag):
+        lag = lag.assign(t=(lag["time"] - pd.Timestamp(tally.t0_wall, unit="s", tz="UTC")
+                            ).dt.total_seconds())
+        summary["lag_max_msgs"] = float(lag["lag_msgs"].max()) if lag["lag_msgs"].notna().any() else 0.0
+        summary["lag_max_s"] = float(lag["lag_s"].max()) if lag["lag_s"].notna().any() else 0.0
+        summary["lag_final_msgs"] = float(lag[lag["t"] == lag["t"].max()]["lag_msgs"].fillna(0).sum())
+        summary["lag_status"] = _worst(sampler.group_status().values())
+    else:
+        summary.update(lag_max_msgs=float("nan"), lag_max_s=float("nan"))
+    rebalances = pd.DataFrame(tally.rebalances, columns=["t", "group", "member", "event", "partitions",
+                                                           "count", "wall"])
+    summary["rebalances"] = int((rebalances["event"] == "assign").sum()) if len(rebalances) else 0
+    summary["errors"] = dict(tally.errors)
+    summary["warnings"] = warnings + tally.worker_errors
+    summary.update(workload.as_flat_dict())
+    summary.update(profile.as_flat_dict())
+    frames = [parse_statistics(samples, t0=t_go, client=worker) for worker, samples in tally.stats]
+    extra = {}
+    if frames:
+        extra["librdkafka"] = pd.concat(frames, ignore_index=True)
+    if lag is not None:
+        extra["lag"] = lag
+    return RunResult(summary=summary, timeseries=ts, rebalances=rebalances, histograms=histograms,
+                     config={"workload": workload.to_dict(), "profile": profile.to_dict()}, **extra)
+
+
+def _worst(statuses) -> str:
+    from kafkabench.lag import group_status
+    return group_status(list(statuses))
+

@@ -1,0 +1,147 @@
+"""Running producer and consumer workers in threads or processes, with one report channel.
+
+A worker is a function `fn(spec, ctl)`; it reads `ctl.stopped()` and sends `Report`s with
+`ctl.report()`. In process mode (the default for more than one worker: one Python loop
+saturates a core) workers start with the "spawn" method, since librdkafka's threads do not
+survive a fork, and ignore SIGINT so that Ctrl-C stops them through the stop event instead,
+after a clean flush.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Report:
+    """What a worker tells the parent: per-interval counts, events, or its final totals.
+
+    Attributes:
+        kind: "interval", "assigned", "rebalance", "done" or "error".
+        worker: worker name, e.g. "producer-0" or "g0-consumer-1".
+        role: "producer" or "consumer".
+        wall: time.time() when the report was made.
+        counts: counters (deltas for "interval", totals for "done").
+        histograms: encoded HdrHistograms of the interval, by metric name.
+        errors: error counts by librdkafka error name.
+        stats: raw librdkafka statistics samples (time, json).
+        events: rebalance events or other rows.
+        message: text, for "error".
+    """
+
+    kind: str
+    worker: str
+    role: str
+    wall: float
+    counts: dict[str, int] = field(default_factory=dict)
+    histograms: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    stats: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+    message: str = ""
+
+
+class Control:
+    """A worker's view of the pool: the start and stop flags and the report queue."""
+
+    def __init__(self, start: Any, stop: Any, reports: Any) -> None:
+        self._start, self._stop, self._reports = start, stop, reports
+
+    def stopped(self) -> bool:
+        """True once the parent asked every worker to stop."""
+        return self._stop.is_set()
+
+    def wait_start(self) -> None:
+        """Block until the parent says go (producers wait for consumers to be assigned)."""
+        while not self._start.wait(0.1):
+            if self._stop.is_set():
+                return
+
+    def report(self, report: Report) -> None:
+        """Send a report to the parent."""
+        self._reports.put(report)
+
+
+def _worker_main(fn: Callable, spec: Any, ctl: Control, name: str, role: str,
+                 in_process: bool) -> None:
+    if in_process:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        fn(spec, ctl)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+        ctl.report(Report(kind="error", worker=name, role=role, wall=time.time(),
+                          message=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+
+
+class WorkerPool:
+    """Start workers, hand out their reports, stop and join them.
+
+    Args:
+        mode: "process" (spawned processes) or "thread".
+    """
+
+    def __init__(self, mode: str = "process") -> None:
+        if mode not in ("process", "thread"):
+            raise ValueError(f"mode must be 'process' or 'thread', got {mode!r}")
+        self.mode = mode
+        if mode == "process":
+            ctx = mp.get_context("spawn")
+            self._new = ctx.Process
+            self.start_event, self.stop_event, self._queue = ctx.Event(), ctx.Event(), ctx.Queue()
+        else:
+            self._new = threading.Thread
+            self.start_event, self.stop_event = threading.Event(), threading.Event()
+            self._queue = queue.Queue()
+        self._workers: list[Any] = []
+        self.done: set[str] = set()
+
+    def start(self, fn: Callable, spec: Any, name: str, role: str) -> None:
+        """Start `fn(spec, ctl)` as worker `name`."""
+        ctl = Control(self.start_event, self.stop_event, self._queue)
+        worker = self._new(target=_worker_main, name=name, daemon=True,
+                           args=(fn, spec, ctl, name, role, self.mode == "process"))
+        worker.start()
+        self._workers.append(worker)
+
+    def go(self) -> None:
+        """Release workers waiting in `ctl.wait_start()`."""
+        self.start_event.set()
+
+    def stop(self) -> None:
+        """Ask every worker to finish (they flush, report and exit)."""
+        self.stop_event.set()
+        self.start_event.set()
+
+    def reports(self, timeout_s: float) -> Iterator[Report]:
+        """Reports that arrive within `timeout_s` (at least one wait, then whatever is queued)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                report = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return
+            if report.kind in ("done", "error"):
+                self.done.add(report.worker)
+            yield report
+
+    def alive(self) -> int:
+        """Workers that have not exited yet."""
+        return sum(w.is_alive() for w in self._workers)
+
+    def join(self, timeout_s: float) -> None:
+        """Wait for workers to exit; terminate processes still alive after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        for w in self._workers:
+            w.join(max(0.0, deadline - time.monotonic()))
+        for w in self._workers:
+            if w.is_alive() and self.mode == "process":
+                w.terminate()
+                w.join(5)

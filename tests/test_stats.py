@@ -1,0 +1,150 @@
+"""LatencyRecorder, IntervalRecorder, spectrum and librdkafka statistics parsing (no broker)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from kafkabench.stats import (
+    PERCENTILE_LADDER, SUMMARY_KEYS, IntervalRecorder, LatencyRecorder, StatsCollector,
+    parse_cgrp_states, parse_statistics, scale_us, spectrum,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+def _recorder(values):
+    rec = LatencyRecorder()
+    for v in values:
+        rec.record(v)
+    return rec
+
+
+def test_percentiles_of_uniform_values():
+    rec = _recorder(range(1, 10_001))  # 1 us .. 10 ms
+    p = rec.percentiles("ms")
+    assert list(p) == list(SUMMARY_KEYS)
+    assert rec.count == 10_000
+    # 3 significant digits: within 0.1 % of the exact order statistic
+    assert p["p50"] == pytest.approx(5.0, rel=1e-3)
+    assert p["p99"] == pytest.approx(9.9, rel=1e-3)
+    assert p["max"] == pytest.approx(10.0, rel=1e-3)
+    assert p["avg"] == pytest.approx(5.0, rel=1e-3)
+    assert rec.percentiles("us", keys=["p50"])["p50"] == pytest.approx(5000, rel=1e-3)
+
+
+def test_empty_recorder_gives_nan():
+    p = LatencyRecorder().percentiles()
+    assert all(math.isnan(v) for v in p.values())
+    assert math.isnan(LatencyRecorder().value_at(99))
+
+
+def test_out_of_range_values_are_clamped_not_dropped():
+    rec = _recorder([-5, 10**13, 2.7])
+    assert rec.count == 3
+    assert rec.percentiles("s", keys=["max"])["max"] == pytest.approx(3600, rel=1e-3)
+    assert rec.value_at(0, "us") == 0
+
+
+def test_encode_decode_and_merge_keep_percentiles():
+    a, b = _recorder(range(100, 1100)), _recorder(range(5000, 6000))
+    decoded = LatencyRecorder.decode(a.encode())
+    assert isinstance(a.encode(), str)
+    assert decoded.percentiles() == a.percentiles()
+    merged = a.copy().merge(b.encode())
+    assert merged.count == 2000
+    assert merged.percentiles() == a.copy().merge(b).percentiles()
+    assert merged.value_at(50, "us") == pytest.approx(1099, rel=1e-3)
+    assert LatencyRecorder.decode(LatencyRecorder().encode()).count == 0
+
+
+def test_interval_recorder_ticks_into_total():
+    ir = IntervalRecorder()
+    for v in range(1000):
+        ir.record(v)
+    first = ir.tick()
+    for v in range(1000, 1500):
+        ir.record(v)
+    assert first.count == 1000 and ir.current.count == 500
+    assert ir.total.count == 1000 and ir.whole_run().count == 1500
+    second = ir.tick()
+    assert second.count == 500 and ir.total.count == 1500 and ir.current.count == 0
+
+
+def test_spectrum_columns_and_monotonic_values():
+    frame = spectrum({"publish_latency_us": _recorder(range(1, 5000)), "empty": LatencyRecorder()})
+    assert list(frame.columns) == ["metric", "percentile", "value_ms"]
+    assert set(frame["metric"]) == {"publish_latency_us"}
+    assert len(frame) == len(PERCENTILE_LADDER)
+    assert frame["percentile"].iloc[0] == 0 and frame["percentile"].iloc[-1] == 99.999
+    assert frame["value_ms"].is_monotonic_increasing
+    assert {50.0, 99.0, 99.9, 99.99} <= set(PERCENTILE_LADDER)
+
+
+def test_scale_us_units():
+    assert scale_us(1500, "ms") == 1.5 and scale_us(2_000_000, "s") == 2
+    with pytest.raises(ValueError, match="'min'"):
+        scale_us(1, "min")
+
+
+def test_stats_collector_never_raises_and_stores_raw():
+    coll = StatsCollector(client="p0", max_samples=2)
+    for raw in ("{}", "not json", None, (DATA / "librdkafka_stats_producer.json").read_text()):
+        coll(raw)
+    assert len(coll.samples) == 2  # bounded
+    frame = coll.frame()  # malformed and None samples are skipped
+    assert set(frame["client"]) == {"p0"}
+
+
+def test_parse_producer_statistics():
+    raw = (DATA / "librdkafka_stats_producer.json").read_text()
+    doc = json.loads(raw)
+    frame = parse_statistics([(10.0, raw), (11.0, raw)], t0=9.5)
+    assert list(frame.columns) == ["t", "client", "scope", "name", "metric", "value"]
+    assert sorted(frame["t"].unique()) == [0.5, 1.5]
+    one = frame[frame["t"] == 0.5]
+    get = lambda scope, name, metric: one.loc[(one["scope"] == scope) & (one["name"] == name)
+                                               & (one["metric"] == metric), "value"].item()
+    client = doc["name"]
+    assert set(one["client"]) == {client}
+    assert get("client", client, "txmsgs") == doc["txmsgs"]
+    broker = next(b for b in doc["brokers"].values() if b["nodeid"] >= 0)
+    assert get("broker", broker["name"], "int_latency_p99") == broker["int_latency"]["p99"]
+    assert get("broker", broker["name"], "rtt_avg") == broker["rtt"]["avg"]
+    assert get("broker", broker["name"], "txretries") == broker["txretries"]
+    # a window with no samples (no throttling happened) is left out rather than read as 0
+    assert broker["throttle"]["cnt"] != 0 or not (one["metric"] == "throttle_p50").any()
+    topic, tdoc = next(iter(doc["topics"].items()))
+    assert get("topic", topic, "batchsize_p50") == tdoc["batchsize"]["p50"]
+    assert get("topic", topic, "batchcnt_avg") == tdoc["batchcnt"]["avg"]
+    parts = one[one["scope"] == "partition"]
+    assert not parts["name"].str.endswith("--1").any()  # internal partition -1 skipped
+    assert get("partition", f"{topic}-0", "msgq_cnt") == tdoc["partitions"]["0"]["msgq_cnt"]
+    assert not (parts["metric"] == "consumer_lag").any()  # -1 (unknown) for a producer
+    assert not (one["scope"] == "cgrp").any()
+
+
+def test_parse_consumer_statistics():
+    raw = (DATA / "librdkafka_stats_consumer.json").read_text()
+    doc = json.loads(raw)
+    frame = parse_statistics([raw])  # bare JSON: timed by its own ts
+    assert (frame["t"] == 0).all()
+    cg = frame[frame["scope"] == "cgrp"].set_index("metric")["value"]
+    assert cg["rebalance_cnt"] == doc["cgrp"]["rebalance_cnt"]
+    assert cg["assignment_size"] == doc["cgrp"]["assignment_size"]
+    topic = next(iter(doc["topics"]))
+    lag = frame[(frame["metric"] == "consumer_lag") & (frame["name"] == f"{topic}-0")]["value"]
+    assert lag.item() == doc["topics"][topic]["partitions"]["0"]["consumer_lag"]
+    assert frame["client"].iloc[0] == doc["name"]
+    states = parse_cgrp_states([(1.0, raw)])
+    assert list(states.columns) == ["t", "client", "state", "join_state", "rebalance_reason"]
+    assert states["state"].item() == doc["cgrp"]["state"]
+    assert states["rebalance_reason"].item() == doc["cgrp"]["rebalance_reason"]
+
+
+def test_parse_nothing_gives_typed_empty_frame():
+    frame = parse_statistics([])
+    assert frame.empty and list(frame.columns) == ["t", "client", "scope", "name", "metric", "value"]
+    assert str(frame["value"].dtype) == "float64"
+    assert parse_cgrp_states([]).empty

@@ -1,0 +1,196 @@
+"""Workload: validation, key sequences, payload pools, OMB workload YAML."""
+
+import collections
+import zlib
+from pathlib import Path
+
+import pytest
+
+from kafkabench.errors import ConfigError
+from kafkabench.workload import (
+    UniformSize,
+    WeightedSizes,
+    Workload,
+    key_sequence,
+    load_workload,
+    payload_pool,
+)
+
+OMB = Path(__file__).parent.parent / "workloads" / "omb"
+
+
+@pytest.mark.parametrize(
+    ("fields", "quoted"),
+    [
+        ({"topics": 0}, "topics=0"),
+        ({"topics": "3"}, "topics='3'"),
+        ({"partitions": 0}, "partitions=0"),
+        ({"producer_rate": -1}, "producer_rate=-1"),
+        ({"key_distribution": "gaussian"}, "key_distribution='gaussian'"),
+        ({"message_size": 0}, "message_size=0"),
+        ({"message_size": {"distribution": "uniform", "min": 10, "max": 5}}, "'min': 10"),
+        ({"message_size": {"choices": [100, 1000], "weights": [1]}}, "'choices': [100, 1000]"),
+        ({"consumers_per_group": -1}, "consumers_per_group=-1"),
+        ({"duration_s": 0}, "duration_s=0"),
+        ({"random_bytes_ratio": 1.5}, "random_bytes_ratio=1.5"),
+        ({"key_skew": 0}, "key_skew=0"),
+        ({"topic_prefix": "a b"}, "topic_prefix='a b'"),
+        ({"payload": "/no/such/file.data"}, "payload='/no/such/file.data'"),
+        ({"replication_factor": True}, "replication_factor=True"),
+    ],
+)
+def test_bad_fields_name_field_and_value(fields, quoted):
+    with pytest.raises(ConfigError) as err:
+        Workload(**fields)
+    assert quoted in str(err.value)
+
+
+def test_duration_may_be_zero_with_message_count():
+    assert Workload(duration_s=0, message_count=1000).message_count == 1000
+
+
+def test_unknown_keys_are_named():
+    with pytest.raises(ConfigError, match=r"\['partitons'\]"):
+        Workload.from_dict({"partitons": 3})
+
+
+def test_derived_values():
+    w = Workload(topics=2, partitions=3, producers=2, producer_rate=1000, consumer_groups=2,
+                 consumers_per_group=3)
+    assert (w.total_producers, w.total_consumers, w.total_partitions) == (4, 12, 6)
+    assert w.rate_per_producer == 250
+    assert Workload(topics=12).topic_names("r1")[:2] == ["kb-r1-00", "kb-r1-01"]
+
+
+def test_message_size_specs():
+    uniform = {"distribution": "uniform", "min": 100, "max": 300}
+    assert Workload(message_size=uniform).message_size == UniformSize(100, 300)
+    w = Workload(message_size={"choices": [100, 1000], "weights": [0.8, 0.2]})
+    assert w.message_size == WeightedSizes((100, 1000), (0.8, 0.2))
+    assert w.mean_message_size == pytest.approx(280)
+
+
+def test_yaml_round_trip(tmp_path):
+    w = Workload(name="rt", topics=2, topic_config={"retention.ms": 60000},
+                 message_size={"choices": [100, 1000]}, payload="text", key_distribution="zipf",
+                 key_skew=1.2, producer_rate=500, message_count=10)
+    assert load_workload(w.to_yaml(tmp_path / "w.yaml")) == w
+
+
+def test_flat_dict_for_result_rows():
+    row = Workload(message_size={"distribution": "uniform", "min": 100, "max": 300},
+                   topic_config={"min.insync.replicas": "2"}).as_flat_dict()
+    assert row["workload.message_size"] == 200
+    assert "uniform" in row["workload.message_size_distribution"]
+    assert row["workload.topic_config.min.insync.replicas"] == "2"
+    assert row["workload.partitions"] == 1
+
+
+def test_no_keys():
+    assert key_sequence(Workload()) == [None]
+
+
+def test_round_robin_keys_are_uniform():
+    keys = key_sequence(Workload(key_distribution="round-robin", key_count=7))
+    assert len(keys) == 7 and len(set(keys)) == 7
+
+
+def test_random_keys_are_roughly_uniform():
+    counts = collections.Counter(key_sequence(Workload(key_distribution="random", key_count=16), seed=1))
+    assert len(counts) == 16
+    assert max(counts.values()) / min(counts.values()) < 1.2
+
+
+def test_zipf_keys_are_skewed():
+    keys = key_sequence(Workload(key_distribution="zipf", key_count=1000, key_skew=1.0), seed=1)
+    counts = collections.Counter(keys)
+    harmonic = sum(1 / r for r in range(1, 1001))
+    assert counts[b"key-0"] / len(keys) == pytest.approx(1 / harmonic, rel=0.05)  # about 13 %
+    assert counts[b"key-0"] / counts[b"key-1"] == pytest.approx(2, rel=0.1)
+
+
+def test_key_sequences_are_seeded():
+    w = Workload(key_distribution="random")
+    assert key_sequence(w, seed=3) == key_sequence(w, seed=3) != key_sequence(w, seed=4)
+
+
+def test_payload_sizes_follow_the_distribution():
+    assert {len(p) for p in payload_pool(Workload(message_size=512))} == {512}
+    sizes = [len(p) for p in payload_pool(Workload(
+        message_size={"distribution": "uniform", "min": 100, "max": 2000}, payload_pool_size=2000), seed=1)]
+    assert min(sizes) >= 100 and max(sizes) <= 2000
+    assert sum(sizes) / len(sizes) == pytest.approx(1050, rel=0.05)
+    sizes = [len(p) for p in payload_pool(Workload(
+        message_size={"choices": [100, 1000], "weights": [0.8, 0.2]}, payload_pool_size=2000), seed=1)]
+    assert set(sizes) == {100, 1000}
+    assert sizes.count(100) / len(sizes) == pytest.approx(0.8, abs=0.04)
+
+
+def test_pool_is_capped_in_bytes():
+    pool = payload_pool(Workload(message_size=8 * 1024 * 1024, payload_pool_size=100))
+    assert len(pool) == 8
+
+
+def _ratio(pool):
+    data = b"".join(pool)
+    return len(data) / len(zlib.compress(data))
+
+
+def test_text_payloads_compress_and_random_ones_do_not():
+    assert _ratio(payload_pool(Workload(payload="text"), seed=1)) > 2
+    assert _ratio(payload_pool(Workload(payload="random"), seed=1)) < 1.01
+    half = payload_pool(Workload(payload="random", random_bytes_ratio=0.5), seed=1)
+    assert all(p[-512:] == bytes(512) for p in half)
+    assert 1.5 < _ratio(half) < 2.5
+
+
+def test_payload_file(tmp_path):
+    (tmp_path / "p.data").write_bytes(b"x" * 100)
+    w = Workload.from_dict({"payload": "p.data", "message_size": 100}, base_dir=tmp_path)
+    assert payload_pool(w) == [b"x" * 100]
+    with pytest.raises(ConfigError, match="message_size: 100"):
+        Workload(payload=str(tmp_path / "p.data"))
+
+
+def test_omb_workload_with_payload_file():
+    w = load_workload(OMB / "1-topic-16-partitions-1kb.yaml")
+    assert (w.topics, w.partitions, w.message_size) == (1, 16, 1024)
+    assert (w.producers, w.consumer_groups, w.consumers_per_group) == (1, 1, 1)
+    assert w.producer_rate == 50000
+    assert (w.duration_s, w.warmup_s) == (900, 60)  # OMB's default warm-up: 1 minute
+    assert Path(w.payload).name == "payload-1Kb.data"
+    assert len(payload_pool(w)[0]) == 1024
+
+
+def test_omb_backlog_workload_with_random_payloads():
+    w = load_workload(OMB / "1-topic-100-partitions-1kb-4p-4c-200k-backlog.yaml")
+    assert (w.payload, w.random_bytes_ratio, w.payload_pool_size) == ("random", 0.5, 1000)
+    assert (w.producers, w.consumers_per_group) == (4, 4)
+    assert w.backlog_messages == 512 * 1024**3 // 1024
+
+
+def test_omb_key_distributors():
+    base = {"topics": 1, "partitionsPerTopic": 1, "messageSize": 10, "useRandomizedPayloads": True,
+            "producersPerTopic": 1, "testDurationMinutes": 1}
+    assert Workload.from_dict({**base, "keyDistributor": "KEY_ROUND_ROBIN"}).key_distribution == "round-robin"
+    assert Workload.from_dict({**base, "keyDistributor": "RANDOM_NANO"}).key_distribution == "random"
+    with pytest.raises(ConfigError, match="keyDistributor='HASHED'"):
+        Workload.from_dict({**base, "keyDistributor": "HASHED"})
+    with pytest.raises(ConfigError, match="backlogDrainRatio=0.9"):
+        Workload.from_dict({**base, "backlogDrainRatio": 0.9})
+    with pytest.raises(ConfigError, match=r"\['producerStartRate'\]"):
+        Workload.from_dict({**base, "producerStartRate": 10})
+
+
+def test_omb_missing_payload_file_is_named(tmp_path):
+    (tmp_path / "w.yaml").write_text(
+        "topics: 1\npartitionsPerTopic: 1\nmessageSize: 1024\npayloadFile: payload/missing.data\n"
+        "producersPerTopic: 1\ntestDurationMinutes: 1\n"
+    )
+    with pytest.raises(ConfigError, match="payloadFile='payload/missing.data'"):
+        load_workload(tmp_path / "w.yaml")
+
+
+def test_quickstart_example_loads():
+    w = load_workload(Path(__file__).parent.parent / "workloads" / "quickstart.yaml")
+    assert w.key_distribution == "zipf" and w.payload == "text"
