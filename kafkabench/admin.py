@@ -126,3 +126,5 @@ def delete_topics(bootstrap: str, names: Iterable[str], *, conf: Mapping[str, An
             err = exc.args[0]
             if not (missing_ok and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
                 raise ClusterError(f"cannot delete topic {name!r}: {err.str()}") from exc
+        except TimeoutError as exc:
+            raise ClusterError(f"deleting topic {name!r} timed out after {timeout_s} s") from exc

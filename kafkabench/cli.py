@@ -9,6 +9,8 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
+from pathlib import Path
 from collections.abc import Callable, Sequence
 
 from kafkabench import KAFKA_VERSION, __version__
@@ -119,6 +121,167 @@ def _cmd_topic_list(args: argparse.Namespace) -> None:
     print("\n".join(list_topics(resolve_bootstrap(args.bootstrap))))
 
 
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    return dict(_parse_kv(kv) for kv in pairs)
+
+
+def _print_summary(summary: dict) -> None:
+    """The headline figures of a run, in the units users know from the perf tools."""
+    def f(key: str, fmt: str = ",.0f") -> str:
+        value = summary.get(key)
+        return "-" if value is None or value != value else format(value, fmt)
+
+    print(f"run {summary['run_id']} ({summary['duration_s']:.1f} s)")
+    print(f"  produced {summary['produced']:,}  delivered {summary['delivered']:,}  "
+          f"failed {summary['failed']:,}  consumed {summary['consumed']:,}")
+    print(f"  publish   {f('publish_rate')} msg/s  {f('publish_mb_s', '.2f')} MB/s   "
+          f"latency ms p50 {f('publish_latency_ms_p50', '.2f')}  p99 {f('publish_latency_ms_p99', '.2f')}  "
+          f"p99.9 {f('publish_latency_ms_p99_9', '.2f')}  max {f('publish_latency_ms_max', '.2f')}")
+    if summary.get("target_rate"):
+        print(f"  schedule  target {f('target_rate')} msg/s, held: {summary.get('rate_held')}   "
+              f"publish delay us p50 {f('publish_delay_us_p50')}  p99 {f('publish_delay_us_p99')}  "
+              f"max {f('publish_delay_us_max')}")
+    if summary.get("consumed"):
+        print(f"  consume   {f('consume_rate')} msg/s  {f('consume_mb_s', '.2f')} MB/s   "
+              f"end-to-end ms p50 {f('e2e_latency_ms_p50', '.2f')}  p99 {f('e2e_latency_ms_p99', '.2f')}  "
+              f"p99.9 {f('e2e_latency_ms_p99_9', '.2f')}  max {f('e2e_latency_ms_max', '.2f')}")
+        print(f"  lag       max {f('lag_max_msgs')} msgs / {f('lag_max_s', '.2f')} s, "
+              f"status {summary.get('lag_status', '-')}, rebalances {summary.get('rebalances', 0)}")
+    if summary.get("errors"):
+        print(f"  errors    {summary['errors']}")
+    for w in summary.get("warnings") or []:
+        print(f"  warning:  {w}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from kafkabench.runner import run_workload
+    from kafkabench.workload import load_workload
+
+    workload = load_workload(args.workload)
+    if args.set:
+        workload = type(workload).from_dict({**workload.to_dict(), **_yaml_values(args.set)})
+    result = run_workload(workload, args.profile, bootstrap=args.bootstrap, out=args.out,
+                          progress=not args.no_progress, commit=args.commit,
+                          partitioner=args.partitioner)
+    _print_summary(result.summary)
+    if args.out:
+        print(f"saved to {Path(args.out) / result.run_id}")
+    return 130 if result.summary.get("interrupted") else 0
+
+
+def _yaml_values(pairs: list[str]) -> dict:
+    import yaml
+
+    return {k: yaml.safe_load(v) for k, v in _overrides(pairs).items()}
+
+
+def _profile_with(profile: str | None, role: str, props: list[str], config_file: str | None):
+    """A profile from --profile plus perf-tool style --producer-props / --consumer.config."""
+    from kafkabench.config import ClientProfile, load_profile
+
+    base = load_profile(profile)
+    settings = dict(getattr(base, role))
+    if config_file:
+        settings.update(_read_properties(config_file))
+    settings.update(_yaml_values(props))
+    data = base.to_dict()
+    data[role] = settings
+    return ClientProfile.from_dict(data, name=base.name)
+
+
+def _read_properties(path: str) -> dict[str, str]:
+    from kafkabench.errors import ConfigError
+
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path!r}: {exc}") from exc
+    return dict(_parse_kv(line) for line in lines if line.strip() and not line.lstrip().startswith("#"))
+
+
+def _cmd_produce(args: argparse.Namespace) -> int:
+    from kafkabench.admin import create_topic
+    from kafkabench.cluster import resolve_bootstrap
+    from kafkabench.runner import run_workload
+    from kafkabench.workload import Workload
+
+    profile = _profile_with(args.profile, "producer", args.producer_props, args.producer_config)
+    bootstrap = resolve_bootstrap(args.bootstrap)
+    workload = Workload(name=f"produce-{args.topic}", message_size=args.record_size,
+                        producer_rate=max(0.0, args.throughput), consumer_groups=0,
+                        message_count=args.num_records, duration_s=0, payload=args.payload,
+                        key_distribution="none" if not args.keys else "round-robin",
+                        key_count=max(1, args.keys), partitions=args.partitions)
+    create_topic(bootstrap, args.topic, args.partitions, 1, conf=dict(profile.common), exist_ok=True)
+    result = run_workload(workload, profile, bootstrap=bootstrap, topics=[args.topic], out=args.out,
+                          progress=not args.no_progress)
+    s = result.summary
+    # The line kafka-producer-perf-test prints, for side-by-side comparison.
+    print(f"{s['delivered']} records sent, {s['delivery_rate']:.1f} records/sec "
+          f"({s['publish_mb_s']:.2f} MB/sec), {s['publish_latency_ms_avg']:.2f} ms avg latency, "
+          f"{s['publish_latency_ms_max']:.2f} ms max latency, {s['publish_latency_ms_p50']:.0f} ms 50th, "
+          f"{s['publish_latency_ms_p95']:.0f} ms 95th, {s['publish_latency_ms_p99']:.0f} ms 99th, "
+          f"{s['publish_latency_ms_p99_9']:.0f} ms 99.9th.")
+    if s["failed"]:
+        print(f"{s['failed']} records failed: {s['errors']}")
+    return 0 if not s["failed"] else 1
+
+
+def _cmd_consume(args: argparse.Namespace) -> int:
+    from kafkabench.runner import consume_topic
+
+    profile = _profile_with(args.profile, "consumer", args.consumer_props, args.consumer_config)
+    result = consume_topic(args.topic, messages=args.messages, group=args.group, profile=profile,
+                           bootstrap=args.bootstrap, timeout_s=args.timeout / 1000.0,
+                           progress=not args.no_progress, out=args.out)
+    s = result.summary
+    print("start.time, elapsed.sec, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
+          "rebalance.time.ms, e2e.p50.ms, e2e.p99.ms")
+    print(f"{s['started_at']}, {s['duration_s']:.3f}, {s['consumed_bytes'] / 1e6:.4f}, "
+          f"{s['consume_mb_s']:.4f}, {s['consumed']}, {s['consume_rate']:.1f}, "
+          f"{s['rebalance_time_ms']}, {s['e2e_latency_ms_p50']:.2f}, {s['e2e_latency_ms_p99']:.2f}")
+    return 0
+
+
+def _cmd_lag(args: argparse.Namespace) -> int:
+    from kafkabench.cluster import resolve_bootstrap
+    from kafkabench.lag import LagSampler
+
+    sampler = LagSampler(resolve_bootstrap(args.bootstrap), args.group, interval_s=args.interval)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    try:
+        while True:
+            frame = sampler.sample_once()
+            cols = ["group", "topic", "partition", "committed", "log_end", "lag_msgs", "lag_s", "status"]
+            print(frame[cols].to_string(index=False) if len(frame) else "(no committed offsets yet)")
+            print(f"group status: {sampler.group_status()}")
+            if args.once or (deadline and time.monotonic() >= deadline):
+                return 0
+            time.sleep(args.interval)
+            print()
+    except KeyboardInterrupt:
+        return 0
+
+
+def _cmd_results_list(args: argparse.Namespace) -> None:
+    from kafkabench.results import list_results
+
+    df = list_results(args.dir)
+    print(df.to_string(index=False) if len(df) else f"no results in {args.dir}")
+
+
+def _cmd_results_show(args: argparse.Namespace) -> None:
+    from kafkabench.results import load
+
+    _print_summary(load(args.run).summary)
+
+
+def _cmd_results_compare(args: argparse.Namespace) -> None:
+    from kafkabench.results import compare
+
+    print(compare(args.runs).to_string())
+
+
 def _parse_kv(text: str) -> tuple[str, str]:
     """'key=value' -> (key, value), with a clear error naming the bad argument."""
     from kafkabench.errors import ConfigError
@@ -184,6 +347,66 @@ def build_parser() -> argparse.ArgumentParser:
     p = topic.add_parser("delete", parents=[bootstrap_opt])
     p.add_argument("topic", nargs="+")
     p.set_defaults(func=_cmd_topic_delete)
+    p = sub.add_parser("run", parents=[bootstrap_opt], help="run a workload and measure it")
+    p.add_argument("workload", help="workload YAML (kafkabench or OpenMessaging Benchmark format)")
+    p.add_argument("--profile", help="client profile: a preset name or a YAML file "
+                                     "(kafkabench or OMB driver-kafka format)")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a workload field, e.g. --set producer_rate=10000")
+    p.add_argument("--commit", default="auto", choices=("auto", "sync", "async"))
+    p.add_argument("--partitioner", help="partition strategy (kafkabench.partitioning)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("produce", parents=[bootstrap_opt],
+                       help="producer benchmark with kafka-producer-perf-test's flags")
+    p.add_argument("--topic", required=True)
+    p.add_argument("--num-records", type=int, required=True)
+    p.add_argument("--record-size", type=int, default=100)
+    p.add_argument("--throughput", type=float, default=-1, help="msgs/s; -1 = unthrottled")
+    p.add_argument("--producer-props", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--producer.config", dest="producer_config", help="properties file")
+    p.add_argument("--profile", help="client profile to start from (preset or YAML)")
+    p.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created")
+    p.add_argument("--keys", type=int, default=0, help="round-robin over this many keys (0: no key)")
+    p.add_argument("--payload", default="random", help="random, text or a payload file")
+    p.add_argument("--out", default=None, help="also save the result here")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_produce)
+
+    p = sub.add_parser("consume", parents=[bootstrap_opt],
+                       help="consumer benchmark with kafka-consumer-perf-test's flags")
+    p.add_argument("--topic", required=True)
+    p.add_argument("--messages", type=int, help="stop after this many (default: until idle)")
+    p.add_argument("--group", help="consumer group (default: a new one)")
+    p.add_argument("--timeout", type=int, default=10000, help="ms without messages before stopping")
+    p.add_argument("--consumer-props", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--consumer.config", dest="consumer_config", help="properties file")
+    p.add_argument("--profile", help="client profile to start from (preset or YAML)")
+    p.add_argument("--out", default=None, help="also save the result here")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_consume)
+
+    p = sub.add_parser("lag", parents=[bootstrap_opt],
+                       help="consumer lag (messages, seconds, Burrow status) of any group")
+    p.add_argument("--group", action="append", required=True)
+    p.add_argument("--interval", type=float, default=2.0)
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--once", action="store_true", help="one sample, then exit")
+    p.set_defaults(func=_cmd_lag)
+
+    results = sub.add_parser("results", help="list, show and compare saved runs").add_subparsers(
+        dest="action", required=True)
+    p = results.add_parser("list")
+    p.add_argument("dir", nargs="?", default="results")
+    p.set_defaults(func=_cmd_results_list)
+    p = results.add_parser("show")
+    p.add_argument("run", help="a run folder")
+    p.set_defaults(func=_cmd_results_show)
+    p = results.add_parser("compare")
+    p.add_argument("runs", nargs="+", help="run folders (the first is the baseline)")
+    p.set_defaults(func=_cmd_results_compare)
     return parser
 
 

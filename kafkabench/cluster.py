@@ -358,7 +358,7 @@ class LocalCluster:
             try:
                 md = admin.list_topics(timeout=2)
                 seen = set(md.brokers)
-                if expected <= seen:
+                if expected <= seen and _group_coordinator_ready(admin):
                     return
             except Exception:  # noqa: BLE001 - not up yet; retry until the deadline
                 pass
@@ -449,6 +449,18 @@ class LocalCluster:
 
     def __repr__(self) -> str:
         return f"LocalCluster(brokers={self.brokers}, name={self.name!r}, bootstrap={self.bootstrap_servers!r})"
+
+
+def _group_coordinator_ready(admin) -> bool:
+    """True once consumer groups can be served: the first FindCoordinator creates the
+    __consumer_offsets topic, and until it exists group requests fail (or, for OffsetFetch
+    in librdkafka 2.16, crash the client)."""
+    future = admin.describe_consumer_groups(["kafkabench-readiness-probe"], request_timeout=2)
+    try:
+        future["kafkabench-readiness-probe"].result(timeout=3)
+    except Exception:  # noqa: BLE001 - NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE: not yet
+        return False
+    return True
 
 
 def resolve_bootstrap(explicit: str | None = None, *, name: str = DEFAULT_NAME) -> str:

@@ -24,7 +24,14 @@ log = logging.getLogger(__name__)
 # librdkafka's default of 300000 lets a dead broker stall a flush for five minutes; at 30 s the
 # undeliverable messages fail with _MSG_TIMED_OUT and the run reports them as errors.
 PRODUCER_DEFAULTS: Mapping[str, Any] = {"message.timeout.ms": 30000}
-CONSUMER_DEFAULTS: Mapping[str, Any] = {"auto.offset.reset": "earliest", "enable.auto.commit": True}
+CONSUMER_DEFAULTS: Mapping[str, Any] = {
+    "auto.offset.reset": "earliest",
+    "enable.auto.commit": True,
+    # librdkafka pre-fetches until 100000 messages per partition are queued; at that depth a
+    # fast Python loop drains the queue faster than the fetcher refills it (measured: 290k vs
+    # 1.1M msgs/s of 100 B on one core). Memory stays bounded by queued.max.messages.kbytes.
+    "queued.min.messages": 1000000,
+}
 
 # Set by kafkabench per run, never by a profile.
 _RESERVED = {

@@ -139,13 +139,13 @@ class KafkaDist:
     source: str
     java: Java
 
-    @property
-    def log4j_config(self) -> Path:
-        """The log4j2 config kafkabench starts brokers and tools with."""
-        path = kafkabench_home() / "log4j2.yaml"
-        if not path.exists() or path.read_text() != _LOG4J2:
+    def log4j_config(self, level: str = "INFO") -> Path:
+        """A log4j2 config file with the given root level (brokers: INFO, tools: WARN)."""
+        text = _LOG4J2.replace("level: INFO", f"level: {level}", 1)
+        path = kafkabench_home() / f"log4j2-{level.lower()}.yaml"
+        if not path.exists() or path.read_text() != text:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(_LOG4J2)
+            path.write_text(text)
         return path
 
     def java_command(self, main_class: str, *args: str, heap: str | None = None,
@@ -164,7 +164,9 @@ class KafkaDist:
         cmd = [self.java.path]
         if heap:
             cmd += [f"-Xms{heap}", f"-Xmx{heap}"]
-        cmd += [*jvm_opts, f"-Dlog4j2.configurationFile={self.log4j_config}",
+        # Tools print their results on stdout, where INFO logging would bury them.
+        level = "INFO" if main_class == "kafka.Kafka" else "WARN"
+        cmd += [*jvm_opts, f"-Dlog4j2.configurationFile={self.log4j_config(level)}",
                 "-cp", f"{self.libs}/*", main_class, *args]
         return cmd
 

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from kafkabench.errors import ClusterError
 
 LAG_COLUMNS = ["t", "group", "topic", "partition", "committed", "log_end", "lag_msgs", "lag_s",
                "status", "time"]
@@ -302,8 +305,15 @@ class LagSampler:
         wall = pd.Timestamp.now(tz="UTC")
         rows: list[tuple] = []
         try:
-            committed = self._committed(self.groups)
             owners = self._owners(self.groups)
+            # Ask for committed offsets only where DescribeGroups found the coordinator:
+            # librdkafka 2.16 crashes the process (SIGSEGV in its main thread) on an
+            # OffsetFetch while the cluster has no __consumer_offsets topic yet.
+            ready = [g for g in self.groups if owners.get(g) is not None]
+            committed = self._committed(ready)
+            for g in self.groups:
+                committed.setdefault(g, ClusterError(
+                    f"group coordinator for {g!r} not available (yet)"))
             topics = {tp[0] for g in self.groups if isinstance(committed[g], dict) for tp in committed[g]}
             for g in self.groups:
                 topics.update(tp[0] for tp in owners.get(g) or ())

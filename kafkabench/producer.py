@@ -47,7 +47,9 @@ class ProducerSpec:
         duration_s: how long to send (after `start_at`).
         max_messages: stop after this many sends (None: duration only).
         record_latency: record publish latency per message (off only to measure its cost).
-        partition_fn: optional callable(key, i) -> partition for custom partitioners.
+        partitioner: a custom `kafkabench.partitioning` strategy choosing each partition in
+            Python (None: librdkafka's `partitioner` setting decides).
+        headers: headers sent with every message.
     """
 
     worker: str
@@ -59,7 +61,7 @@ class ProducerSpec:
     duration_s: float = 10.0
     max_messages: int | None = None
     record_latency: bool = True
-    partition_fn: Any = None
+    partitioner: Any = None
     headers: tuple[tuple[str, bytes], ...] | None = None
 
 
@@ -72,11 +74,12 @@ class _Tally:
     bytes: int = 0
     errors: Counter = field(default_factory=Counter)
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    latencies: list = field(default_factory=list)  # raw values until the next report
     delay: LatencyRecorder = field(default_factory=LatencyRecorder)
 
 
 def _delivery_callback(tally: _Tally, record_latency: bool):
-    record = tally.latency.record
+    append = tally.latencies.append
 
     def on_delivery(err: KafkaError | None, msg) -> None:
         if err is None:
@@ -84,7 +87,7 @@ def _delivery_callback(tally: _Tally, record_latency: bool):
             tally.bytes += len(msg)
             if record_latency:
                 # msg.latency(): seconds from produce() to this report, measured by librdkafka.
-                record(int(msg.latency() * 1e6) or 1)
+                append(int(msg.latency() * 1e6))
         else:
             tally.failed += 1
             tally.errors[err.name()] += 1
@@ -110,20 +113,23 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     topics, payloads, keys = spec.topics, spec.payloads, spec.keys
     n_topics, n_payloads = len(topics), len(payloads)
     n_keys = len(keys) if keys else 0
-    partition_fn = spec.partition_fn
+    partition_fn = spec.partitioner.partition if spec.partitioner is not None else None
     rate = spec.rate
     limit = spec.max_messages if spec.max_messages is not None else float("inf")
     buffer_full = 0
     sent = 0
     last_reported = {"sent": 0, "delivered": 0, "failed": 0, "bytes": 0}
 
+    headers = list(spec.headers) if spec.headers else None
     ctl.wait_start()
-    start = time.monotonic()
+    start, wall_start = time.monotonic(), time.time()
     end = start + spec.duration_s
     next_report = start + 1.0
     interval_s = 1.0 / rate if rate > 0 else 0.0
 
     def report(kind: str, now: float) -> None:
+        tally.latency.record_many(tally.latencies)
+        tally.latencies.clear()
         row = {"sent": sent, "delivered": tally.delivered, "failed": tally.failed,
                "bytes": tally.bytes}
         ctl.report(Report(kind=kind, worker=spec.worker, role="producer", wall=time.time(),
@@ -148,31 +154,26 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
                     # poll() with a timeout serves delivery reports while we wait for the slot.
                     poll(min(intended - now, 0.05))
                     continue
-                tally.delay.record(int((now - intended) * 1e6) or 1)
-                timestamp = int((time.time() - (now - intended)) * 1000)
+                burst = 1
+                # The Kafka timestamp is the intended send time: consumers' end-to-end
+                # latency then includes any time the producer fell behind its schedule.
+                timestamp = int((wall_start + sent * interval_s) * 1000)
             else:
-                timestamp = 0
-            # Inner burst: for max rate, send CHECK_EVERY messages between clock checks.
-            burst = 1 if rate > 0 else CHECK_EVERY
+                burst, timestamp = CHECK_EVERY, 0
             for _ in range(burst):
                 key = keys[sent % n_keys] if n_keys else None
-                topic = topics[sent % n_topics] if n_topics > 1 else topics[0]
-                value = payloads[sent % n_payloads]
                 try:
-                    if partition_fn is not None:
-                        produce(topic, value, key, partition_fn(key, sent), on_delivery=on_delivery,
-                                timestamp=timestamp, headers=spec.headers)
-                    elif timestamp:
-                        produce(topic, value, key, on_delivery=on_delivery, timestamp=timestamp,
-                                headers=spec.headers)
-                    else:
-                        produce(topic, value, key, on_delivery=on_delivery, headers=spec.headers)
+                    produce(topics[sent % n_topics], payloads[sent % n_payloads], key,
+                            partition=partition_fn(key) if partition_fn else -1,
+                            on_delivery=on_delivery, timestamp=timestamp, headers=headers)
                 except BufferError:
                     # Local queue full (queue.buffering.max.messages/kbytes): wait for
                     # deliveries to free room, then retry the same message.
                     buffer_full += 1
                     poll(0.005)
                     continue
+                if rate > 0:
+                    tally.delay.record(int((now - intended) * 1e6) or 1)
                 sent += 1
                 # poll(0): serve delivery reports without ever waiting.
                 poll(0)

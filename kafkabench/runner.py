@@ -10,9 +10,9 @@ one summary row and time series.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -45,7 +45,7 @@ class _Tally:
     """Merges workers' reports: per-second counts and histograms, totals, events."""
 
     t0_wall: float = 0.0
-    elapsed: float = 0.0
+    elapsed: dict[str, float] = field(default_factory=dict)
     counts: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
     histograms: dict[tuple[int, str], LatencyRecorder] = field(default_factory=dict)
     totals: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
@@ -90,8 +90,8 @@ class _Tally:
                     self.assigned[r.worker] -= parts
         elif r.kind == "done":
             counts = dict(r.counts)
-            # Producers run side by side: the run's send time is the longest, not the sum.
-            self.elapsed = max(self.elapsed, counts.pop("elapsed_s", 0.0))
+            # Workers run side by side: the run's time is the longest, not the sum.
+            self.elapsed[r.role] = max(self.elapsed.get(r.role, 0.0), counts.pop("elapsed_s", 0.0))
             self.totals[r.role].update(counts)
             self.errors.update(r.errors)
             if r.stats:
@@ -207,7 +207,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                 rate=workload.rate_per_producer, duration_s=workload.warmup_s + workload.duration_s
                 if workload.message_count is None else 1e9,
                 max_messages=per_producer_cap, record_latency=record_latency,
-                partition_fn=_partition_fn(strategy) if strategy else None))
+                partitioner=strategy))
             topic_of[name] = topic
     consumer_specs: list[ConsumerSpec] = []
     group_of: dict[str, str] = {}
@@ -268,7 +268,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                 tally.add(r, topic_of, group_of)
             _update_bar(bar, tally, workload, t_go)
         t_end = time.monotonic()
-        elapsed = tally.elapsed or (t_end - t_go)
+        elapsed = tally.elapsed.get("producer") or (t_end - t_go)
         _drain(pool, tally, groups, topic_of, group_of, drain_timeout_s, warnings)
     except KeyboardInterrupt:
         interrupted = True
@@ -297,7 +297,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
             elapsed = t_end - t_go
     if created and not keep_topics:
         try:
-            delete_topics(bootstrap, topic_names, conf=common)
+            delete_topics(bootstrap, topic_names, conf=common, timeout_s=10)
         except ClusterError as exc:
             warnings.append(f"could not delete topics: {exc}")
     result = _result(run_id, workload, profile, tally, sampler, started_at, elapsed, t_go,
@@ -305,12 +305,6 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     if out is not None:
         save(result, out)
     return result
-
-
-def _partition_fn(strategy):
-    def choose(key, i, _partition=strategy.partition):
-        return _partition(key)
-    return choose
 
 
 def _wait_assigned(pool: WorkerPool, tally: _Tally, specs: list[ConsumerSpec], partitions: int,
@@ -412,6 +406,7 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
         "produced": int(prod.get("sent", 0)), "delivered": int(prod.get("delivered", 0)),
         "failed": int(prod.get("failed", 0)), "buffer_full": int(prod.get("buffer_full", 0)),
         "consumed": int(cons.get("consumed", 0)),
+        "consumed_by_group": dict(tally.consumed_by_group),
         "target_rate": workload.producer_rate,
         "publish_rate": produced_measured / window if window == window else float("nan"),
         "delivery_rate": delivered_measured / window if window == window else float("nan"),
@@ -461,3 +456,86 @@ def _worst(statuses) -> str:
     from kafkabench.lag import group_status
     return group_status(list(statuses))
 
+
+
+def consume_topic(topic: str, *, messages: int | None = None, group: str | None = None,
+                  profile: ClientProfile | dict | str | Path | None = None,
+                  bootstrap: str | None = None, timeout_s: float = 10.0,
+                  progress: bool = True, out: str | Path | None = None) -> RunResult:
+    """Consume an existing topic with one consumer, as kafka-consumer-perf-test does.
+
+    Args:
+        topic: the topic to read (from the earliest offset for a new group).
+        messages: stop after this many messages (None: until idle for `timeout_s`).
+        group: consumer group id (default: a new one).
+        profile: client profile (its consumer settings are used).
+        bootstrap: bootstrap servers.
+        timeout_s: stop when no message arrived for this long.
+        progress: show a progress bar.
+        out: folder to save the result in.
+
+    Returns:
+        A `RunResult` with consumed, consume_rate, consume_mb_s, end-to-end latency and the
+        time until the consumer owned its partitions (`rebalance_time_ms`).
+    """
+    profile = load_profile(profile)
+    if messages is not None and messages < 1:
+        raise ConfigError(f"messages={messages!r}: must be >= 1")
+    bootstrap = resolve_bootstrap(bootstrap)
+    common = dict(profile.common)
+    _check_reachable(bootstrap, common)
+    group = group or f"kb-consume-{uuid.uuid4().hex[:8]}"
+    workload = Workload(name=f"consume-{topic}", consumer_groups=1, consumers_per_group=1)
+    spec = ConsumerSpec(worker="consumer-0", group=group, topics=(topic,), max_messages=messages,
+                        config=profile.consumer_config(bootstrap, group,
+                                                       **{"statistics.interval.ms": STATS_INTERVAL_MS}))
+    tally, pool = _Tally(), WorkerPool("thread")
+    started_at = datetime.now(timezone.utc)
+    tally.t0_wall, t_go = time.time(), time.monotonic()
+    pool.start(run_consumer, spec, spec.worker, "consumer")
+    topic_of, group_of = {spec.worker: topic}, {spec.worker: group}
+    bar = _progress(messages or 0, f"consume {topic}", progress)
+    interrupted, warnings = False, []
+    last_count, last_progress, first_assign = 0, time.monotonic(), None
+    try:
+        while True:
+            for r in pool.reports(0.2):
+                tally.add(r, topic_of, group_of)
+                if r.kind == "rebalance" and first_assign is None and r.events[0]["event"] == "assign":
+                    first_assign = time.monotonic() - t_go
+            count = tally.consumed_by_group[group]
+            if count != last_count:
+                bar.update(count - last_count)
+                last_count, last_progress = count, time.monotonic()
+            if spec.worker in pool.done:
+                break
+            if time.monotonic() - last_progress > timeout_s:
+                if messages:
+                    warnings.append(f"only {count} of {messages} messages within the timeout")
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        warnings.append("interrupted by the user (Ctrl-C): partial result")
+    finally:
+        pool.stop()
+        while spec.worker not in pool.done and pool.alive():
+            for r in pool.reports(0.5):
+                tally.add(r, topic_of, group_of)
+        for r in pool.reports(0.1):
+            tally.add(r, topic_of, group_of)
+        pool.join(10)
+        bar.close()
+    # The consumer's own time from subscribing to its last message, join included, as
+    # kafka-consumer-perf-test counts it (and not the idle timeout at the end).
+    elapsed = tally.elapsed.get("consumer") or (time.monotonic() - t_go)
+    result = _result(make_run_id(workload.name), workload, profile, tally, None, started_at,
+                     elapsed, t_go, interrupted, warnings, [topic], bootstrap, "auto", "thread")
+    nbytes = int(tally.totals["consumer"].get("bytes", 0))
+    result.summary.update(consumed_bytes=nbytes,
+                          consume_rate=result.summary["consumed"] / max(elapsed, 1e-9),
+                          consume_mb_s=nbytes / 1e6 / max(elapsed, 1e-9))
+    result.summary["rebalance_time_ms"] = round(first_assign * 1000, 1) if first_assign else float("nan")
+    result.summary["group"] = group
+    if out is not None:
+        save(result, out)
+    return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -78,18 +78,33 @@ class LatencyRecorder:
         self._hist = histogram if histogram is not None else HdrHistogram(
             LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
 
-    def record(self, value_us: int) -> None:
-        """Record one latency.
+    def record(self, value_us: int, count: int = 1) -> None:
+        """Record one latency (`count` times).
 
         Args:
             value_us: latency in microseconds (floats are truncated).
+            count: how many messages had this latency.
         """
         value_us = int(value_us)
         if value_us > HIGHEST_US:
             value_us = HIGHEST_US
         elif value_us < 0:
             value_us = 0
-        self._hist.record_value(value_us)
+        self._hist.record_value(value_us, count)
+
+    def record_many(self, values_us: Iterable[int]) -> None:
+        """Record many latencies at once: each distinct value costs one histogram update.
+
+        The hot loops append raw values to a list (tens of ns) and hand it over once a
+        second; latencies repeat a lot at microsecond or millisecond resolution, so this is
+        many times cheaper than `record` per message, with the same histogram as a result.
+
+        Args:
+            values_us: latencies in integer microseconds.
+        """
+        record = self._hist.record_value
+        for value, count in Counter(values_us).items():
+            record(min(max(int(value), 0), HIGHEST_US), count)
 
     def merge(self, other: LatencyRecorder | str) -> LatencyRecorder:
         """Add another recorder (or its `encode()` string) into this one; returns self."""

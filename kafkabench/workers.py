@@ -10,6 +10,7 @@ after a clean flush.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import signal
 import threading
@@ -52,12 +53,14 @@ class Report:
 class Control:
     """A worker's view of the pool: the start and stop flags and the report queue."""
 
-    def __init__(self, start: Any, stop: Any, reports: Any) -> None:
+    def __init__(self, start: Any, stop: Any, reports: Any, watch_parent: bool = False) -> None:
         self._start, self._stop, self._reports = start, stop, reports
+        # Pickled into a worker process: its parent's pid, to notice an orphaned worker.
+        self._parent = os.getpid() if watch_parent else None
 
     def stopped(self) -> bool:
-        """True once the parent asked every worker to stop."""
-        return self._stop.is_set()
+        """True once the parent asked every worker to stop, or died without asking."""
+        return self._stop.is_set() or (self._parent is not None and os.getppid() != self._parent)
 
     def wait_start(self) -> None:
         """Block until the parent says go (producers wait for consumers to be assigned)."""
@@ -105,7 +108,8 @@ class WorkerPool:
 
     def start(self, fn: Callable, spec: Any, name: str, role: str) -> None:
         """Start `fn(spec, ctl)` as worker `name`."""
-        ctl = Control(self.start_event, self.stop_event, self._queue)
+        ctl = Control(self.start_event, self.stop_event, self._queue,
+                      watch_parent=self.mode == "process")
         worker = self._new(target=_worker_main, name=name, daemon=True,
                            args=(fn, spec, ctl, name, role, self.mode == "process"))
         worker.start()

@@ -1,0 +1,213 @@
+"""Fidelity of the measurement engine against a real broker: counts, lag, rates, pauses, faults."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from kafkabench.admin import create_topic, delete_topics
+from kafkabench.cluster import LocalCluster
+from kafkabench.errors import ConfigError
+from kafkabench.install import install_kafka
+from kafkabench.lag import LagSampler
+from kafkabench.results import load
+from kafkabench.runner import consume_topic, run_workload
+
+
+def _workload(**fields) -> dict:
+    return {"name": "test", "partitions": 3, "message_size": 200, "duration_s": 3, **fields}
+
+
+def test_every_message_consumed_once_per_group(bootstrap, tmp_path):
+    result = run_workload(_workload(message_count=20_000, duration_s=0, consumer_groups=2,
+                                    consumers_per_group=2, key_distribution="random"),
+                          None, bootstrap=bootstrap, out=tmp_path, progress=False)
+    s = result.summary
+    assert s["produced"] == s["delivered"] == 20_000
+    assert s["failed"] == 0
+    assert s["consumed"] == 40_000
+    assert sorted(s["consumed_by_group"].values()) == [20_000, 20_000]
+    assert s["warnings"] == []
+    # Two members per group: each group had rebalances, the first assignment included.
+    groups = set(result.rebalances["group"])
+    assert len(groups) == 2
+    # Saved and loaded back, the summary is the same.
+    loaded = load(tmp_path / result.run_id)
+    assert loaded.summary["consumed"] == 40_000
+    assert loaded.histograms["e2e_latency_us"].count == 40_000
+
+
+def test_fixed_rate_is_held_within_two_percent(bootstrap):
+    result = run_workload(_workload(producer_rate=2000, duration_s=5, consumer_groups=0), None,
+                          bootstrap=bootstrap, progress=False)
+    s = result.summary
+    assert s["rate_held"] is True
+    assert abs(s["publish_rate"] - 2000) / 2000 < 0.02, s["publish_rate"]
+    assert s["publish_delay_us_p50"] < 5_000
+    # The per-second series shows the rate, second by second.
+    assert (result.timeseries["produced"].iloc[1:4].between(1900, 2100)).all()
+
+
+def test_infeasible_rate_is_reported_not_hidden(bootstrap):
+    # 5 million msgs/s is far beyond one Python producer on this machine.
+    result = run_workload(_workload(producer_rate=5_000_000, duration_s=3, consumer_groups=0,
+                                    message_size=100), None, bootstrap=bootstrap, progress=False)
+    s = result.summary
+    assert s["rate_held"] is False
+    assert s["publish_rate"] < 0.98 * 5_000_000
+    # How late the sends were grows through the run: the coordinated-omission correction.
+    assert s["publish_delay_us_max"] > 1_000_000
+    assert any("not held" in w for w in s["warnings"])
+
+
+def test_lag_matches_kafka_consumer_groups_describe(bootstrap):
+    topic, group = f"lag-{uuid.uuid4().hex[:8]}", f"lag-g-{uuid.uuid4().hex[:6]}"
+    create_topic(bootstrap, topic, partitions=3)
+    p = Producer({"bootstrap.servers": bootstrap})
+    for i in range(3000):
+        p.produce(topic, b"x" * 10, key=b"k%d" % i)
+        p.poll(0)
+    p.flush(30)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    c.subscribe([topic])
+    consumed = 0
+    deadline = time.monotonic() + 30
+    while consumed < 1200 and time.monotonic() < deadline:
+        msgs = c.consume(100, timeout=1)
+        consumed += len(msgs)
+        if msgs:
+            c.commit(asynchronous=False)
+    c.close()  # stopped, so the lag stands still while both tools look
+
+    ours = LagSampler(bootstrap, [group]).sample_once()
+    dist = install_kafka()
+    out = subprocess.run(dist.java_command(
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server",
+        bootstrap, "--describe", "--group", group), capture_output=True, text=True, timeout=120).stdout
+    theirs = {}
+    for line in out.splitlines():
+        cols = line.split()
+        if len(cols) >= 6 and cols[1] == topic:
+            # GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG ...
+            theirs[int(cols[2])] = (cols[3], cols[4], cols[5])
+    # The tool lists only partitions with a committed offset; ours has the others as NA.
+    assert theirs and set(theirs) <= {0, 1, 2}, out
+    for row in ours.itertuples():
+        if row.partition not in theirs:
+            assert ours.loc[ours["partition"] == row.partition, "committed"].isna().all()
+            continue
+        current, log_end, lag = theirs[row.partition]
+        assert (str(row.committed), str(row.log_end), str(row.lag_msgs)) == (current, log_end, lag)
+    assert int(ours["lag_msgs"].fillna(0).sum()) == sum(int(v[2]) for v in theirs.values())
+    delete_topics(bootstrap, [topic])
+
+
+def test_config_errors_before_anything_runs(bootstrap):
+    with pytest.raises(ConfigError, match="producer_rate"):
+        run_workload(_workload(producer_rate=-5), None, bootstrap=bootstrap)
+    with pytest.raises(ConfigError, match="partitions"):
+        run_workload(_workload(partitions=0), None, bootstrap=bootstrap)
+    with pytest.raises(ConfigError, match="no.such.key"):
+        run_workload(_workload(), {"producer": {"no.such.key": 1}}, bootstrap=bootstrap)
+    with pytest.raises(ConfigError, match="commit='sometimes'"):
+        run_workload(_workload(), None, bootstrap=bootstrap, commit="sometimes")
+    with pytest.raises(ConfigError, match="nonsense"):
+        run_workload(_workload(), "nonsense", bootstrap=bootstrap)
+
+
+def test_consume_topic_like_consumer_perf_test(bootstrap):
+    topic = f"cons-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, partitions=2)
+    run_workload(_workload(message_count=5000, duration_s=0, consumer_groups=0), None,
+                 bootstrap=bootstrap, topics=[topic], progress=False)
+    result = consume_topic(topic, messages=5000, bootstrap=bootstrap, progress=False)
+    s = result.summary
+    assert s["consumed"] >= 5000
+    assert s["consume_rate"] > 0 and s["rebalance_time_ms"] > 0
+    assert s["consumed_bytes"] >= 5000 * 200
+    delete_topics(bootstrap, [topic])
+
+
+@pytest.fixture()
+def own_cluster(tmp_path):
+    """A private 1-broker cluster, for tests that pause or kill it."""
+    if os.environ.get("KAFKABENCH_TEST_BOOTSTRAP"):
+        pytest.skip("needs an embedded cluster it may pause and kill")
+    with LocalCluster(brokers=1, base_dir=tmp_path / "own") as cluster:
+        yield cluster
+
+
+def test_paused_broker_shows_in_delay_and_end_to_end(own_cluster):
+    def pause_for_a_while():
+        time.sleep(2.5)
+        own_cluster.pause(1)
+        time.sleep(3)
+        own_cluster.resume(1)
+
+    # A small local queue makes the producer block while the broker is frozen, as a real
+    # service would: that is when sends fall behind schedule (publish delay).
+    profile = {"producer": {"queue.buffering.max.messages": 500}}
+    pauser = threading.Thread(target=pause_for_a_while)
+    pauser.start()
+    result = run_workload(_workload(producer_rate=1000, duration_s=9), profile,
+                          bootstrap=own_cluster.bootstrap_servers, progress=False)
+    pauser.join()
+    s = result.summary
+    assert s["failed"] == 0 and s["consumed"] == s["delivered"]
+    assert s["e2e_latency_ms_max"] > 2500
+    assert s["e2e_latency_ms_p99"] > 1000
+    assert s["publish_latency_ms_max"] > 2000
+    assert s["publish_delay_us_max"] > 1_000_000
+    # The per-second series locates the pause.
+    assert result.timeseries["e2e_latency_ms_p99"].max() > 2000
+
+
+def test_dead_broker_is_errors_not_a_hang(own_cluster):
+    def kill_soon():
+        time.sleep(2)
+        own_cluster.kill(1)
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    t0 = time.monotonic()
+    result = run_workload(_workload(producer_rate=500, duration_s=4, consumer_groups=0),
+                          {"producer": {"message.timeout.ms": 3000}},
+                          bootstrap=own_cluster.bootstrap_servers, progress=False)
+    killer.join()
+    s = result.summary
+    assert time.monotonic() - t0 < 60
+    assert s["failed"] > 0
+    assert s["produced"] == s["delivered"] + s["failed"]
+    assert s["errors"], s
+
+
+def test_ctrl_c_keeps_the_partial_result(bootstrap, tmp_path):
+    workload = tmp_path / "long.yaml"
+    workload.write_text("name: long\npartitions: 2\nmessage_size: 100\nproducer_rate: 1000\n"
+                        "duration_s: 60\n")
+    proc = subprocess.Popen([sys.executable, "-m", "kafkabench.cli", "run", str(workload),
+                             "--bootstrap", bootstrap, "--out", str(tmp_path / "res"), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    time.sleep(8)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    runs = list((tmp_path / "res").iterdir())
+    assert len(runs) == 1
+    s = load(runs[0]).summary
+    assert s["interrupted"] is True
+    assert 0 < s["delivered"] < 60_000
+    assert s["produced"] == s["delivered"] + s["failed"]
+    assert "interrupted" in out
