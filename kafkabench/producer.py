@@ -74,7 +74,7 @@ class _Tally:
     bytes: int = 0
     errors: Counter = field(default_factory=Counter)
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
-    latencies: list = field(default_factory=list)  # raw values until the next report
+    latencies: list = field(default_factory=list)  # seconds, until the next report
     delay: LatencyRecorder = field(default_factory=LatencyRecorder)
 
 
@@ -87,7 +87,7 @@ def _delivery_callback(tally: _Tally, record_latency: bool):
             tally.bytes += len(msg)
             if record_latency:
                 # msg.latency(): seconds from produce() to this report, measured by librdkafka.
-                append(int(msg.latency() * 1e6))
+                append(msg.latency())
         else:
             tally.failed += 1
             tally.errors[err.name()] += 1
@@ -128,7 +128,7 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     interval_s = 1.0 / rate if rate > 0 else 0.0
 
     def report(kind: str, now: float) -> None:
-        tally.latency.record_many(tally.latencies)
+        tally.latency.record_many(tally.latencies, scale=1e6)
         tally.latencies.clear()
         row = {"sent": sent, "delivered": tally.delivered, "failed": tally.failed,
                "bytes": tally.bytes}
@@ -187,11 +187,13 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
             # is accounted for as delivered or failed, never left in limbo.
             producer.purge(in_queue=True, in_flight=True)
             producer.flush(5)
+        drained = time.monotonic() - start
         report("interval", time.monotonic())
         ctl.report(Report(kind="done", worker=spec.worker, role="producer", wall=time.time(),
                           counts={"sent": sent, "delivered": tally.delivered,
                                   "failed": tally.failed, "bytes": tally.bytes,
-                                  "buffer_full": buffer_full, "elapsed_s": elapsed},
+                                  "buffer_full": buffer_full, "elapsed_s": elapsed,
+                                  "drained_s": drained},
                           errors=dict(tally.errors), stats=list(stats.samples)))
 
 

@@ -91,7 +91,10 @@ class _Tally:
         elif r.kind == "done":
             counts = dict(r.counts)
             # Workers run side by side: the run's time is the longest, not the sum.
-            self.elapsed[r.role] = max(self.elapsed.get(r.role, 0.0), counts.pop("elapsed_s", 0.0))
+            for key in ("elapsed_s", "drained_s"):
+                if key in counts:
+                    name = f"{r.role}_{key}"
+                    self.elapsed[name] = max(self.elapsed.get(name, 0.0), counts.pop(key))
             self.totals[r.role].update(counts)
             self.errors.update(r.errors)
             if r.stats:
@@ -268,7 +271,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                 tally.add(r, topic_of, group_of)
             _update_bar(bar, tally, workload, t_go)
         t_end = time.monotonic()
-        elapsed = tally.elapsed.get("producer") or (t_end - t_go)
+        elapsed = tally.elapsed.get("producer_elapsed_s") or (t_end - t_go)
         _drain(pool, tally, groups, topic_of, group_of, drain_timeout_s, warnings)
     except KeyboardInterrupt:
         interrupted = True
@@ -409,7 +412,10 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
         "consumed_by_group": dict(tally.consumed_by_group),
         "target_rate": workload.producer_rate,
         "publish_rate": produced_measured / window if window == window else float("nan"),
-        "delivery_rate": delivered_measured / window if window == window else float("nan"),
+        # Delivered per second until the last delivery report (the final flush included),
+        # as kafka-producer-perf-test counts it.
+        "delivery_rate": delivered_measured / max(tally.elapsed.get("producer_drained_s", elapsed)
+                                                  - warmup, 1e-9) if elapsed else float("nan"),
         "consume_rate": (int(measured["consumed"].sum()) / consume_window) if consume_window else 0.0,
     }
     summary["publish_mb_s"] = summary["delivery_rate"] * mean_size / 1e6
@@ -527,7 +533,7 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
         bar.close()
     # The consumer's own time from subscribing to its last message, join included, as
     # kafka-consumer-perf-test counts it (and not the idle timeout at the end).
-    elapsed = tally.elapsed.get("consumer") or (time.monotonic() - t_go)
+    elapsed = tally.elapsed.get("consumer_elapsed_s") or (time.monotonic() - t_go)
     result = _result(make_run_id(workload.name), workload, profile, tally, None, started_at,
                      elapsed, t_go, interrupted, warnings, [topic], bootstrap, "auto", "thread")
     nbytes = int(tally.totals["consumer"].get("bytes", 0))

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
@@ -92,19 +93,33 @@ class LatencyRecorder:
             value_us = 0
         self._hist.record_value(value_us, count)
 
-    def record_many(self, values_us: Iterable[int]) -> None:
-        """Record many latencies at once: each distinct value costs one histogram update.
+    def record_many(self, values: Sequence[float], scale: float = 1.0) -> None:
+        """Record many latencies at once, for the price of a few histogram updates.
 
-        The hot loops append raw values to a list (tens of ns) and hand it over once a
-        second; latencies repeat a lot at microsecond or millisecond resolution, so this is
-        many times cheaper than `record` per message, with the same histogram as a result.
+        The hot loops append raw values to a list (tens of ns each) and hand it over once a
+        second. numpy rounds each value down to the lowest value of its HdrHistogram bucket
+        (which is where `record` would count it anyway) and counts the distinct ones, so
+        there are only as many `record_value` calls as occupied buckets. Same histogram as
+        recording one by one, at a small fraction of the cost.
 
         Args:
-            values_us: latencies in integer microseconds.
+            values: latencies; `value * scale` is in microseconds (floats are truncated).
+            scale: factor to microseconds, e.g. 1e6 for seconds.
         """
+        if not len(values):
+            return
+        us = np.asarray(values, dtype=np.float64)
+        if scale != 1.0:
+            us = us * scale
+        us = np.clip(us, 0, HIGHEST_US).astype(np.int64)
+        # Bucket b >= 1 of a histogram with 2**k sub-buckets holds values of bit length k + b
+        # at a resolution of 2**b: clearing the low bits maps a value to its bucket's floor.
+        bits = self._hist.sub_bucket_count.bit_length() - 1
+        shift = np.maximum(np.frexp(us.astype(np.float64))[1] - bits, 0)
+        floors, counts = np.unique((us >> shift) << shift, return_counts=True)
         record = self._hist.record_value
-        for value, count in Counter(values_us).items():
-            record(min(max(int(value), 0), HIGHEST_US), count)
+        for value, count in zip(floors.tolist(), counts.tolist()):
+            record(value, count)
 
     def merge(self, other: LatencyRecorder | str) -> LatencyRecorder:
         """Add another recorder (or its `encode()` string) into this one; returns self."""

@@ -148,3 +148,19 @@ def test_parse_nothing_gives_typed_empty_frame():
     assert frame.empty and list(frame.columns) == ["t", "client", "scope", "name", "metric", "value"]
     assert str(frame["value"].dtype) == "float64"
     assert parse_cgrp_states([]).empty
+
+
+def test_record_many_gives_the_same_histogram_as_one_by_one():
+    import random
+
+    rng = random.Random(7)
+    values = [rng.lognormvariate(8, 2) for _ in range(50_000)] + [0, 1, 2047, 2048, 2049, 4e9]
+    one, many, seconds = LatencyRecorder(), LatencyRecorder(), LatencyRecorder()
+    for v in values:
+        one.record(v)
+    many.record_many(values)
+    seconds.record_many([v / 1e6 for v in values], scale=1e6)
+    assert one.count == many.count == seconds.count == len(values)
+    assert one.encode() == many.encode()
+    assert one.percentiles("us") == many.percentiles("us")
+    assert one.percentiles("ms", keys=["p50", "p99", "max"]) == seconds.percentiles("ms", keys=["p50", "p99", "max"])
