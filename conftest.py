@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ import pytest
 from kafkabench.cluster import LocalCluster
 
 _clusters: dict[int, LocalCluster] = {}
+# `with`-owned clusters: their brokers die with this process even if it crashes.
+_stack = ExitStack()
 _root = Path(tempfile.mkdtemp(prefix="kafkabench-test-"))
 
 
@@ -22,7 +25,7 @@ def embedded_cluster(brokers: int) -> LocalCluster:
     """The session's embedded cluster of `brokers` nodes, started on first use."""
     if brokers not in _clusters:
         cluster = LocalCluster(brokers=brokers, base_dir=_root / f"cluster{brokers}")
-        _clusters[brokers] = cluster.start()
+        _clusters[brokers] = _stack.enter_context(cluster)
     return _clusters[brokers]
 
 
@@ -53,6 +56,5 @@ def pytest_collection_modifyitems(session, config, items) -> None:
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    for cluster in _clusters.values():
-        cluster.down(purge=True)
+    _stack.close()
     _clusters.clear()

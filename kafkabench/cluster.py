@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -36,6 +37,14 @@ STOP_TIMEOUT_S = 30.0
 _QUIET = logging.getLogger("kafkabench.quiet")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
+
+
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]): sys.exit(1)  # the parent died already\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 def clusters_home() -> Path:
@@ -165,6 +174,7 @@ class LocalCluster:
         self._fixed_ports = ports
         self._kafka = kafka
         self._procs: dict[int, subprocess.Popen] = {}
+        self._owned = False
         self.nodes: list[Node] = []
         self.cluster_id: str | None = None
 
@@ -329,6 +339,10 @@ class LocalCluster:
         cmd = dist.java_command("kafka.Kafka", str(n.config), heap=self.heap,
                                 jvm_opts=("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                                           "-Djava.awt.headless=true"))
+        if self._owned:
+            # A cluster owned by a `with` block dies with its process, even one that crashes
+            # (PR_SET_PDEATHSIG, kept across exec), so no broker is ever left behind.
+            cmd = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
         with open(n.log, "ab") as log:
             # A new session: a detached cluster outlives the CLI that started it and
             # is not hit by the terminal's Ctrl-C.
@@ -442,6 +456,7 @@ class LocalCluster:
                 for n in self.nodes]
 
     def __enter__(self) -> "LocalCluster":
+        self._owned = True
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -184,3 +184,19 @@ def test_bad_node_and_broker_counts():
     cluster = LocalCluster(brokers=1)
     with pytest.raises(ClusterError, match="no node 7"):
         cluster.node(7)
+
+
+def test_owned_cluster_dies_with_a_crashed_owner(tmp_path):
+    script = ("import os, signal, sys\n"
+              "from kafkabench.cluster import LocalCluster\n"
+              f"c = LocalCluster(brokers=1, base_dir={str(tmp_path)!r}).__enter__()\n"
+              "print(c.nodes[0].pid, flush=True)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)  # no cleanup of any kind\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    import psutil
+    while time.monotonic() < deadline and psutil.pid_exists(pid) and \
+            psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.2)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
