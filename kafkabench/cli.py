@@ -233,7 +233,8 @@ def _cmd_consume(args: argparse.Namespace) -> int:
     profile = _profile_with(args.profile, "consumer", args.consumer_props, args.consumer_config)
     result = consume_topic(args.topic, messages=args.messages, group=args.group, profile=profile,
                            bootstrap=args.bootstrap, timeout_s=args.timeout / 1000.0,
-                           progress=not args.no_progress, out=args.out)
+                           progress=not args.no_progress, out=args.out,
+                           record_latency=not args.no_latency)
     s = result.summary
     print("start.time, elapsed.sec, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
           "rebalance.time.ms, e2e.p50.ms, e2e.p99.ms")
@@ -383,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=10000, help="ms without messages before stopping")
     p.add_argument("--consumer-props", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--consumer.config", dest="consumer_config", help="properties file")
+    p.add_argument("--no-latency", action="store_true",
+                   help="do not record end-to-end latency (pure throughput, as the Java tool)")
     p.add_argument("--profile", help="client profile to start from (preset or YAML)")
     p.add_argument("--out", default=None, help="also save the result here")
     p.add_argument("--no-progress", action="store_true")
