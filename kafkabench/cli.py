@@ -283,6 +283,39 @@ def _cmd_results_compare(args: argparse.Namespace) -> None:
     print(compare(args.runs).to_string())
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from kafkabench.report import write_report
+
+    path = write_report(args.results, args.output, title=args.title)
+    print(f"report written to {path}")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from kafkabench.sweep import SweepSpec, run_sweep, summarize
+
+    spec = SweepSpec.from_yaml(args.spec)
+    table = run_sweep(spec, bootstrap=args.bootstrap, out=args.out, progress=not args.no_progress)
+    summary = summarize(table, spec)
+    print(summary.to_string(index=False))
+    if args.report:
+        from kafkabench.report import write_report
+
+        print(f"report written to {write_report(list(table['path']), args.report, sweep=summary)}")
+    return 0
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> None:
+    from kafkabench.quickstart import run_quickstart
+
+    table, report = run_quickstart(out=args.out, report=args.report, bootstrap=args.bootstrap,
+                                   progress=not args.no_progress)
+    cols = [c for c in ("producer.compression.type", "producer.acks", "publish_rate", "publish_mb_s",
+                        "publish_latency_ms_p99", "e2e_latency_ms_p50", "e2e_latency_ms_p99",
+                        "lag_max_msgs", "consume_rate") if c in table.columns]
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    print(f"\nresults in {Path(args.out).resolve()}, report: {report.resolve()}")
+
+
 def _parse_kv(text: str) -> tuple[str, str]:
     """'key=value' -> (key, value), with a clear error naming the bad argument."""
     from kafkabench.errors import ConfigError
@@ -398,6 +431,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--once", action="store_true", help="one sample, then exit")
     p.set_defaults(func=_cmd_lag)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of saved runs")
+    p.add_argument("results", nargs="+", help="run folders or folders containing runs")
+    p.add_argument("-o", "--output", default="report.html")
+    p.add_argument("--title", default="kafkabench report")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("sweep", parents=[bootstrap_opt],
+                       help="run a grid of workload fields and librdkafka settings (resumable)")
+    p.add_argument("spec", help="sweep YAML: name, workload, profile, grid, repetitions")
+    p.add_argument("--out", default="results")
+    p.add_argument("--report", help="also write an HTML report here")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("quickstart", parents=[bootstrap_opt],
+                       help="compression x acks sweep with a consumer group, and a report")
+    p.add_argument("--out", default="results")
+    p.add_argument("--report", default="report.html")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_quickstart)
 
     results = sub.add_parser("results", help="list, show and compare saved runs").add_subparsers(
         dest="action", required=True)

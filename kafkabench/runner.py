@@ -118,10 +118,24 @@ def _check_reachable(bootstrap: str, conf: dict[str, Any], timeout_s: float = 10
                            "Is the cluster up (`kafkabench cluster status`)?") from exc
 
 
+class _NoBar:
+    """Stands in for a tqdm bar when progress is off (tqdm(disable=True) still prints)."""
+
+    disable, n, total = True, 0, 0
+
+    def update(self, *args) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _progress(total: float, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="s", disable=not enabled, leave=False,
+    return tqdm(total=total, desc=desc, unit="s", leave=False,
                 bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
 
 
@@ -233,7 +247,9 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     warnings: list[str] = []
     pool = WorkerPool(mode)
     backlog_pool: WorkerPool | None = None
-    sampler = LagSampler(bootstrap, groups, interval_s=lag_interval_s, conf=common) if groups else None
+    # Consumers start from the earliest offset: count uncommitted partitions from there too.
+    sampler = LagSampler(bootstrap, groups, interval_s=lag_interval_s, conf=common,
+                         missing_committed="earliest") if groups else None
     t_go = t_end = time.monotonic()
     elapsed = 0.0
     bar = None
@@ -360,7 +376,8 @@ def _update_bar(bar, tally: _Tally, workload: Workload, t_go: float) -> None:
     target = workload.message_count
     position = done if target else min(time.monotonic() - t_go, bar.total)
     bar.update(position - bar.n)
-    last = tally.counts.get(max(tally.counts, default=0), Counter())
+    # The newest second is still filling in (reports arrive one by one): show the one before.
+    last = tally.counts.get(max(tally.counts, default=0) - 1, Counter())
     bar.set_postfix_str(f"{last.get('delivered', 0):,} msg/s, consumed {last.get('consumed', 0):,}/s, "
                         f"errors {sum(tally.errors.values()) + sum(c.get('failed', 0) for c in tally.counts.values())}")
 
@@ -373,7 +390,9 @@ def _timeseries(tally: _Tally, groups: int) -> pd.DataFrame:
     ts = ts.rename(columns={"sent": "produced"}).reindex(columns=cols).fillna(0).astype("int64")
     ts = ts.reindex(range(0, max(tally.counts) + 1), fill_value=0).sort_index()
     ts.index.name = "t"
-    ts["backlog"] = ts["delivered"].cumsum() - ts["consumed"].cumsum() // max(groups, 1)
+    # A message can be counted consumed a second before its producer reports it delivered
+    # (each worker reports on its own clock): never show a negative backlog.
+    ts["backlog"] = (ts["delivered"].cumsum() - ts["consumed"].cumsum() // max(groups, 1)).clip(lower=0)
     for name, col, pcts in (("publish_latency_us", "publish_latency_ms", ("p50", "p99")),
                             ("e2e_latency_us", "e2e_latency_ms", ("p50", "p99")),
                             ("publish_delay_us", "publish_delay_us", ("p99",))):

@@ -1,0 +1,758 @@
+"""DataFrames in, plotly Figures out: one look for every kafkabench chart.
+
+Every function takes frames shaped as DESIGN.md's Results section describes (or a sweep /
+capacity / partitioning frame) and returns a `plotly.graph_objects.Figure`. Nothing here
+computes a statistic or calls `.show()`: the numbers come from `stats`, `results`,
+`capacity` and `partitioning`; this module only chooses traces, axes, units and hover text.
+
+All figures use the `kafkabench` template (registered in `plotly.io.templates`, not made the
+default): white background, the Okabe-Ito colour sequence (readable by colour-blind
+readers), hover showing values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "TEMPLATE",
+    "COLORS",
+    "axis_title",
+    "throughput_vs",
+    "latency_spectrum",
+    "latency_over_time",
+    "throughput_over_time",
+    "lag_over_time",
+    "partition_share",
+    "partition_heatmap",
+    "capacity_sensitivity",
+    "rate_vs_latency",
+    "predicted_vs_measured",
+    "summary_table",
+]
+
+#: Okabe-Ito, reordered so the first colours are the most distinct on white.
+COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#999999",
+          "#000000", "#F0E442"]
+DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+
+TEMPLATE = "kafkabench"
+_template = go.layout.Template(pio.templates["plotly_white"])
+_template.layout.colorway = COLORS
+_template.layout.font = {"family": "Inter, Helvetica, Arial, sans-serif", "size": 13}
+_template.layout.title = {"x": 0.02, "xanchor": "left", "font": {"size": 16}}
+_template.layout.margin = {"l": 70, "r": 30, "t": 60, "b": 60}
+_template.layout.legend = {"bgcolor": "rgba(255,255,255,0.6)"}
+_template.layout.hoverlabel = {"namelength": -1}
+pio.templates[TEMPLATE] = _template
+
+#: Display names of the histograms in `RunResult.spectrum()`.
+METRIC_NAMES = {
+    "publish_latency_us": "publish latency",
+    "publish_delay_us": "publish delay",
+    "e2e_latency_us": "end-to-end latency",
+}
+
+_TITLES = {
+    "t": "time (s)",
+    "publish_rate": "publish rate (msg/s)",
+    "delivery_rate": "delivery rate (msg/s)",
+    "consume_rate": "consume rate (msg/s)",
+    "target_rate": "target rate (msg/s)",
+    "publish_mb_s": "publish throughput (MB/s)",
+    "consume_mb_s": "consume throughput (MB/s)",
+    "lag_msgs": "lag (messages)",
+    "lag_s": "lag (s)",
+    "lag_max_msgs": "max lag (messages)",
+    "lag_max_s": "max lag (s)",
+    "lag_final_msgs": "final lag (messages)",
+    "backlog": "backlog (messages)",
+    "produced": "produced (msg/s)",
+    "delivered": "delivered (msg/s)",
+    "consumed": "consumed (msg/s)",
+    "failed": "failed (msg/s)",
+    "share": "share of messages",
+    "messages": "messages",
+    "partition": "partition",
+    "partitions": "partitions",
+    "strategy": "strategy",
+    "factor": "factor applied to the input",
+    "value_ms": "latency (ms)",
+    "percentile": "percentile",
+    "skew": "skew (max / mean)",
+    "cv": "coefficient of variation",
+    "keys_moved": "keys moved (fraction)",
+    "message_size": "message size (bytes)",
+    "producer_rate": "producer rate (msg/s)",
+    "batch.size": "batch.size (bytes)",
+    "brokers": "brokers",
+}
+_AGGREGATES = ("median", "mean", "min", "max", "std")
+_LATENCY = re.compile(r"^(publish_latency|e2e_latency|publish_delay)_(ms|us)_(\w+)$")
+_UNIT_WORDS = {"ms": "ms", "us": "µs"}
+
+
+def axis_title(column: str) -> str:
+    """A human axis title with its unit for a kafkabench column name.
+
+    Examples: "publish_rate" -> "publish rate (msg/s)", "producer.linger.ms" ->
+    "linger.ms (ms)", "e2e_latency_ms_p99_9" -> "end-to-end latency p99.9 (ms)",
+    "publish_rate_median" -> "publish rate, median (msg/s)".
+
+    Args:
+        column: a summary, timeseries, sweep or capacity column name.
+
+    Returns:
+        The title; unknown names come back with underscores as spaces.
+    """
+    column = str(column)
+    if column in _TITLES:
+        return _TITLES[column]
+    for agg in _AGGREGATES:
+        if column.endswith("_" + agg) and len(column) > len(agg) + 1:
+            base = axis_title(column[: -len(agg) - 1])
+            head, sep, unit = base.rpartition(" (")
+            return f"{head}, {agg} ({unit}" if sep else f"{base}, {agg}"
+    m = _LATENCY.match(column)
+    if m:
+        what = METRIC_NAMES.get(f"{m.group(1)}_us", m.group(1).replace("_", " "))
+        stat = m.group(3).replace("_", ".")
+        return f"{what} {stat} ({_UNIT_WORDS[m.group(2)]})"
+    section, dot, key = column.partition(".")
+    if dot and section in ("producer", "consumer", "common", "workload", "topic", "profile"):
+        if key in _TITLES:
+            return _TITLES[key]
+        if key.endswith(".ms"):
+            return f"{key} (ms)"
+        if key.endswith(".bytes") or key.endswith(".kbytes"):
+            return f"{key} ({key.rsplit('.', 1)[1]})"
+        if key.endswith("_s"):
+            return f"{key[:-2].replace('_', ' ')} (s)"
+        return key
+    if column.endswith("_mb_s"):
+        return f"{column[:-5].replace('_', ' ')} (MB/s)"
+    if column.endswith("_gb"):
+        return f"{column[:-3].replace('_', ' ')} (GB)"
+    if column.endswith("_ms"):
+        return f"{column[:-3].replace('_', ' ')} (ms)"
+    if column.endswith("_s") and not column.endswith("_mb_s"):
+        return f"{column[:-2].replace('_', ' ')} (s)"
+    return column.replace("_", " ")
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _figure(title: str | None = None, **layout: Any) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(template=TEMPLATE, title=title, **layout)
+    return fig
+
+
+def _num(values: Any) -> np.ndarray:
+    """Float array; NA (nullable ints, None) becomes NaN, which plotly leaves as a gap."""
+    series = pd.Series(values)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _axis_values(series: pd.Series) -> list[Any] | np.ndarray:
+    """Numeric columns as floats, anything else (compression.type, acks) as strings."""
+    return _num(series) if _is_numeric(series) else [_key(v) for v in series]
+
+
+def _hover_columns(frame: pd.DataFrame, columns: Sequence[str] | None) -> tuple[np.ndarray | None, str]:
+    """customdata holding `columns` as text, and the hovertemplate lines showing them."""
+    if not columns:
+        return None, ""
+    custom = np.array([[_key(v) for v in frame[c]] for c in columns], dtype=object).T
+    return custom, "".join(f"<br>{c}: %{{customdata[{j}]}}" for j, c in enumerate(columns))
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _hover(x_title: str, y_title: str, *, y_format: str = ".4~g", extra: str = "") -> str:
+    return (f"<b>%{{fullData.name}}</b><br>{x_title}: %{{x}}<br>{y_title}: %{{y:{y_format}}}"
+            f"{extra}<extra></extra>")
+
+
+def _time_index(frame: pd.DataFrame) -> np.ndarray:
+    """The t axis of a timeseries: its `t` column, else its index."""
+    return _num(frame["t"] if "t" in frame.columns else frame.index)
+
+
+def _empty(fig: go.Figure, message: str) -> go.Figure:
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper",
+                       showarrow=False, font={"size": 14, "color": "#666"})
+    return fig
+
+
+def _key(value: Any) -> str:
+    return "" if _missing(value) else str(value)
+
+
+def _bare(title: str) -> str:
+    """An axis title without its unit: "publish rate (msg/s)" -> "publish rate"."""
+    return title.split(" (")[0]
+
+
+# ------------------------------------------------------------------------- throughput
+
+
+def throughput_vs(df: pd.DataFrame, x: str, y: str = "publish_rate", color: str | None = None, *,
+                  error_y: str | Sequence[str] | bool | None = None, log_x: bool = False,
+                  title: str | None = None, hover_data: Sequence[str] | None = None) -> go.Figure:
+    """Throughput against a swept parameter, one line per value of another.
+
+    Args:
+        df: one row per sweep point (a sweep summary or `load_results()` rows), e.g. columns
+            `producer.linger.ms`, `publish_rate_median`, `publish_rate_min`, `publish_rate_max`.
+        x: the swept column; numeric columns give lines, others (compression.type) bars.
+        y: the throughput column.
+        color: column whose values each get their own line (e.g. `producer.compression.type`).
+        error_y: error bars: a `(low, high)` pair of column names (e.g. min and max), one
+            column of symmetric half-widths, or True for `<base>_min`/`<base>_max` where `y`
+            is `<base>_<aggregate>`.
+        log_x: logarithmic x axis.
+        title: figure title (default "<y> vs <x>").
+        hover_data: more columns to show on hover (e.g. `run_id`).
+
+    Returns:
+        The figure: one trace per `color` value (one trace when `color` is None).
+    """
+    if error_y is True:
+        base = y.rsplit("_", 1)[0] if y.rsplit("_", 1)[-1] in _AGGREGATES else y
+        error_y = (f"{base}_min", f"{base}_max")
+    x_title, y_title = axis_title(x), axis_title(y)
+    fig = _figure(title or f"{_bare(y_title)} vs {_bare(x_title)}", xaxis_title=x_title,
+                  yaxis_title=y_title, legend_title_text=axis_title(color) if color else None)
+    categorical = not _is_numeric(df[x])
+    groups = ([((_bare(y_title),), df)] if color is None
+              else list(df.groupby([color], sort=True, dropna=False)))
+    for i, ((value,), part) in enumerate(groups):
+        name = _key(value)
+        if not categorical:
+            part = part.sort_values(x, kind="stable")
+        xs, ys = _axis_values(part[x]), _num(part[y])
+        errors = None
+        if isinstance(error_y, str):
+            errors = {"type": "data", "array": _num(part[error_y]), "visible": True}
+        elif error_y is not None:
+            low, high = error_y
+            errors = {"type": "data", "symmetric": False, "visible": True,
+                      "array": _num(part[high]) - ys, "arrayminus": ys - _num(part[low])}
+        custom, extra = _hover_columns(part, hover_data)
+        common = {"x": xs, "y": ys, "name": name, "error_y": errors, "customdata": custom,
+                  "marker_color": COLORS[i % len(COLORS)],
+                  "hovertemplate": _hover(x_title, y_title, extra=extra)}
+        if categorical:
+            fig.add_trace(go.Bar(**common))
+        else:
+            fig.add_trace(go.Scatter(mode="lines+markers", line_color=COLORS[i % len(COLORS)], **common))
+    fig.update_layout(showlegend=color is not None, barmode="group")
+    if log_x:
+        fig.update_xaxes(type="log")
+    if categorical:
+        fig.update_xaxes(type="category")
+    return fig
+
+
+def throughput_over_time(timeseries: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+    """Messages produced, delivered and consumed per second, with the backlog on a second axis.
+
+    Args:
+        timeseries: `RunResult.timeseries` (index t; columns produced, delivered, consumed,
+            failed, backlog).
+        title: figure title.
+
+    Returns:
+        The figure: a line per rate column present (failed only when some failed), and a
+        shaded backlog line on the right axis.
+    """
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.update_layout(template=TEMPLATE, title=title or "throughput over time", hovermode="x unified")
+    t = _time_index(timeseries)
+    columns = [c for c in ("produced", "delivered", "consumed") if c in timeseries]
+    if "failed" in timeseries and (_num(timeseries["failed"]) > 0).any():
+        columns.append("failed")
+    for i, column in enumerate(columns):
+        color = "#D55E00" if column == "failed" else COLORS[i]
+        fig.add_trace(go.Scatter(x=t, y=_num(timeseries[column]), name=column, mode="lines",
+                                 line={"color": color, "dash": DASHES[i % len(DASHES)]},
+                                 hovertemplate="%{y:,.0f} msg/s"), secondary_y=False)
+    if "backlog" in timeseries:
+        fig.add_trace(go.Scatter(x=t, y=_num(timeseries["backlog"]), name="backlog", mode="lines",
+                                 line={"color": COLORS[6], "width": 1}, fill="tozeroy",
+                                 fillcolor="rgba(153,153,153,0.15)", hovertemplate="%{y:,.0f} messages"),
+                      secondary_y=True)
+    fig.update_xaxes(title_text=axis_title("t"))
+    fig.update_yaxes(title_text="messages per second (msg/s)", secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(title_text=axis_title("backlog"), secondary_y=True, showgrid=False)
+    if not len(t):
+        _empty(fig, "no time series recorded")
+    return fig
+
+
+# ------------------------------------------------------------------------- latency
+
+_PERCENTILE_TICKS = (50.0, 90.0, 99.0, 99.9, 99.99, 99.999)
+
+
+def _percentile_x(percentile: Any) -> np.ndarray:
+    """HdrHistogram's percentile axis: 1 / (1 - p/100), so each extra nine is one decade."""
+    p = _num(percentile)
+    with np.errstate(divide="ignore"):
+        return np.where(p < 100.0, 100.0 / (100.0 - p), np.nan)
+
+
+def latency_spectrum(spectrum: pd.DataFrame, *, color: str = "metric", title: str | None = None,
+                     log_y: bool = False) -> go.Figure:
+    """Latency by percentile, on the log "number of nines" axis of HdrHistogram plots.
+
+    Args:
+        spectrum: `RunResult.spectrum()` (columns metric, percentile, value_ms); with an extra
+            `run` column, several runs are compared: colour by run, dash by metric.
+        color: column to colour by when there is no `run` column.
+        title: figure title.
+        log_y: logarithmic latency axis (long tails).
+
+    Returns:
+        The figure: one line per metric (per run and metric with a `run` column); the
+        100th percentile (max) is left out, it has no place on this axis.
+    """
+    fig = _figure(title or "latency by percentile", xaxis_title="percentile",
+                  yaxis_title=axis_title("value_ms"), hovermode="closest")
+    if spectrum.empty:
+        return _empty(fig, "no latency recorded")
+    by_run = "run" in spectrum.columns
+    keys = ["run", "metric"] if by_run else [color] + (["metric"] if color != "metric" else [])
+    colours: dict[str, str] = {}
+    dashes: dict[str, str] = {}
+    for value, part in spectrum.groupby(keys, sort=False):
+        value = value if isinstance(value, tuple) else (value,)
+        first, metric = _key(value[0]), _key(value[-1])
+        colour = colours.setdefault(first, COLORS[len(colours) % len(COLORS)])
+        dash = dashes.setdefault(metric, DASHES[len(dashes) % len(DASHES)]) if len(value) > 1 else "solid"
+        label = " · ".join(METRIC_NAMES.get(_key(v), _key(v)) for v in value)
+        part = part[_num(part["percentile"]) < 100.0]
+        fig.add_trace(go.Scatter(
+            x=_percentile_x(part["percentile"]), y=_num(part["value_ms"]), name=label, mode="lines",
+            line={"color": colour, "dash": dash}, customdata=_num(part["percentile"]),
+            hovertemplate=f"<b>{label}</b><br>p%{{customdata:.3f}}: %{{y:.4~g}} ms<extra></extra>"))
+    fig.update_xaxes(type="log", tickvals=[100.0 / (100.0 - p) for p in _PERCENTILE_TICKS],
+                     ticktext=[f"{p:g}%" for p in _PERCENTILE_TICKS])
+    fig.update_yaxes(type="log" if log_y else "linear", rangemode="tozero")
+    return fig
+
+
+_LATENCY_COLUMNS = ("publish_latency_ms_p50", "publish_latency_ms_p99",
+                    "e2e_latency_ms_p50", "e2e_latency_ms_p99")
+
+
+def latency_over_time(timeseries: pd.DataFrame, *, columns: Sequence[str] | None = None,
+                      title: str | None = None, log_y: bool = False) -> go.Figure:
+    """Per-second latency percentiles.
+
+    Args:
+        timeseries: `RunResult.timeseries` (index t).
+        columns: latency columns to draw (default: publish and end-to-end p50 and p99 that
+            have at least one value, so a run without consumers shows no empty e2e lines).
+        title: figure title.
+        log_y: logarithmic latency axis.
+
+    Returns:
+        The figure: one line per column, coloured by latency, dashed by percentile.
+    """
+    fig = _figure(title or "latency over time", xaxis_title=axis_title("t"),
+                  yaxis_title="latency (ms)", hovermode="x unified")
+    if columns is None:
+        columns = [c for c in _LATENCY_COLUMNS if c in timeseries and timeseries[c].notna().any()]
+    t = _time_index(timeseries)
+    colours: dict[str, str] = {}
+    dashes: dict[str, str] = {}
+    for column in columns:
+        m = _LATENCY.match(column)
+        what, stat = (m.group(1), m.group(3)) if m else (column, "")
+        colour = colours.setdefault(what, COLORS[len(colours) % len(COLORS)])
+        dash = dashes.setdefault(stat, DASHES[len(dashes) % len(DASHES)])
+        unit = _UNIT_WORDS.get(m.group(2), "") if m else ""
+        fig.add_trace(go.Scatter(x=t, y=_num(timeseries[column]), name=_bare(axis_title(column)),
+                                 mode="lines+markers", marker={"size": 4},
+                                 line={"color": colour, "dash": dash},
+                                 hovertemplate=f"%{{y:.4~g}} {unit}"))
+    units = {m.group(2) for m in map(_LATENCY.match, columns) if m}
+    fig.update_yaxes(title_text=f"latency ({_UNIT_WORDS[units.pop()]})" if len(units) == 1 else "latency")
+    fig.update_yaxes(type="log" if log_y else "linear")
+    if not columns or not len(t):
+        _empty(fig, "no latency recorded")
+    return fig
+
+
+def rate_vs_latency(df: pd.DataFrame, x: str = "publish_rate",
+                    y: str | Sequence[str] = ("e2e_latency_ms_p50", "e2e_latency_ms_p99"), *,
+                    target: str | float | None = None, title: str | None = None,
+                    log_y: bool = True, hover_data: Sequence[str] | None = None) -> go.Figure:
+    """Latency against throughput, up to saturation (rows in sweep order, e.g. rising target).
+
+    Args:
+        df: one row per run or sweep point.
+        x: achieved rate column.
+        y: latency column(s), one line each.
+        target: a column of target rates (e.g. `target_rate`): each point gets a hollow
+            marker at its target rate joined to the achieved one, so saturation shows as
+            the gap; or a number: a vertical line at that required rate.
+        title: figure title.
+        log_y: logarithmic latency axis.
+        hover_data: more columns to show on hover.
+
+    Returns:
+        The figure: a line per `y` column, plus the target markers or line.
+    """
+    ys = [y] if isinstance(y, str) else list(y)
+    x_title = axis_title(x)
+    fig = _figure(title or "latency vs throughput", xaxis_title=x_title,
+                  yaxis_title="latency (ms)" if all("_ms_" in c for c in ys) else axis_title(ys[0]))
+    custom, extra = _hover_columns(df, hover_data)
+    xs = _num(df[x])
+    for i, column in enumerate(ys):
+        name = _bare(axis_title(column))
+        fig.add_trace(go.Scatter(x=xs, y=_num(df[column]), name=name, mode="lines+markers",
+                                 line={"color": COLORS[i % len(COLORS)]}, customdata=custom,
+                                 hovertemplate=_hover(x_title, axis_title(column), extra=extra)))
+    if isinstance(target, str):
+        # One trace: target marker -> achieved marker per point, None-separated segments.
+        tx, ty = _num(df[target]), _num(df[ys[-1]])
+        seg_x = np.column_stack([tx, xs, np.full(len(xs), np.nan)]).ravel()
+        seg_y = np.column_stack([ty, ty, np.full(len(ty), np.nan)]).ravel()
+        fig.add_trace(go.Scatter(x=seg_x, y=seg_y, mode="lines", name="target → achieved",
+                                 line={"color": COLORS[6], "width": 1, "dash": "dot"}, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=tx, y=ty, mode="markers", name=_bare(axis_title(target)),
+                                 marker={"symbol": "circle-open", "size": 9, "color": COLORS[6]},
+                                 customdata=xs,
+                                 hovertemplate=(f"target: %{{x:,.4~g}}<br>achieved: %{{customdata:,.4~g}}"
+                                                "<extra></extra>")))
+    elif target is not None and not _missing(target):
+        fig.add_vline(x=float(target), line={"color": COLORS[3], "dash": "dash"},
+                      annotation_text=f"target {float(target):,.4g}", annotation_position="top left")
+    fig.update_yaxes(type="log" if log_y else "linear")
+    return fig
+
+
+# ------------------------------------------------------------------------- lag
+
+_EVENT_COLORS = {"assign": COLORS[2], "revoke": COLORS[3]}
+
+
+def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
+                  by: str = "partition", title: str | None = None) -> go.Figure:
+    """Consumer lag over time, in messages (top) and seconds (bottom), with rebalances marked.
+
+    Args:
+        lag: `LagSampler.frame()` / `RunResult.lag` (t, group, topic, partition, lag_msgs, lag_s).
+        rebalances: `RunResult.rebalances` (t, group, member, event, partitions): a vertical
+            line per event (green assign, red revoke), with its details on hover.
+        by: "partition": one legend entry per group/topic/partition; "group": one colour and
+            legend entry per group (its partitions still get their own line).
+        title: figure title.
+
+    Returns:
+        The figure: two rows sharing the time axis; a line per partition in each.
+    """
+    if by not in ("partition", "group"):
+        raise ValueError(f"by must be 'partition' or 'group', not {by!r}")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    fig.update_layout(template=TEMPLATE, title=title or "consumer lag", hovermode="closest", height=560)
+    fig.update_yaxes(title_text=axis_title("lag_msgs"), row=1, col=1, rangemode="tozero")
+    fig.update_yaxes(title_text=axis_title("lag_s"), row=2, col=1, rangemode="tozero")
+    fig.update_xaxes(title_text=axis_title("t"), row=2, col=1)
+    lag = lag[lag["partition"] >= 0] if "partition" in lag else lag  # -1: a group-level error row
+    if lag.empty:
+        return _empty(fig, "no lag sampled (no consumer groups)")
+    groups = list(dict.fromkeys(lag["group"]))
+    in_legend: set[Any] = set()
+    several_topics = lag["topic"].nunique() > 1
+    for i, ((group, topic, partition), part) in enumerate(
+            lag.groupby(["group", "topic", "partition"], sort=True)):
+        gi = groups.index(group)
+        label = f"p{partition}" if not several_topics else f"{topic}:{partition}"
+        name = label if len(groups) == 1 and by == "partition" else f"{group} {label}"
+        if by == "group":
+            colour, legend, show = COLORS[gi % len(COLORS)], str(group), group not in in_legend
+            in_legend.add(group)
+        else:
+            colour, legend, show = COLORS[i % len(COLORS)], f"{group}/{topic}/{partition}", True
+        t = _num(part["t"])
+        status = [_key(s) for s in part["status"]] if "status" in part else None
+        for row, column in ((1, "lag_msgs"), (2, "lag_s")):
+            unit = "messages" if column == "lag_msgs" else "s"
+            fig.add_trace(go.Scatter(
+                x=t, y=_num(part[column]), mode="lines", line={"color": colour, "width": 1.5},
+                name=str(group) if by == "group" else name, legendgroup=legend,
+                showlegend=row == 1 and show,
+                customdata=status,
+                hovertemplate=(f"<b>{name}</b><br>t %{{x:.1f}} s: %{{y:,.4~g}} {unit}"
+                               + ("<br>status %{customdata}" if status else "") + "<extra></extra>")),
+                row=row, col=1)
+    if rebalances is not None and not rebalances.empty:
+        _mark_rebalances(fig, rebalances)
+    return fig
+
+
+def _mark_rebalances(fig: go.Figure, rebalances: pd.DataFrame) -> None:
+    """Dotted vertical lines over both rows, and hoverable markers along the top edge."""
+    t = _num(rebalances["t"])
+    events = [_key(e) for e in rebalances["event"]]
+    for x, event in zip(t, events):
+        if not math.isnan(x):
+            fig.add_shape(type="line", x0=x, x1=x, xref="x", y0=0, y1=1, yref="paper",
+                          line={"color": _EVENT_COLORS.get(event, COLORS[6]), "width": 1, "dash": "dot"})
+    # Markers on a hidden [0, 1] axis overlaying the top row: hover needs a trace, not a shape.
+    fig.update_layout(yaxis3={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True})
+    details = np.array([[_key(rebalances[c].iloc[i]) if c in rebalances else ""
+                         for c in ("group", "member", "partitions")] for i in range(len(rebalances))],
+                       dtype=object)
+    fig.add_trace(go.Scatter(
+        x=t, y=np.full(len(t), 0.98), yaxis="y3", xaxis="x", mode="markers", name="rebalance",
+        marker={"symbol": "triangle-down", "size": 9,
+                "color": [_EVENT_COLORS.get(e, COLORS[6]) for e in events]},
+        text=events, customdata=details,
+        hovertemplate=("<b>%{text}</b> at %{x:.2f} s<br>group %{customdata[0]}<br>member "
+                       "%{customdata[1]}<br>partitions %{customdata[2]}<extra></extra>")))
+
+
+# ------------------------------------------------------------------------- partitioning
+
+
+def partition_share(per_partition: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+    """Share of messages per partition, against the even share.
+
+    Args:
+        per_partition: `PartitionAnalysis.per_partition` (columns partition, messages,
+            share in [0, 1]); with a `strategy` column (several analyses concatenated), one
+            bar group per strategy.
+        title: figure title.
+
+    Returns:
+        The figure: a bar trace per strategy (one without a `strategy` column) and a dashed
+        line at 1 / partitions, the share of a perfectly even spread.
+    """
+    fig = _figure(title or "share of messages per partition", xaxis_title=axis_title("partition"),
+                  yaxis_title=axis_title("share"), barmode="group", bargap=0.15)
+    groups = list(per_partition.groupby("strategy", sort=False)) if "strategy" in per_partition \
+        else [(None, per_partition)]
+    for i, (strategy, part) in enumerate(groups):
+        name = _key(strategy[0] if isinstance(strategy, tuple) else strategy) or "share"
+        fig.add_trace(go.Bar(
+            x=_num(part["partition"]), y=_num(part["share"]), name=name,
+            marker_color=COLORS[i % len(COLORS)],
+            customdata=_num(part["messages"]) if "messages" in part else None,
+            hovertemplate=(f"<b>{name}</b><br>partition %{{x}}: %{{y:.2%}}"
+                           + ("<br>%{customdata:,.0f} messages" if "messages" in part else "")
+                           + "<extra></extra>")))
+    partitions = per_partition["partition"].nunique() if len(per_partition) else 0
+    if partitions:
+        fig.add_hline(y=1.0 / partitions, line={"color": COLORS[6], "dash": "dash", "width": 1},
+                      annotation_text="even share", annotation_position="top right")
+    fig.update_layout(showlegend=len(groups) > 1)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    fig.update_xaxes(dtick=1 if partitions <= 32 else None)
+    return fig
+
+
+def partition_heatmap(df: pd.DataFrame, x: str = "partition", y: str = "strategy",
+                      z: str = "share", *, title: str | None = None) -> go.Figure:
+    """A heatmap of a per-partition figure across strategies (or key kinds, partition counts).
+
+    Args:
+        df: long format, one row per (y, x) cell, e.g. per_partition frames of several
+            strategies concatenated with a `strategy` column.
+        x: column along the x axis.
+        y: column along the y axis.
+        z: value column.
+        title: figure title.
+
+    Returns:
+        The figure: one Heatmap trace; cells without a row are blank.
+    """
+    grid = df.pivot_table(index=y, columns=x, values=z, aggfunc="first", sort=False)
+    is_share = z == "share"
+    fig = _figure(title or f"{axis_title(z)} by {axis_title(x)} and {axis_title(y)}",
+                  xaxis_title=axis_title(x), yaxis_title=axis_title(y))
+    fig.add_trace(go.Heatmap(
+        z=grid.to_numpy(dtype="float64", na_value=np.nan),
+        x=[str(c) for c in grid.columns], y=[str(i) for i in grid.index],
+        colorscale="Blues", colorbar={"title": {"text": axis_title(z)},
+                                      "tickformat": ".0%" if is_share else None},
+        hovertemplate=(f"{axis_title(y)} %{{y}}<br>{axis_title(x)} %{{x}}<br>{axis_title(z)}: "
+                       f"%{{z:{'.2%' if is_share else '.4~g'}}}<extra></extra>")))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category", autorange="reversed")
+    return fig
+
+
+# ------------------------------------------------------------------------- capacity
+
+
+def capacity_sensitivity(sens: pd.DataFrame, output: str = "partitions", *, kind: str = "line",
+                         title: str | None = None) -> go.Figure:
+    """How a capacity plan output responds to each input, from `capacity.sensitivity()`.
+
+    Args:
+        sens: columns input, factor, value and the `CapacityPlan.as_dict()` outputs.
+        output: the output column to show (partitions, brokers, storage_total_gb, ...).
+        kind: "line": output vs factor, a line per input; "tornado": per input, a bar from
+            the output at factor 1 to the output at the smallest and at the largest factor
+            (inputs that change nothing get no bar).
+        title: figure title.
+
+    Returns:
+        The figure.
+    """
+    if kind not in ("line", "tornado"):
+        raise ValueError(f"kind must be 'line' or 'tornado', not {kind!r}")
+    out_title = axis_title(output)
+    if kind == "line":
+        fig = _figure(title or f"sensitivity of {_bare(out_title)}",
+                      xaxis_title=axis_title("factor"), yaxis_title=out_title, hovermode="closest")
+        for i, (name, part) in enumerate(sens.groupby("input", sort=False)):
+            part = part.sort_values("factor", kind="stable")
+            fig.add_trace(go.Scatter(
+                x=_num(part["factor"]), y=_num(part[output]), name=str(name), mode="lines+markers",
+                line={"color": COLORS[i % len(COLORS)], "dash": DASHES[(i // len(COLORS)) % len(DASHES)]},
+                customdata=_num(part["value"]),
+                hovertemplate=(f"<b>{name}</b> = %{{customdata:,.4~g}} (×%{{x}})<br>"
+                               f"{out_title}: %{{y:,.4~g}}<extra></extra>")))
+        fig.update_xaxes(tickformat=".2~f", ticksuffix="×")
+        return fig
+    factors = _num(sens["factor"])
+    low, high = np.nanmin(factors), np.nanmax(factors)
+    fig = _figure(title or f"sensitivity of {_bare(out_title)}",
+                  xaxis_title=out_title, yaxis_title="input", barmode="overlay")
+    names, bases = [], []
+    bars: dict[float, list[tuple[float, float, float]]] = {low: [], high: []}
+    for name, part in sens.groupby("input", sort=False):
+        at = {float(f): (float(v), float(o)) for f, v, o in
+              zip(_num(part["factor"]), _num(part["value"]), _num(part[output]))}
+        if 1.0 not in at or low not in at or high not in at:
+            continue
+        base = at[1.0][1]
+        if at[low][1] == base and at[high][1] == base:
+            continue
+        names.append(str(name))
+        bases.append(base)
+        for f in (low, high):
+            bars[f].append((at[f][1] - base, at[f][1], at[f][0]))
+    for i, f in enumerate((low, high)):
+        widths = [b[0] for b in bars[f]]
+        fig.add_trace(go.Bar(
+            y=names, x=widths, base=bases, orientation="h", name=f"input ×{f:g}",
+            marker_color=COLORS[3] if i == 0 else COLORS[0], opacity=0.85,
+            customdata=np.array([[b[1], b[2]] for b in bars[f]], dtype=float).reshape(-1, 2),
+            hovertemplate=(f"<b>%{{y}}</b> ×{f:g} = %{{customdata[1]:,.4~g}}<br>"
+                           f"{out_title}: %{{customdata[0]:,.4~g}}<extra></extra>")))
+    if bases:
+        fig.add_vline(x=bases[0], line={"color": COLORS[6], "dash": "dash", "width": 1},
+                      annotation_text="plan", annotation_position="top")
+    else:
+        _empty(fig, f"no input changes {output}")
+    fig.update_yaxes(type="category", autorange="reversed")
+    return fig
+
+
+def predicted_vs_measured(df: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+    """A capacity plan checked against a run: predicted and measured side by side per metric.
+
+    Args:
+        df: columns metric, predicted, measured (and optionally unit); one row per metric.
+            Metrics differ in unit, so each gets its own panel and y axis.
+        title: figure title.
+
+    Returns:
+        The figure: a "predicted" and a "measured" Bar trace per metric panel.
+    """
+    n = max(1, len(df))
+    names = [_key(m) for m in df["metric"]] if len(df) else [""]
+    fig = make_subplots(rows=1, cols=n, subplot_titles=names, horizontal_spacing=min(0.08, 0.5 / n))
+    fig.update_layout(template=TEMPLATE, title=title or "predicted vs measured", barmode="group",
+                      showlegend=True, bargap=0.3)
+    units = [_key(u) for u in df["unit"]] if "unit" in df else [""] * len(df)
+    for i, (metric, predicted, measured, unit) in enumerate(
+            zip(names, _num(df["predicted"]), _num(df["measured"]), units)):
+        suffix = f" {unit}" if unit else ""
+        for j, (label, value) in enumerate((("predicted", predicted), ("measured", measured))):
+            fig.add_trace(go.Bar(
+                x=[label], y=[value], name=label, legendgroup=label, showlegend=i == 0,
+                marker_color=COLORS[6] if j == 0 else COLORS[0],
+                hovertemplate=f"<b>{metric}</b><br>{label}: %{{y:,.4~g}}{suffix}<extra></extra>"),
+                row=1, col=i + 1)
+        fig.update_yaxes(title_text=axis_title(metric) if not unit else f"{metric} ({unit})",
+                         row=1, col=i + 1, rangemode="tozero")
+    if not len(df):
+        _empty(fig, "nothing to compare")
+    return fig
+
+
+# ------------------------------------------------------------------------- tables
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return ""
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:,.4g}" if abs(value) >= 1 else f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
+    if _missing(value):
+        return ""
+    return str(value)
+
+
+def summary_table(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
+                  title: str | None = None) -> go.Figure:
+    """A plotly Table of summary rows (runs, sweep points, plan rows), for reports.
+
+    Args:
+        df: the rows.
+        columns: columns to show, in order (default all; missing ones are shown blank).
+        title: figure title.
+
+    Returns:
+        The figure: one Table trace; numbers formatted to 4 significant digits, NaN blank.
+    """
+    columns = list(df.columns) if columns is None else list(columns)
+    cells = [[_cell(v) for v in df[c]] if c in df else [""] * len(df) for c in columns]
+    fig = _figure(title, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
+    stripes = (["#FFFFFF", "#F6F8FA"] * (len(df) // 2 + 1))[:len(df)]
+    # Relative widths: long run ids get room, numbers stay narrow.
+    widths = [max([len(str(c)), *map(len, column)]) + 2 for c, column in zip(columns, cells)]
+    fig.add_trace(go.Table(
+        columnwidth=widths,
+        header={"values": [f"<b>{c}</b>" for c in columns], "fill_color": "#E8EEF4",
+                "align": "left", "font": {"size": 12}},
+        cells={"values": cells, "align": ["left"] + ["right"] * (len(columns) - 1),
+               "fill_color": [stripes] * len(columns), "font": {"size": 12}}))
+    fig.update_layout(height=max(160, min(900, 60 + 28 * (len(df) + 1))) + (40 if title else 0))
+    return fig

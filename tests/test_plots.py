@@ -1,0 +1,359 @@
+"""plots: each figure has the traces, axes and hover expected from small hand-made frames."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from kafkabench import plots
+from kafkabench.lag import lag_frame
+from kafkabench.results import empty_lag, empty_rebalances, empty_timeseries
+
+
+def _timeseries(consumers=True):
+    t = pd.Index([0, 1, 2], name="t")
+    return pd.DataFrame({
+        "produced": [1000, 1000, 1000], "delivered": [990, 1000, 1010], "failed": [0, 0, 0],
+        "consumed": [900, 1000, 1100] if consumers else [0, 0, 0],
+        "backlog": [90, 90, 0] if consumers else [990, 1990, 3000],
+        "publish_latency_ms_p50": [2.0, 2.5, 2.1], "publish_latency_ms_p99": [9.0, 11.0, 8.0],
+        "e2e_latency_ms_p50": [3.0, 3.5, 3.1] if consumers else [math.nan] * 3,
+        "e2e_latency_ms_p99": [12.0, 15.0, 10.0] if consumers else [math.nan] * 3,
+        "publish_delay_us_p99": [50.0, 70.0, 60.0]}, index=t)
+
+
+def _lag():
+    rows = []
+    for t in (0.0, 1.0, 2.0):
+        for p in (0, 1):
+            lag = None if t == 0 else int(10 * t + p)
+            rows.append((t, "g0", "topic", p, None if lag is None else 100, 100 + (lag or 0), lag,
+                         0.1 * t, "OK", pd.Timestamp("2026-01-01", tz="UTC")))
+    return lag_frame(rows)
+
+
+def _rebalances():
+    return pd.DataFrame({"t": [0.0, 1.5], "group": ["g0", "g0"], "member": ["c0", "c0"],
+                         "event": ["assign", "revoke"], "partitions": ["topic:0,topic:1", "topic:0"]})
+
+
+def _names(fig):
+    return [t.name for t in fig.data]
+
+
+def test_every_figure_uses_the_kafkabench_template():
+    fig = plots.throughput_over_time(_timeseries())
+    assert fig.layout.template.layout.colorway == tuple(plots.COLORS)
+    assert plots.TEMPLATE in __import__("plotly.io").io.templates
+
+
+@pytest.mark.parametrize("column, title", [
+    ("publish_rate", "publish rate (msg/s)"),
+    ("publish_rate_median", "publish rate, median (msg/s)"),
+    ("producer.linger.ms", "linger.ms (ms)"),
+    ("producer.batch.size", "batch.size (bytes)"),
+    ("workload.message_size", "message size (bytes)"),
+    ("e2e_latency_ms_p99_9", "end-to-end latency p99.9 (ms)"),
+    ("publish_delay_us_p99", "publish delay p99 (µs)"),
+    ("storage_total_gb", "storage total (GB)"),
+    ("network_egress_mb_s", "network egress (MB/s)"),
+    ("producer.compression.type", "compression.type"),
+])
+def test_axis_title_has_units(column, title):
+    assert plots.axis_title(column) == title
+
+
+# ------------------------------------------------------------------ throughput
+
+
+def _sweep():
+    return pd.DataFrame({
+        "producer.linger.ms": [20, 0, 5, 0, 5, 20],
+        "producer.compression.type": ["none", "none", "none", "lz4", "lz4", "lz4"],
+        "publish_rate_median": [3.0, 1.0, 2.0, 2.0, 3.0, 4.0],
+        "publish_rate_min": [2.5, 0.5, 1.5, 1.5, 2.5, 3.5],
+        "publish_rate_max": [3.5, 1.5, 2.5, 2.5, 3.5, 4.5],
+    })
+
+
+def test_throughput_vs_one_line_per_color_with_min_max_error_bars():
+    fig = plots.throughput_vs(_sweep(), "producer.linger.ms", "publish_rate_median",
+                              "producer.compression.type",
+                              error_y=("publish_rate_min", "publish_rate_max"), log_x=False)
+    assert sorted(_names(fig)) == ["lz4", "none"]
+    none = next(t for t in fig.data if t.name == "none")
+    assert isinstance(none, go.Scatter)
+    assert list(none.x) == [0, 5, 20]  # sorted by x
+    assert list(none.y) == [1.0, 2.0, 3.0]
+    assert list(none.error_y.array) == [0.5, 0.5, 0.5]
+    assert list(none.error_y.arrayminus) == [0.5, 0.5, 0.5]
+    assert fig.layout.xaxis.title.text == "linger.ms (ms)"
+    assert fig.layout.yaxis.title.text == "publish rate, median (msg/s)"
+    assert "%{y" in none.hovertemplate and "%{x}" in none.hovertemplate
+
+
+def test_throughput_vs_error_y_true_infers_min_max_and_log_x():
+    fig = plots.throughput_vs(_sweep(), "producer.linger.ms", "publish_rate_median", error_y=True,
+                              log_x=True, title="t")
+    assert len(fig.data) == 1 and fig.layout.xaxis.type == "log"
+    assert fig.data[0].error_y.arrayminus is not None
+    assert fig.layout.title.text == "t"
+
+
+def test_throughput_vs_categorical_x_gives_bars_with_hover_data():
+    df = pd.DataFrame({"producer.compression.type": ["none", "lz4"], "publish_mb_s": [10.0, 12.0],
+                       "run_id": ["r1", "r2"]})
+    fig = plots.throughput_vs(df, "producer.compression.type", "publish_mb_s", hover_data=["run_id"])
+    assert isinstance(fig.data[0], go.Bar)
+    assert list(fig.data[0].x) == ["none", "lz4"]
+    assert fig.layout.xaxis.type == "category"
+    assert fig.layout.yaxis.title.text == "publish throughput (MB/s)"
+    assert "customdata[0]" in fig.data[0].hovertemplate
+
+
+def test_throughput_over_time_rates_and_backlog_on_secondary_axis():
+    fig = plots.throughput_over_time(_timeseries())
+    assert _names(fig) == ["produced", "delivered", "consumed", "backlog"]
+    backlog = fig.data[-1]
+    assert backlog.yaxis == "y2" and list(backlog.y) == [90, 90, 0]
+    assert list(fig.data[0].x) == [0, 1, 2]
+    assert fig.layout.xaxis.title.text == "time (s)"
+    assert fig.layout.yaxis.title.text == "messages per second (msg/s)"
+    assert fig.layout.yaxis2.title.text == "backlog (messages)"
+
+
+def test_throughput_over_time_shows_failed_only_when_some_failed():
+    ts = _timeseries().assign(failed=[0, 5, 0])
+    assert "failed" in _names(plots.throughput_over_time(ts))
+    assert "failed" not in _names(plots.throughput_over_time(_timeseries()))
+
+
+def test_throughput_over_time_empty_has_a_note():
+    fig = plots.throughput_over_time(empty_timeseries())
+    assert fig.layout.annotations and "no time series" in fig.layout.annotations[0].text
+
+
+# ------------------------------------------------------------------ latency
+
+
+def _spectrum(metrics=("publish_latency_us", "e2e_latency_us")):
+    rows = []
+    for m in metrics:
+        for p, v in ((0.0, 1.0), (50.0, 2.0), (90.0, 3.0), (99.0, 5.0), (99.9, 9.0), (100.0, 20.0)):
+            rows.append((m, p, v * (2 if m == "e2e_latency_us" else 1)))
+    return pd.DataFrame(rows, columns=["metric", "percentile", "value_ms"])
+
+
+def test_latency_spectrum_uses_the_nines_axis():
+    fig = plots.latency_spectrum(_spectrum())
+    assert _names(fig) == ["publish latency", "end-to-end latency"]
+    trace = fig.data[0]
+    # x = 1 / (1 - p/100); p = 100 has no place on this axis and is left out
+    np.testing.assert_allclose(trace.x, [1.0, 2.0, 10.0, 100.0, 1000.0])
+    assert list(trace.y) == [1.0, 2.0, 3.0, 5.0, 9.0]
+    assert fig.layout.xaxis.type == "log"
+    assert list(fig.layout.xaxis.ticktext) == ["50%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
+    np.testing.assert_allclose(fig.layout.xaxis.tickvals, [2, 10, 100, 1e3, 1e4, 1e5])
+    assert fig.layout.yaxis.title.text == "latency (ms)" and fig.layout.yaxis.type == "linear"
+    assert "customdata" in trace.hovertemplate
+
+
+def test_latency_spectrum_runs_colour_by_run_dash_by_metric():
+    spec = pd.concat([_spectrum().assign(run="a"), _spectrum().assign(run="b")], ignore_index=True)
+    fig = plots.latency_spectrum(spec, log_y=True)
+    assert len(fig.data) == 4
+    by_name = {t.name: t for t in fig.data}
+    assert by_name["a · publish latency"].line.color == by_name["a · end-to-end latency"].line.color
+    assert by_name["a · publish latency"].line.color != by_name["b · publish latency"].line.color
+    assert by_name["a · publish latency"].line.dash == by_name["b · publish latency"].line.dash
+    assert by_name["a · publish latency"].line.dash != by_name["a · end-to-end latency"].line.dash
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_latency_spectrum_empty():
+    fig = plots.latency_spectrum(pd.DataFrame(columns=["metric", "percentile", "value_ms"]))
+    assert not fig.data and fig.layout.annotations
+
+
+def test_latency_over_time_default_columns_skip_all_nan():
+    fig = plots.latency_over_time(_timeseries())
+    assert _names(fig) == ["publish latency p50", "publish latency p99",
+                           "end-to-end latency p50", "end-to-end latency p99"]
+    assert fig.data[0].line.color == fig.data[1].line.color
+    assert fig.data[0].line.dash != fig.data[1].line.dash
+    assert fig.layout.yaxis.title.text == "latency (ms)"
+    assert fig.layout.xaxis.title.text == "time (s)"
+    no_consumers = plots.latency_over_time(_timeseries(consumers=False))
+    assert _names(no_consumers) == ["publish latency p50", "publish latency p99"]
+
+
+def test_latency_over_time_explicit_columns():
+    fig = plots.latency_over_time(_timeseries(), columns=["publish_delay_us_p99"])
+    assert _names(fig) == ["publish delay p99"]
+    assert fig.layout.yaxis.title.text == "latency (µs)"
+
+
+def test_rate_vs_latency_with_target_column():
+    df = pd.DataFrame({"target_rate": [1000.0, 2000.0, 4000.0], "publish_rate": [1000.0, 2000.0, 3100.0],
+                       "e2e_latency_ms_p50": [2.0, 3.0, 40.0], "e2e_latency_ms_p99": [5.0, 8.0, 300.0]})
+    fig = plots.rate_vs_latency(df, target="target_rate")
+    assert _names(fig)[:2] == ["end-to-end latency p50", "end-to-end latency p99"]
+    assert "target rate" in _names(fig)
+    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.xaxis.title.text == "publish rate (msg/s)"
+    assert fig.layout.yaxis.title.text == "latency (ms)"
+    target = next(t for t in fig.data if t.name == "target rate")
+    assert list(target.x) == [1000.0, 2000.0, 4000.0]
+
+
+def test_rate_vs_latency_with_target_number_draws_a_line():
+    df = pd.DataFrame({"publish_rate": [1.0, 2.0], "e2e_latency_ms_p99": [3.0, 4.0]})
+    fig = plots.rate_vs_latency(df, y="e2e_latency_ms_p99", target=1.5, log_y=False)
+    assert len(fig.data) == 1
+    assert fig.layout.shapes[0].x0 == 1.5
+    assert fig.layout.yaxis.type == "linear"
+
+
+# ------------------------------------------------------------------ lag
+
+
+def test_lag_over_time_per_partition_two_rows_and_rebalance_markers():
+    fig = plots.lag_over_time(_lag(), _rebalances())
+    lines = [t for t in fig.data if t.name != "rebalance"]
+    assert len(lines) == 4  # 2 partitions x (messages, seconds)
+    assert {t.yaxis for t in lines} == {"y", "y2"}
+    p0 = [t for t in lines if t.name == "p0"]
+    assert len(p0) == 2 and p0[0].line.color == p0[1].line.color
+    msgs = next(t for t in p0 if t.yaxis == "y")
+    # a partition without a committed offset has NA lag: a gap (NaN), not zero
+    assert math.isnan(msgs.y[0]) and list(msgs.y[1:]) == [10.0, 20.0]
+    assert fig.layout.yaxis.title.text == "lag (messages)"
+    assert fig.layout.yaxis2.title.text == "lag (s)"
+    assert fig.layout.xaxis2.title.text == "time (s)"
+    marker = next(t for t in fig.data if t.name == "rebalance")
+    assert list(marker.x) == [0.0, 1.5] and list(marker.text) == ["assign", "revoke"]
+    assert [s.x0 for s in fig.layout.shapes] == [0.0, 1.5]
+
+
+def test_lag_over_time_by_group_one_legend_entry_per_group():
+    lag = pd.concat([_lag(), _lag().assign(group="g1")], ignore_index=True)
+    fig = plots.lag_over_time(lag, by="group")
+    assert len(fig.data) == 8
+    shown = [t.name for t in fig.data if t.showlegend]
+    assert shown == ["g0", "g1"]
+    g0 = {t.line.color for t in fig.data if t.name == "g0"}
+    assert len(g0) == 1
+
+
+def test_lag_over_time_empty_lag_and_rebalances():
+    fig = plots.lag_over_time(empty_lag(), empty_rebalances())
+    assert not fig.data
+    assert "no lag" in fig.layout.annotations[0].text
+    with pytest.raises(ValueError):
+        plots.lag_over_time(_lag(), by="topic")
+
+
+# ------------------------------------------------------------------ partitioning
+
+
+def _per_partition(strategy=None):
+    df = pd.DataFrame({"partition": [0, 1, 2, 3], "messages": [40, 30, 20, 10],
+                       "share": [0.4, 0.3, 0.2, 0.1]})
+    return df if strategy is None else df.assign(strategy=strategy)
+
+
+def test_partition_share_bars_and_even_share_line():
+    fig = plots.partition_share(_per_partition(), title="x")
+    assert len(fig.data) == 1 and isinstance(fig.data[0], go.Bar)
+    assert list(fig.data[0].y) == [0.4, 0.3, 0.2, 0.1]
+    assert fig.layout.shapes[0].y0 == 0.25  # 1 / 4 partitions
+    assert fig.layout.xaxis.title.text == "partition"
+    assert fig.layout.yaxis.title.text == "share of messages"
+    assert fig.layout.yaxis.tickformat == ".0%"
+    assert "messages" in fig.data[0].hovertemplate
+
+
+def test_partition_share_one_bar_trace_per_strategy():
+    df = pd.concat([_per_partition("a"), _per_partition("b")], ignore_index=True)
+    fig = plots.partition_share(df)
+    assert _names(fig) == ["a", "b"] and fig.layout.showlegend
+
+
+def test_partition_heatmap():
+    df = pd.concat([_per_partition("a"), _per_partition("b").assign(share=0.25)], ignore_index=True)
+    fig = plots.partition_heatmap(df)
+    heat = fig.data[0]
+    assert isinstance(heat, go.Heatmap)
+    assert list(heat.y) == ["a", "b"] and list(heat.x) == ["0", "1", "2", "3"]
+    np.testing.assert_allclose(heat.z, [[0.4, 0.3, 0.2, 0.1], [0.25] * 4])
+    assert fig.layout.xaxis.title.text == "partition" and fig.layout.yaxis.title.text == "strategy"
+
+
+# ------------------------------------------------------------------ capacity
+
+
+def _sensitivity():
+    rows = []
+    for name, base, outputs in (("target_mb_s", 100.0, (5, 10, 15)), ("consumers", 4, (10, 10, 10)),
+                                ("retention_days", 7.0, (10, 10, 10))):
+        for factor, out in zip((0.5, 1.0, 1.5), outputs):
+            rows.append({"input": name, "factor": factor, "value": base * factor, "partitions": out,
+                         "brokers": 3})
+    return pd.DataFrame(rows)
+
+
+def test_capacity_sensitivity_line_per_input():
+    fig = plots.capacity_sensitivity(_sensitivity())
+    assert _names(fig) == ["target_mb_s", "consumers", "retention_days"]
+    assert list(fig.data[0].y) == [5, 10, 15] and list(fig.data[0].x) == [0.5, 1.0, 1.5]
+    assert fig.layout.yaxis.title.text == "partitions"
+    assert fig.layout.xaxis.title.text == "factor applied to the input"
+    assert "customdata" in fig.data[0].hovertemplate  # the input's value
+
+
+def test_capacity_sensitivity_tornado_leaves_out_inputs_that_change_nothing():
+    fig = plots.capacity_sensitivity(_sensitivity(), kind="tornado")
+    assert len(fig.data) == 2
+    low, high = fig.data
+    assert list(low.y) == ["target_mb_s"] and list(low.x) == [-5.0] and list(low.base) == [10.0]
+    assert list(high.x) == [5.0]
+    assert fig.layout.xaxis.title.text == "partitions"
+    empty = plots.capacity_sensitivity(_sensitivity(), "brokers", kind="tornado")
+    assert "no input changes" in empty.layout.annotations[0].text
+
+
+def test_predicted_vs_measured_one_panel_per_metric():
+    df = pd.DataFrame({"metric": ["publish_mb_s", "partitions"], "predicted": [10.0, 6.0],
+                       "measured": [9.0, 6.0]})
+    fig = plots.predicted_vs_measured(df)
+    assert len(fig.data) == 4
+    assert [t.name for t in fig.data] == ["predicted", "measured"] * 2
+    assert [t.showlegend for t in fig.data] == [True, True, False, False]
+    assert fig.data[1].y == (9.0,) and fig.data[3].xaxis == "x2"
+    assert fig.layout.yaxis.title.text == "publish throughput (MB/s)"
+
+
+def test_summary_table_formats_numbers_and_blanks_nan():
+    df = pd.DataFrame({"run_id": ["a", "b"], "publish_rate": [1234.5678, math.nan],
+                       "failed": [0, 3], "errors": [{}, {"_MSG_TIMED_OUT": 2}]})
+    fig = plots.summary_table(df, ["run_id", "publish_rate", "failed", "errors", "missing"])
+    table = fig.data[0]
+    assert isinstance(table, go.Table)
+    assert list(table.header.values) == ["<b>run_id</b>", "<b>publish_rate</b>", "<b>failed</b>",
+                                         "<b>errors</b>", "<b>missing</b>"]
+    cells = table.cells.values
+    assert list(cells[0]) == ["a", "b"]
+    assert list(cells[1]) == ["1,235", ""]
+    assert list(cells[2]) == ["0", "3"]
+    assert list(cells[3]) == ["", "_MSG_TIMED_OUT: 2"]
+    assert list(cells[4]) == ["", ""]
+
+
+def test_plots_never_show(monkeypatch):
+    # .show() would open a browser or need a kernel: no function may call it.
+    monkeypatch.setattr(go.Figure, "show", lambda self, *a, **k: pytest.fail("show() called"))
+    plots.throughput_over_time(_timeseries())
+    plots.lag_over_time(_lag(), _rebalances())
+    plots.latency_spectrum(_spectrum())
