@@ -415,8 +415,12 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
     prod = tally.totals["producer"]
     cons = tally.totals["consumer"]
     histograms = {name: tally.merged(name, warmup) for name in HISTOGRAMS}
+    # Consume rate: mean of the whole seconds in which consumers were busy; the first and
+    # last of them are partial (start-up, drain) and left out when there are enough.
     consumed_secs = measured.index[measured["consumed"] > 0] if len(measured) else []
-    consume_window = (consumed_secs[-1] - consumed_secs[0] + 1) if len(consumed_secs) else 0
+    busy = measured.loc[consumed_secs[0]:consumed_secs[-1], "consumed"] if len(consumed_secs) else []
+    if len(busy) >= 3:
+        busy = busy.iloc[1:-1]
     delivered_measured = int(measured["delivered"].sum()) if len(measured) else 0
     produced_measured = int(measured["produced"].sum()) if len(measured) else 0
     mean_size = workload.mean_message_size
@@ -435,7 +439,7 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
         # as kafka-producer-perf-test counts it.
         "delivery_rate": delivered_measured / max(tally.elapsed.get("producer_drained_s", elapsed)
                                                   - warmup, 1e-9) if elapsed else float("nan"),
-        "consume_rate": (int(measured["consumed"].sum()) / consume_window) if consume_window else 0.0,
+        "consume_rate": float(busy.mean()) if len(busy) else 0.0,
     }
     summary["publish_mb_s"] = summary["delivery_rate"] * mean_size / 1e6
     summary["consume_mb_s"] = summary["consume_rate"] * mean_size / 1e6
