@@ -328,7 +328,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
 
 def _wait_assigned(pool: WorkerPool, tally: _Tally, specs: list[ConsumerSpec], partitions: int,
                    topic_of: dict, group_of: dict, warnings: list[str]) -> None:
-    """Wait until every group owns all its topic's partitions, so producing starts on a settled group."""
+    """Wait until the groups are settled, so producing starts on a stable assignment."""
     if not specs:
         return
     groups = defaultdict(list)
@@ -338,7 +338,10 @@ def _wait_assigned(pool: WorkerPool, tally: _Tally, specs: list[ConsumerSpec], p
     while time.monotonic() < deadline:
         for r in pool.reports(0.2):
             tally.add(r, topic_of, group_of)
-        if all(sum(len(tally.assigned[w]) for w in members) >= partitions
+        # Every partition owned, and every member working when there are enough partitions:
+        # the first member to join takes everything until the group rebalances for the rest.
+        if all(sum(len(tally.assigned[w]) for w in members) >= partitions and
+               (len(members) > partitions or all(tally.assigned[w] for w in members))
                for members in groups.values()):
             return
         if pool.done:
