@@ -1,0 +1,650 @@
+"""Locust runs from Python without importing locust: run it headless, read its CSV files.
+
+Importing locust monkey-patches the process with gevent, which breaks librdkafka's threads
+and multiprocessing; so notebooks and tests run `python -m locust --headless --csv=...` as a
+subprocess (`run_locust`), sample consumer lag meanwhile (`LagSampler`), and turn Locust's
+`_stats.csv`, `_stats_history.csv` and `_failures.csv` into DataFrames and a
+`kafkabench.results.RunResult` shaped like the engine's, so the same plots and comparisons
+apply.
+
+Locust's statistics round response times to whole milliseconds below 100 ms (2 significant
+digits above), and the per-second percentiles of its history are over a rolling 10 s window:
+the latency figures here are Locust's, with that resolution.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from kafkabench import KAFKA_VERSION, __version__
+from kafkabench.errors import ConfigError, KafkabenchError
+from kafkabench.results import RunResult, empty_lag, empty_rebalances, make_run_id
+
+SHAPES = ("constant", "step", "spike")
+
+#: Folder of the locustfiles that come with kafkabench (a source checkout or editable install).
+LOCUSTFILES = Path(__file__).resolve().parent.parent / "locustfiles"
+
+#: Locust's percentile columns -> kafkabench summary suffixes.
+PERCENTILE_COLUMNS = {"50%": "p50", "75%": "p75", "95%": "p95", "99%": "p99",
+                      "99.9%": "p99_9", "99.99%": "p99_99", "100%": "max"}
+STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time",
+                 "Average Response Time", "Min Response Time", "Max Response Time",
+                 "Average Content Size", "Requests/s", "Failures/s", "50%", "66%", "75%", "80%",
+                 "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
+HISTORY_COLUMNS = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s",
+                   "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%",
+                   "100%", "Total Request Count", "Total Failure Count",
+                   "Total Median Response Time", "Total Average Response Time",
+                   "Total Min Response Time", "Total Max Response Time",
+                   "Total Average Content Size"]
+FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences"]
+WORKERS_COLUMNS = ["Worker", "Request Count", "Failure Count"]
+#: Columns of `locust_timeseries`: the engine's timeseries columns, then Locust's own.
+TIMESERIES_COLUMNS = ["produced", "delivered", "failed", "consumed", "backlog",
+                      "publish_latency_ms_p50", "publish_latency_ms_p99", "e2e_latency_ms_p50",
+                      "e2e_latency_ms_p99", "publish_delay_us_p99", "users", "rebalances",
+                      "requests", "failures"]
+# Startup (imports, topic creation, workers connecting) and shutdown allowance of a run.
+STARTUP_ALLOWANCE_S = 90.0
+_ERROR_CODE = re.compile(r"KafkaDeliveryError\(['\"]([A-Z_][A-Z0-9_]*):")
+
+
+# --- shapes (used by kafkabench.locust_user.KafkaLoadShape) ---------------------------------
+
+
+def shape_tick(shape: str, t: float, *, users: int, spawn_rate: float, run_time_s: float,
+               steps: int = 4) -> tuple[int, float] | None:
+    """Users and spawn rate at `t` seconds into a shaped run (what `KafkaLoadShape` returns).
+
+    Args:
+        shape: "constant", "step" or "spike".
+        t: seconds since the start.
+        users: peak users (-u).
+        spawn_rate: users started (or stopped) per second (-r).
+        run_time_s: length of the run (-t); None is returned from then on.
+        steps: number of steps of the step shape.
+
+    Returns:
+        (users, spawn_rate), or None when the run is over.
+    """
+    if t >= run_time_s:
+        return None
+    if shape == "constant":
+        return users, spawn_rate
+    if shape == "step":
+        steps = max(1, min(steps, users))
+        step = min(steps, int(t // (run_time_s / steps)) + 1)
+        return math.ceil(users * step / steps), spawn_rate
+    if shape == "spike":
+        # A spike arrives at once: users start (and leave) as fast as -u per second.
+        fast = max(spawn_rate, float(users))
+        base = max(1, users // 4)
+        return (users if 0.4 * run_time_s <= t < 0.6 * run_time_s else base), fast
+    raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
+
+
+def planned_users(shape: str, *, users: int, spawn_rate: float, run_time_s: float,
+                  steps: int = 4) -> pd.DataFrame:
+    """The users a shape asks for, second by second (before spawning catches up).
+
+    Returns:
+        DataFrame indexed by t (whole seconds) with a column `users`.
+    """
+    ts = range(int(math.ceil(run_time_s)))
+    counts = [shape_tick(shape, t, users=users, spawn_rate=spawn_rate, run_time_s=run_time_s,
+                         steps=steps)[0] for t in ts]
+    return pd.DataFrame({"users": counts}, index=pd.Index(ts, name="t", dtype="int64"))
+
+
+def locustfile_path(name: str) -> Path:
+    """Path of a locustfile that comes with kafkabench.
+
+    Args:
+        name: "producer_load", "consumer_load", "mixed" (".py" optional), or a path.
+
+    Raises:
+        ConfigError: no such file.
+    """
+    path = Path(name)
+    if not path.is_file():
+        path = LOCUSTFILES / (name if name.endswith(".py") else f"{name}.py")
+    if not path.is_file():
+        found = ", ".join(sorted(p.stem for p in LOCUSTFILES.glob("*.py"))) or "none"
+        raise ConfigError(f"no locustfile {name!r} (kafkabench's: {found})")
+    return path
+
+
+# --- reading Locust's CSV files -------------------------------------------------------------
+
+
+def _read_csv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise KafkabenchError(f"no Locust CSV file {str(path)!r}")
+    frame = pd.read_csv(path, na_values=["N/A"], keep_default_na=True)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KafkabenchError(f"{str(path)!r} lacks Locust's columns {missing}")
+    for column in ("Type", "Name", "Method", "Error", "Worker"):
+        if column in frame:
+            frame[column] = frame[column].fillna("").astype("str")
+    return frame
+
+
+def read_stats(prefix: str | os.PathLike) -> pd.DataFrame:
+    """`<prefix>_stats.csv`: one row per request type and name, plus "Aggregated".
+
+    Returns:
+        Locust's columns (Type, Name, Request Count, ..., 50% ... 100%); "N/A" is NaN.
+    """
+    return _read_csv(Path(f"{prefix}_stats.csv"), STATS_COLUMNS)
+
+
+def read_history(prefix: str | os.PathLike) -> pd.DataFrame:
+    """`<prefix>_stats_history.csv`: one row a second (per type and name with
+    --csv-full-history, else only "Aggregated").
+
+    Returns:
+        Locust's columns plus `t`: seconds since the first row.
+    """
+    frame = _read_csv(Path(f"{prefix}_stats_history.csv"), HISTORY_COLUMNS)
+    t0 = frame["Timestamp"].min() if len(frame) else 0
+    return frame.assign(t=(frame["Timestamp"] - t0).astype("int64"))
+
+
+def read_failures(prefix: str | os.PathLike) -> pd.DataFrame:
+    """`<prefix>_failures.csv`: Method, Name, Error, Occurrences (and First/Last Seen)."""
+    return _read_csv(Path(f"{prefix}_failures.csv"), FAILURES_COLUMNS)
+
+
+def read_workers(prefix: str | os.PathLike) -> pd.DataFrame:
+    """`<prefix>_workers.csv` that a distributed master writes (kafkabench.locust_user).
+
+    Returns:
+        Worker, Request Count, Failure Count; empty when the run was not distributed.
+    """
+    path = Path(f"{prefix}_workers.csv")
+    if not path.is_file():
+        return pd.DataFrame({"Worker": pd.Series(dtype="str"),
+                             "Request Count": pd.Series(dtype="int64"),
+                             "Failure Count": pd.Series(dtype="int64")})
+    return _read_csv(path, WORKERS_COLUMNS)
+
+
+@dataclass(slots=True)
+class LocustFrames:
+    """The CSV files of one Locust run as DataFrames (see the `read_*` functions)."""
+
+    stats: pd.DataFrame
+    history: pd.DataFrame
+    failures: pd.DataFrame
+    workers: pd.DataFrame
+
+
+def load_csv(prefix: str | os.PathLike) -> LocustFrames:
+    """Read every CSV file Locust wrote with `--csv <prefix>`.
+
+    Raises:
+        KafkabenchError: a file is missing or is not Locust's.
+    """
+    return LocustFrames(stats=read_stats(prefix), history=read_history(prefix),
+                        failures=read_failures(prefix), workers=read_workers(prefix))
+
+
+# --- Locust's frames -> the engine's shapes --------------------------------------------------
+
+
+def _rows(frame: pd.DataFrame, request_type: str, name: str | None = None) -> pd.DataFrame:
+    rows = frame[(frame["Type"] == request_type) & (frame["Name"] != "Aggregated")]
+    return rows if name is None else rows[rows["Name"] == name]
+
+
+def _per_second(history: pd.DataFrame, request_type: str, name: str | None = None,
+                index: pd.Index | None = None) -> pd.DataFrame:
+    """Requests and failures per second of one type, from Locust's running totals.
+
+    Locust writes the history about once a second; a second it skipped or wrote twice is
+    evened out by interpolating the running totals over whole seconds before differencing.
+    """
+    rows = _rows(history, request_type, name)
+    totals = (rows.groupby(["t", "Name"])[["Total Request Count", "Total Failure Count"]].last()
+              .unstack("Name"))
+    if index is None:
+        index = pd.RangeIndex(int(history["t"].max()) + 1 if len(history) else 0, name="t")
+    if totals.empty:
+        return pd.DataFrame({"requests": 0, "failures": 0}, index=index, dtype="float64")
+    totals = totals.reindex(index.union(totals.index)).interpolate(method="index",
+                                                                   limit_area="inside")
+    totals = totals.ffill().fillna(0.0).reindex(index)
+    requests = totals["Total Request Count"].sum(axis=1)
+    failures = totals["Total Failure Count"].sum(axis=1)
+    return pd.DataFrame({"requests": requests.diff().fillna(requests).clip(lower=0),
+                         "failures": failures.diff().fillna(failures).clip(lower=0)})
+
+
+def _percentile_series(history: pd.DataFrame, request_type: str, column: str,
+                       index: pd.Index) -> pd.Series:
+    # Several names of one type: the highest of their percentiles (an upper bound).
+    rows = _rows(history, request_type)
+    if rows.empty:
+        return pd.Series(math.nan, index=index, dtype="float64")
+    # Until Locust has a window of responses to read percentiles from, it writes 0 for every
+    # percentile: not a measurement when the requests so far took 1 ms or more.
+    unknown = (rows["100%"].fillna(0) == 0) & (rows["Total Max Response Time"].fillna(0) >= 1)
+    values = rows[column].astype("float64").mask(unknown)
+    return values.groupby(rows["t"]).max().reindex(index)
+
+
+def locust_timeseries(history: pd.DataFrame) -> pd.DataFrame:
+    """The engine's per-second time series from a `--csv-full-history` history frame.
+
+    Returns:
+        Index t (whole seconds since Locust's first history row); columns `TIMESERIES_COLUMNS`:
+        produced (delivery reports), delivered, failed, consumed, backlog (delivered minus
+        consumed, running), publish and end-to-end latency p50/p99 (Locust's rolling 10 s
+        window), publish_delay_us_p99 (NaN: Locust does not measure it), users, rebalances
+        (assignments a second), requests and failures (all types).
+    """
+    index = pd.RangeIndex(int(history["t"].max()) + 1 if len(history) else 0, name="t")
+    produce = _per_second(history, "produce", index=index)
+    consume = _per_second(history, "consume", index=index)
+    assign = _per_second(history, "rebalance", "assign", index=index)
+    aggregated = history[history["Name"] == "Aggregated"].groupby("t")
+    ts = pd.DataFrame(index=index)
+    ts["produced"] = produce["requests"].round().astype("int64")
+    ts["failed"] = produce["failures"].round().astype("int64")
+    ts["delivered"] = ts["produced"] - ts["failed"]
+    ts["consumed"] = consume["requests"].round().astype("int64")
+    ts["backlog"] = (ts["delivered"].cumsum() - ts["consumed"].cumsum()).clip(lower=0)
+    ts["publish_latency_ms_p50"] = _percentile_series(history, "produce", "50%", index)
+    ts["publish_latency_ms_p99"] = _percentile_series(history, "produce", "99%", index)
+    ts["e2e_latency_ms_p50"] = _percentile_series(history, "consume", "50%", index)
+    ts["e2e_latency_ms_p99"] = _percentile_series(history, "consume", "99%", index)
+    ts["publish_delay_us_p99"] = math.nan
+    ts["users"] = aggregated["User Count"].last().reindex(index).ffill().fillna(0).astype("int64")
+    ts["rebalances"] = assign["requests"].round().astype("int64")
+    ts["requests"] = aggregated["Total Request Count"].last().reindex(index).ffill().fillna(0) \
+        .diff().fillna(0).clip(lower=0).astype("int64")
+    ts["failures"] = aggregated["Total Failure Count"].last().reindex(index).ffill().fillna(0) \
+        .diff().fillna(0).clip(lower=0).astype("int64")
+    return ts[TIMESERIES_COLUMNS]
+
+
+def locust_rebalances(history: pd.DataFrame, group: str = "") -> pd.DataFrame:
+    """Rebalances seen by consumer users, to the second: the engine's rebalances frame.
+
+    Returns:
+        Columns t, group, member ("" : Locust does not say which), event ("assign", "revoke",
+        "lost"), partitions (""), one row per event.
+    """
+    rows = []
+    for event in ("assign", "revoke", "lost"):
+        counts = _per_second(history, "rebalance", event)["requests"].round().astype("int64")
+        for t, n in counts[counts > 0].items():
+            rows.extend([(float(t), group, "", event, "")] * int(n))
+    if not rows:
+        return empty_rebalances()
+    frame = pd.DataFrame(rows, columns=["t", "group", "member", "event", "partitions"])
+    return frame.sort_values("t", kind="stable").reset_index(drop=True)
+
+
+def _type_total(stats: pd.DataFrame, request_type: str, column: str) -> float:
+    return float(_rows(stats, request_type)[column].sum())
+
+
+def _latency(stats: pd.DataFrame, request_type: str, prefix: str) -> dict[str, float]:
+    rows = _rows(stats, request_type)
+    rows = rows[rows["Request Count"] > 0]
+    out = {f"{prefix}_{k}": math.nan for k in ("avg", *PERCENTILE_COLUMNS.values())}
+    if rows.empty:
+        return out
+    weights = rows["Request Count"]
+    out[f"{prefix}_avg"] = float((rows["Average Response Time"] * weights).sum() / weights.sum())
+    # Several names of one type: the highest of their percentiles (an upper bound).
+    for column, key in PERCENTILE_COLUMNS.items():
+        out[f"{prefix}_{key}"] = float(rows[column].max())
+    return out
+
+
+def error_counts(failures: pd.DataFrame) -> dict[str, int]:
+    """Failures by Kafka error name ("MSG_SIZE_TOO_LARGE"), else by Locust's error text."""
+    counts: dict[str, int] = {}
+    for error, n in zip(failures["Error"], failures["Occurrences"]):
+        match = _ERROR_CODE.search(error)
+        key = match.group(1) if match else error
+        counts[key] = counts.get(key, 0) + int(n)
+    return counts
+
+
+def locust_summary(frames: LocustFrames, lag: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The engine's summary figures from Locust's final statistics.
+
+    Returns:
+        requests, failures (all types), produced (delivery reports), delivered, failed,
+        consumed, publish_rate and consume_rate (Locust's Requests/s), delivery_rate,
+        publish_mb_s, consume_mb_s, publish_latency_ms_* and e2e_latency_ms_* (avg, p50 ...
+        p99_99, max), rebalances, errors (by Kafka error name), workers, lag_max_msgs,
+        lag_max_s; NaN where not measured (publish_delay_us_*, target_rate).
+    """
+    stats = frames.stats
+    aggregated = stats[stats["Name"] == "Aggregated"]
+    produced = _type_total(stats, "produce", "Request Count")
+    failed = _type_total(stats, "produce", "Failure Count")
+    publish_rate = _type_total(stats, "produce", "Requests/s")
+    consume_rate = _type_total(stats, "consume", "Requests/s")
+    produce_rows, consume_rows = _rows(stats, "produce"), _rows(stats, "consume")
+    size_p = float((produce_rows["Average Content Size"] * produce_rows["Request Count"]).sum()
+                   / produced) if produced else math.nan
+    consumed = _type_total(stats, "consume", "Request Count")
+    size_c = float((consume_rows["Average Content Size"] * consume_rows["Request Count"]).sum()
+                   / consumed) if consumed else math.nan
+    summary: dict[str, Any] = {
+        "requests": int(aggregated["Request Count"].sum()),
+        "failures": int(aggregated["Failure Count"].sum()),
+        "produced": int(produced), "delivered": int(produced - failed), "failed": int(failed),
+        "consumed": int(consumed),
+        "target_rate": math.nan,
+        "publish_rate": publish_rate,
+        "delivery_rate": publish_rate * (produced - failed) / produced if produced else 0.0,
+        "consume_rate": consume_rate,
+        "publish_mb_s": publish_rate * size_p / 1e6 if produced else 0.0,
+        "consume_mb_s": consume_rate * size_c / 1e6 if consumed else 0.0,
+        "message_size_avg": size_p,
+        "rebalances": int(_type_total(stats[stats["Name"] == "assign"], "rebalance",
+                                      "Request Count")),
+        "errors": error_counts(frames.failures),
+        "workers": len(frames.workers),
+    }
+    summary.update(_latency(stats, "produce", "publish_latency_ms"))
+    summary.update(_latency(stats, "consume", "e2e_latency_ms"))
+    for key in ("avg", *PERCENTILE_COLUMNS.values()):
+        summary[f"publish_delay_us_{key}"] = math.nan
+    if lag is not None and len(lag) and lag["lag_msgs"].notna().any():
+        summary["lag_max_msgs"] = float(lag["lag_msgs"].max())
+        summary["lag_max_s"] = float(lag["lag_s"].max()) if lag["lag_s"].notna().any() else 0.0
+        last = lag[lag["t"] == lag["t"].max()]
+        summary["lag_final_msgs"] = float(last["lag_msgs"].fillna(0).sum())
+    else:
+        summary.update(lag_max_msgs=math.nan, lag_max_s=math.nan)
+    return summary
+
+
+def to_run_result(frames: LocustFrames, *, lag: pd.DataFrame | None = None,
+                  group: str = "", summary: Mapping[str, Any] | None = None,
+                  config: Mapping[str, Any] | None = None) -> RunResult:
+    """A `RunResult` from Locust's frames, as the engine would have made it.
+
+    Args:
+        frames: `load_csv` output (history written with --csv-full-history).
+        lag: `LagSampler.frame()` with t already relative to the history's first row.
+        group: consumer group the rebalances belong to.
+        summary: extra summary entries (run_id, name, started_at, settings, ...).
+        config: how to reproduce the run.
+
+    Returns:
+        summary (`locust_summary` plus `summary`), timeseries (`locust_timeseries`), lag,
+        rebalances (`locust_rebalances`); no histograms (Locust keeps its own).
+    """
+    row = dict(summary or {})
+    row.update(locust_summary(frames, lag))
+    return RunResult(summary=row, timeseries=locust_timeseries(frames.history),
+                     lag=lag if lag is not None else empty_lag(),
+                     rebalances=locust_rebalances(frames.history, group),
+                     config=dict(config or {}))
+
+
+# --- running Locust ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LocustRun:
+    """One Locust run: its result in the engine's shape, its raw frames and how it ended.
+
+    Attributes:
+        result: the `RunResult` (summary, timeseries, lag, rebalances).
+        frames: Locust's CSV files as DataFrames.
+        exit_code: Locust's exit code (1: there were failures, with the default
+            --exit-code-on-error).
+        csv_prefix: where the CSV files are.
+        command: the master's (or the only) command line.
+        log: Locust's output (all processes), for when something looks wrong.
+    """
+
+    result: RunResult
+    frames: LocustFrames
+    exit_code: int
+    csv_prefix: Path
+    command: list[str] = field(default_factory=list)
+    log: str = ""
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The result's summary row."""
+        return self.result.summary
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen, timeout_s: float) -> None:
+    """SIGTERM (Locust shuts down cleanly on it), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: float = 1.0,
+               run_time_s: float = 10.0, bootstrap: str | None = None, topic: str | None = None,
+               group: str | None = None, profile: str | os.PathLike | None = None,
+               conf: Mapping[str, Any] | None = None, rate: float | None = None,
+               shape: str | None = None, steps: int | None = None, workers: int = 0,
+               extra_args: Iterable[str] = (), out_dir: str | os.PathLike | None = None,
+               name: str | None = None, lag: bool = True, lag_interval_s: float = 1.0,
+               timeout_s: float | None = None, env: Mapping[str, str] | None = None,
+               keep_topic: bool = True) -> LocustRun:
+    """Run a locustfile headless in subprocesses and read back what it measured.
+
+    Args:
+        locustfile: a path, or the name of one of kafkabench's (see `locustfile_path`).
+        users: peak users (-u).
+        spawn_rate: users started per second (-r).
+        run_time_s: run time (-t).
+        bootstrap: cluster (default: KAFKABENCH_BOOTSTRAP or the embedded cluster).
+        topic: --kafka-topic (default: a new topic named after the run).
+        group: --kafka-group (default: "<topic>-group"); its lag is sampled.
+        profile: --kafka-profile (preset name or YAML path).
+        conf: --kafka-conf settings ({"linger.ms": 5, "producer.acks": "all"}).
+        rate: --kafka-rate, messages/s per producer user (default: the locustfile's).
+        shape: --kafka-shape ("constant", "step", "spike") for locustfiles with a shape.
+        steps: --kafka-steps.
+        workers: 0 runs one process; N runs a master and N workers on 127.0.0.1.
+        extra_args: more Locust arguments.
+        out_dir: folder for the CSV files and the log (default: a new temporary folder).
+        name: run name (default: the locustfile's name).
+        lag: sample the consumer group's lag during the run.
+        lag_interval_s: seconds between lag samples.
+        timeout_s: kill Locust after this long (default: run time + 90 s + flush timeout).
+        env: extra environment variables for Locust.
+        keep_topic: False deletes the topic afterwards when this function named it.
+
+    Returns:
+        The `LocustRun`; failures are data (`exit_code` 1), not exceptions.
+
+    Raises:
+        ConfigError: bad arguments. KafkabenchError: Locust wrote no statistics (it could not
+            start: its log is quoted), or it had to be killed.
+    """
+    from kafkabench.admin import delete_topics
+    from kafkabench.cluster import resolve_bootstrap
+    from kafkabench.config import load_profile
+    from kafkabench.lag import LagSampler
+
+    path = locustfile_path(str(locustfile))
+    if users < 1 or spawn_rate <= 0 or run_time_s <= 0 or workers < 0:
+        raise ConfigError(f"users={users!r}, spawn_rate={spawn_rate!r}, run_time_s="
+                          f"{run_time_s!r}, workers={workers!r}: expected positive numbers")
+    if shape is not None and shape not in SHAPES:
+        raise ConfigError(f"shape={shape!r}: expected one of {', '.join(SHAPES)}")
+    client_profile = load_profile(profile)
+    bootstrap = resolve_bootstrap(bootstrap)
+    name = name or path.stem
+    started_at = datetime.now(timezone.utc)
+    run_id = make_run_id(f"locust-{name}", started_at.astimezone())
+    named_topic = topic is None
+    topic = topic or f"kb-{run_id}"
+    group = group or f"{topic}-group"
+    folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="kb-locust-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = folder / name
+    kafka_args = ["--kafka-bootstrap", bootstrap, "--kafka-topic", topic, "--kafka-group", group]
+    if profile is not None:
+        kafka_args += ["--kafka-profile", str(profile)]
+    for key, value in (conf or {}).items():
+        kafka_args.append(f"--kafka-conf={key}={_conf_value(value)}")
+    if rate is not None:
+        kafka_args += ["--kafka-rate", str(rate)]
+    if shape is not None:
+        kafka_args += ["--kafka-shape", shape]
+    if steps is not None:
+        kafka_args += ["--kafka-steps", str(steps)]
+    base = [sys.executable, "-m", "locust", "-f", str(path)]
+    command = [*base, "--headless", "--only-summary", "-u", str(users), "-r", str(spawn_rate),
+               "-t", f"{run_time_s:g}s", "--csv", str(prefix), "--csv-full-history",
+               *kafka_args, *extra_args]
+    worker_commands = []
+    if workers:
+        port = _free_port()
+        command += ["--master", "--expect-workers", str(workers), "--master-bind-host",
+                    "127.0.0.1", "--master-bind-port", str(port)]
+        worker_commands = [[*base, "--worker", "--master-host", "127.0.0.1", "--master-port",
+                            str(port), *kafka_args, *extra_args] for _ in range(workers)]
+    timeout_s = timeout_s or run_time_s + STARTUP_ALLOWANCE_S + 15.0
+    environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    sampler = (LagSampler(bootstrap, [group], interval_s=lag_interval_s,
+                          conf=dict(client_profile.common)) if lag else None)
+    logs = [folder / f"{name}.log"] + [folder / f"{name}.worker{i}.log" for i in range(workers)]
+    procs: list[subprocess.Popen] = []
+    killed = False
+    try:
+        if sampler is not None:
+            sampler.start()
+        for cmd, log_path in zip([command, *worker_commands], logs):
+            with open(log_path, "wb") as log_file:
+                procs.append(subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL, env=environment))
+        try:
+            exit_code = procs[0].wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            killed = True
+            _stop(procs[0], 15.0)
+            exit_code = procs[0].returncode
+        for worker in procs[1:]:
+            # Workers quit when the master tells them to; give them a moment, then insist.
+            try:
+                worker.wait(timeout=15.0)
+            except subprocess.TimeoutExpired:
+                _stop(worker, 10.0)
+    finally:
+        for proc in procs:
+            _stop(proc, 10.0)
+        if sampler is not None:
+            sampler.stop()
+    log = "\n".join(p.read_text(errors="replace") for p in logs if p.is_file())
+    if killed:
+        raise KafkabenchError(f"Locust did not finish within {timeout_s:.0f} s and was "
+                              f"stopped; its log:\n{_tail(log)}")
+    try:
+        frames = load_csv(prefix)
+    except KafkabenchError as exc:
+        raise KafkabenchError(f"Locust (exit code {exit_code}) wrote no statistics: {exc}; "
+                              f"its log:\n{_tail(log)}") from None
+    lag_frame = None
+    if sampler is not None:
+        lag_frame = sampler.frame()
+        if len(lag_frame) and len(frames.history):
+            t0 = pd.Timestamp(int(frames.history["Timestamp"].min()), unit="s", tz="UTC")
+            lag_frame = lag_frame.assign(t=(lag_frame["time"] - t0).dt.total_seconds())
+    if named_topic and not keep_topic:
+        try:
+            delete_topics(bootstrap, [topic], conf=dict(client_profile.common), timeout_s=10)
+        except KafkabenchError:
+            pass  # a leftover topic is not worth failing the run for
+    summary = {
+        "run_id": run_id, "name": name, "started_at": started_at.isoformat(),
+        "duration_s": round(float(frames.history["t"].max()), 3) if len(frames.history) else 0.0,
+        "tool": "locust", "locustfile": str(path), "exit_code": exit_code,
+        "users": users, "spawn_rate": spawn_rate, "run_time_s": run_time_s,
+        "shape": shape, "locust_workers": workers, "bootstrap": bootstrap, "topics": topic,
+        "group": group, "kafka_version": KAFKA_VERSION, "kafkabench_version": __version__,
+    }
+    summary.update(client_profile.as_flat_dict())
+    config = {"locust": {"locustfile": str(path), "users": users, "spawn_rate": spawn_rate,
+                         "run_time_s": run_time_s, "topic": topic, "group": group,
+                         "conf": dict(conf or {}), "rate": rate, "shape": shape, "steps": steps,
+                         "workers": workers, "extra_args": list(extra_args)},
+              "profile": client_profile.to_dict()}
+    result = to_run_result(frames, lag=lag_frame, group=group, summary=summary, config=config)
+    return LocustRun(result=result, frames=frames, exit_code=exit_code, csv_prefix=prefix,
+                     command=command, log=log)
+
+
+def _conf_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# --- charts Locust has and the engine has not ------------------------------------------------
+
+
+def users_over_time(timeseries: pd.DataFrame, planned: pd.DataFrame | None = None, *,
+                    title: str | None = None) -> go.Figure:
+    """Locust users over time, with the shape's planned users if given.
+
+    Args:
+        timeseries: `locust_timeseries` output (index t, column users).
+        planned: `planned_users` output (index t, column users).
+        title: figure title.
+
+    Returns:
+        The figure: running users as steps, planned users dashed.
+    """
+    from kafkabench.plots import TEMPLATE, axis_title
+
+    fig = go.Figure()
+    fig.update_layout(template=TEMPLATE, title=title or "Locust users", hovermode="x unified",
+                      xaxis_title=axis_title("t"), yaxis_title="users")
+    if planned is not None:
+        fig.add_trace(go.Scatter(x=planned.index, y=planned["users"], name="planned",
+                                 mode="lines", line={"shape": "hv", "dash": "dash"}))
+    fig.add_trace(go.Scatter(x=timeseries.index, y=timeseries["users"], name="running",
+                             mode="lines", line={"shape": "hv"}))
+    fig.update_yaxes(rangemode="tozero")
+    return fig

@@ -1,0 +1,893 @@
+"""Locust users for Kafka: `KafkaClient`, `KafkaUser`, `KafkaConsumerUser`, `KafkaLoadShape`.
+
+The only kafkabench module that imports locust (which monkey-patches the process with gevent):
+locustfiles import it, nothing else does. `kafkabench.locust_results` runs Locust as a
+subprocess and reads its CSV files into DataFrames.
+
+confluent-kafka is a C client that gevent cannot patch, so nothing here ever blocks the gevent
+hub: a task calls `produce()` then `poll(0)`; a background greenlet per producer serves delivery
+reports every millisecond; a consumer task calls `consume(n, 0)` and sleeps in gevent when idle;
+flushing at the end is a bounded loop of `poll(0)` and `gevent.sleep`, and closing a consumer
+(which leaves the group, a blocking call) runs in gevent's thread pool with a timeout.
+
+Every delivery report fires Locust's `request` event (`request_type="produce"`, name = topic,
+`response_time` = publish latency in ms, `response_length` = bytes, `exception` = the delivery
+error); every consumed message fires `request_type="consume"` with the end-to-end latency
+(receive time minus the message's Kafka timestamp); every rebalance a consumer sees fires
+`request_type="rebalance"` (name "assign", "revoke" or "lost").
+
+Configured from Locust's command line or config file (`locust.conf`): `--kafka-bootstrap`,
+`--kafka-topic`, `--kafka-profile`, `--kafka-conf key=value`, ...; run `locust -f X --help`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import partial
+from typing import Any, ClassVar
+
+import gevent
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from gevent.lock import Semaphore
+from locust import LoadTestShape, User, events
+from locust.runners import MasterRunner, WorkerRunner
+from locust.user.wait_time import constant_throughput
+
+from kafkabench.admin import admin_client, create_topic
+from kafkabench.cluster import resolve_bootstrap
+from kafkabench.config import ClientProfile, load_profile
+from kafkabench.errors import ConfigError, KafkabenchError, NoClusterError
+from kafkabench.locust_results import SHAPES, shape_tick
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOPIC = "kb-locust"
+DEFAULT_PARTITIONS = 6
+# Delivery reports are served at least this often even when no task runs. msg.latency() is
+# read when a report is served, so the wait until then is part of the publish latency: 1 ms
+# matches the resolution of Locust's statistics and costs about 1% of a core.
+POLL_INTERVAL_S = 0.001
+# A consumer task with nothing to read sleeps this long (in gevent) before it asks again.
+IDLE_S = 0.005
+FLUSH_TIMEOUT_S = 10.0
+# Reachability check at start: a dead cluster is an error message within seconds.
+CONNECT_TIMEOUT_S = 10.0
+TOPIC_TIMEOUT_S = 30.0
+ORDER_POOL_SIZE = 4096
+# Locust writes its CSV files every second (locust.stats.CSV_STATS_INTERVAL_SEC).
+CSV_SETTLE_S = 1.2
+#: Task runs per second of a paced producer user at most (see `KafkaUser.batch`).
+TASK_RUNS_MAX = 100
+#: Messages per task run of a producer user at full speed.
+FULL_SPEED_BATCH = 100
+
+# Locust consumers can be many per process: librdkafka's pre-fetch (kafkabench's default of
+# up to 64 MB queued per consumer) would multiply. Applied unless the profile sets them.
+LOCUST_CONSUMER_DEFAULTS: Mapping[str, Any] = {"queued.max.messages.kbytes": 8192}
+
+
+class KafkaDeliveryError(Exception):
+    """A delivery report's error, as Locust records it (grouped by its text)."""
+
+    @classmethod
+    def from_error(cls, err: KafkaError) -> KafkaDeliveryError:
+        """Wrap a `KafkaError`: "MSG_SIZE_TOO_LARGE: Broker: Message size too large"."""
+        return cls(f"{err.name()}: {err.str()}")
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any) -> None:
+    group = parser.add_argument_group(
+        "kafkabench", "Kafka settings (kafkabench.locust_user); also accepted in locust.conf")
+    group.add_argument("--kafka-bootstrap", default=None, env_var="KAFKABENCH_BOOTSTRAP",
+                       help="bootstrap servers (default: $KAFKABENCH_BOOTSTRAP, else the running "
+                            "embedded cluster `kafkabench cluster up` started)")
+    group.add_argument("--kafka-topic", default=None,
+                       help="topic to produce to / consume from (default: the user class's)")
+    group.add_argument("--kafka-profile", default=None,
+                       help="client profile: a preset name (default, throughput, latency, ...) "
+                            "or a kafkabench/OMB driver YAML file; TLS/SASL go in its `common`")
+    group.add_argument("--kafka-conf", action="append", default=[], metavar="KEY=VALUE",
+                       help="librdkafka setting on top of the profile (repeatable); prefix "
+                            "producer. or consumer. to give it to one role only")
+    group.add_argument("--kafka-partitions", type=int, default=DEFAULT_PARTITIONS,
+                       help="partitions of a topic kafkabench creates (existing topics are "
+                            "used as they are)")
+    group.add_argument("--kafka-rate", type=float, default=None,
+                       help="messages/s per producer user, 0 = as fast as it can "
+                            "(default: the user class's)")
+    group.add_argument("--kafka-group", default=None,
+                       help="consumer group of consumer users (default: kb-locust-<topic>)")
+    group.add_argument("--kafka-shape", default="step", choices=SHAPES,
+                       help="load shape of locustfiles with a KafkaLoadShape: constant (-u at "
+                            "-r), step (--kafka-steps equal steps up to -u over -t) or spike "
+                            "(a quarter of -u, -u in the middle fifth of -t)")
+    group.add_argument("--kafka-steps", type=int, default=4, help="steps of the step shape")
+    group.add_argument("--kafka-flush-timeout", type=float, default=FLUSH_TIMEOUT_S,
+                       help="seconds a stopping producer waits for outstanding delivery "
+                            "reports; what is left then is purged and counted as failed")
+    group.add_argument("--kafka-producer-per-user", action="store_true", default=False,
+                       help="one producer per user instead of one shared per process")
+
+
+def parse_conf(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`--kafka-conf` values as profile sections.
+
+    Args:
+        pairs: "key=value" strings; "producer.key=value" and "consumer.key=value" name the role.
+
+    Returns:
+        {"common": {...}, "producer": {...}, "consumer": {...}}; an unprefixed setting that only
+        one role accepts goes to that role.
+
+    Raises:
+        ConfigError: a pair without "=".
+    """
+    sections: dict[str, dict[str, str]] = {"common": {}, "producer": {}, "consumer": {}}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--kafka-conf {pair!r}: expected key=value")
+        role, dot, rest = key.partition(".")
+        if dot and role in ("producer", "consumer"):
+            sections[role][rest] = value.strip()
+        else:
+            sections[_role_of(key, value.strip())][key] = value.strip()
+    return sections
+
+
+def _role_of(key: str, value: str) -> str:
+    """"common", or the one role librdkafka accepts `key` for (it warns about the other)."""
+    try:
+        ClientProfile(name="--kafka-conf", common={key: value}).validate()
+    except ConfigError as exc:
+        text = str(exc)
+        for role, other in (("producer", "consumer"), ("consumer", "producer")):
+            if f"is a {role} setting that a {other} ignores" in text:
+                return role
+        raise
+    return "common"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """What every Kafka user of one Locust process shares, resolved from its options.
+
+    Attributes:
+        bootstrap: bootstrap servers.
+        profile: the client profile with `--kafka-conf` applied.
+        topic: `--kafka-topic`, or None for each user class's own.
+        partitions: partitions of topics kafkabench creates.
+        rate: `--kafka-rate`, or None for each user class's own.
+        group: `--kafka-group`, or None for kb-locust-<topic>.
+        flush_timeout_s: bound of the final flush.
+        share_producer: one producer per process (True) or per user.
+    """
+
+    bootstrap: str
+    profile: ClientProfile
+    topic: str | None = None
+    partitions: int = DEFAULT_PARTITIONS
+    rate: float | None = None
+    group: str | None = None
+    flush_timeout_s: float = FLUSH_TIMEOUT_S
+    share_producer: bool = True
+    created: set[str] = field(default_factory=set, compare=False)
+
+    @classmethod
+    def from_options(cls, options: Any, *, resolve: bool = True) -> KafkaSettings:
+        """Settings from Locust's parsed options.
+
+        Args:
+            options: `environment.parsed_options` (None: all defaults).
+            resolve: look up the cluster (False on a master, which may not reach it).
+
+        Raises:
+            ConfigError: a bad profile or setting. NoClusterError: no cluster found.
+        """
+        get = partial(getattr, options) if options is not None else (lambda _k, d=None: d)
+        base = load_profile(get("kafka_profile", None))
+        extra = parse_conf(get("kafka_conf", None) or [])
+        profile = base
+        if any(extra.values()):
+            profile = ClientProfile(
+                name=base.name, replication_factor=base.replication_factor,
+                topic_config=base.topic_config,
+                **{s: {**getattr(base, s), **extra[s]} for s in extra}).validate()
+        partitions = get("kafka_partitions", DEFAULT_PARTITIONS)
+        if partitions is None or partitions < 1:
+            raise ConfigError(f"--kafka-partitions {partitions!r}: expected an integer >= 1")
+        rate = get("kafka_rate", None)
+        if rate is not None and rate < 0:
+            raise ConfigError(f"--kafka-rate {rate!r}: expected messages/s >= 0")
+        bootstrap = get("kafka_bootstrap", None)
+        if resolve:
+            try:
+                bootstrap = resolve_bootstrap(bootstrap)
+            except NoClusterError:
+                raise NoClusterError("no Kafka cluster: pass --kafka-bootstrap, set "
+                                     "KAFKABENCH_BOOTSTRAP, or start one with `kafkabench "
+                                     "cluster up`") from None
+        return cls(bootstrap=bootstrap or "", profile=profile, topic=get("kafka_topic", None),
+                   partitions=partitions, rate=rate, group=get("kafka_group", None),
+                   flush_timeout_s=get("kafka_flush_timeout", FLUSH_TIMEOUT_S),
+                   share_producer=not get("kafka_producer_per_user", False))
+
+    def producer_config(self, **overrides: Any) -> dict[str, Any]:
+        """confluent-kafka producer settings."""
+        return self.profile.producer_config(self.bootstrap, **overrides)
+
+    def consumer_config(self, group: str, **overrides: Any) -> dict[str, Any]:
+        """confluent-kafka consumer settings, with `LOCUST_CONSUMER_DEFAULTS` where unset."""
+        conf = self.profile.consumer_config(self.bootstrap, group, **overrides)
+        for key, value in LOCUST_CONSUMER_DEFAULTS.items():
+            if key not in self.profile.common and key not in self.profile.consumer:
+                conf[key] = value
+        return conf
+
+    def check_reachable(self, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+        """Raise ClusterError-like KafkabenchError when the cluster does not answer in time."""
+        try:
+            admin_client(self.bootstrap, self.profile.common).list_topics(timeout=timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any failure here means: cannot reach Kafka
+            raise KafkabenchError(f"cannot reach Kafka at {self.bootstrap!r} within "
+                                  f"{timeout_s:.0f} s: {exc}") from exc
+
+    def ensure_topic(self, topic: str) -> None:
+        """Create `topic` unless it exists (once per process, in the thread pool, not the hub).
+
+        Raises:
+            KafkabenchError: the topic could not be looked up or created in time.
+        """
+        if topic in self.created:
+            return
+        with _topic_lock:
+            if topic in self.created:
+                return
+            job = gevent.get_hub().threadpool.spawn(
+                _ensure_topic, self.bootstrap, topic, self.partitions,
+                self.profile.replication_factor or -1,  # -1: the broker's default
+                dict(self.profile.topic_config), dict(self.profile.common))
+            try:
+                job.get(timeout=TOPIC_TIMEOUT_S + CONNECT_TIMEOUT_S)
+            except gevent.Timeout:
+                raise KafkabenchError(f"topic {topic!r} not ready within "
+                                      f"{TOPIC_TIMEOUT_S + CONNECT_TIMEOUT_S:.0f} s") from None
+            self.created.add(topic)
+
+
+def _ensure_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int,
+                  config: dict[str, Any], conf: dict[str, Any]) -> None:
+    """Create the topic if the cluster does not have it; an existing one is used as it is."""
+    # All topics' metadata: asking for one by name would auto-create it on brokers with
+    # auto.create.topics.enable=true, with the broker's partition count.
+    metadata = admin_client(bootstrap, conf).list_topics(timeout=CONNECT_TIMEOUT_S)
+    existing = metadata.topics.get(topic)
+    if existing is not None and existing.error is None:
+        return
+    create_topic(bootstrap, topic, partitions, replication_factor, config, conf=conf,
+                 exist_ok=True, timeout_s=TOPIC_TIMEOUT_S)
+
+
+_topic_lock = Semaphore()
+_settings_cache: dict[tuple, KafkaSettings] = {}
+
+
+def settings_for(environment: Any) -> KafkaSettings:
+    """The process's `KafkaSettings` for the environment's current options (cached).
+
+    Raises:
+        KafkabenchError: bad settings, or no cluster.
+    """
+    options = environment.parsed_options
+    names = ("kafka_bootstrap", "kafka_profile", "kafka_conf", "kafka_topic", "kafka_partitions",
+             "kafka_rate", "kafka_group", "kafka_flush_timeout", "kafka_producer_per_user")
+    key = tuple(repr(getattr(options, n, None)) for n in names)
+    if key not in _settings_cache:
+        _settings_cache[key] = KafkaSettings.from_options(options)
+    return _settings_cache[key]
+
+
+@events.init.add_listener
+def _check_settings(environment: Any, **_kwargs: Any) -> None:
+    # Fail before the first user starts: a typo or a dead cluster is one line, exit code 1.
+    # Workers get their options from the master when the test starts: their users check them.
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        return
+    try:
+        settings = KafkaSettings.from_options(environment.parsed_options,
+                                              resolve=not isinstance(runner, MasterRunner))
+        if not isinstance(runner, MasterRunner):
+            settings.check_reachable()
+    except KafkabenchError as exc:
+        log.error("kafkabench: %s", exc)
+        raise SystemExit(1) from None
+
+
+# --- producing -----------------------------------------------------------------------------
+
+
+class _ProducerService:
+    """A Producer, the greenlet serving its delivery reports, and the users holding it."""
+
+    def __init__(self, environment: Any, config: Mapping[str, Any],
+                 poll_interval_s: float = POLL_INTERVAL_S):
+        self.on_delivery = _delivery_reporter(environment.events.request.fire, "produce")
+        self.producer = Producer({**config, "on_delivery": self.on_delivery})
+        self.users = 0
+        self._interval = poll_interval_s
+        self._closed = False
+        self._poller = gevent.spawn(self._serve)
+
+    def _serve(self) -> None:
+        poll = self.producer.poll
+        while not self._closed:
+            try:
+                poll(0)
+            except Exception:  # noqa: BLE001 - a poller must survive anything
+                log.exception("kafkabench: serving delivery reports failed")
+            gevent.sleep(self._interval)
+
+    def flush(self, timeout_s: float) -> int:
+        """Serve delivery reports until none is outstanding or `timeout_s` passed.
+
+        Returns:
+            Messages still outstanding (0 when everything was reported).
+        """
+        deadline = time.monotonic() + timeout_s
+        producer = self.producer
+        while len(producer) and time.monotonic() < deadline:
+            producer.poll(0)
+            gevent.sleep(0.005)
+        return len(producer)
+
+    def close(self, timeout_s: float) -> int:
+        """Flush with a bound, purge what is left (reported as failures), stop the poller.
+
+        Returns:
+            Messages purged.
+        """
+        left = self.flush(timeout_s)
+        if left:
+            log.warning("kafkabench: %d messages not delivered within %.0f s: purged, "
+                        "reported as failed", left, timeout_s)
+            self.producer.purge(in_queue=True, in_flight=True, blocking=False)
+            self.flush(1.0)  # the purged messages' reports are quick to arrive
+        self._closed = True
+        self._poller.kill(block=False)
+        return left
+
+
+_shared: dict[tuple, _ProducerService] = {}
+
+
+def _delivery_reporter(fire: Any, request_type: str, name: str | None = None):
+    """A delivery callback firing Locust's request event; it never raises."""
+
+    def on_delivery(err: KafkaError | None, msg: Any) -> None:
+        try:
+            # msg.latency(): seconds from produce() until this report, measured by librdkafka.
+            latency = msg.latency() or 0.0
+            fire(request_type=request_type, name=name or msg.topic(),
+                 response_time=latency * 1000.0, response_length=len(msg),
+                 exception=None if err is None else KafkaDeliveryError.from_error(err),
+                 context={})
+        except Exception:  # noqa: BLE001 - a callback records, never raises
+            log.exception("kafkabench: delivery report for %r not recorded", msg)
+
+    return on_delivery
+
+
+# --- the client ----------------------------------------------------------------------------
+
+
+class KafkaClient:
+    """A confluent-kafka Producer and/or Consumer that reports every message to Locust.
+
+    Args:
+        environment: the Locust environment whose `events.request` gets the reports.
+        producer_config: confluent-kafka producer settings, or None for no producer.
+        consumer_config: confluent-kafka consumer settings (group.id included), or None.
+        topics: topics the consumer subscribes to.
+        shared: use the process's producer for these settings (created on first use),
+            instead of an own one.
+        poll_interval_s: how often the background greenlet serves delivery reports.
+
+    The producer's delivery reports fire `request_type="produce"`; consumed messages fire
+    `"consume"` with the end-to-end latency; rebalances fire `"rebalance"`.
+    """
+
+    def __init__(self, environment: Any, producer_config: Mapping[str, Any] | None = None,
+                 consumer_config: Mapping[str, Any] | None = None, *,
+                 topics: Sequence[str] = (), shared: bool = True,
+                 poll_interval_s: float = POLL_INTERVAL_S):
+        self.environment = environment
+        self._fire = environment.events.request.fire
+        self._service: _ProducerService | None = None
+        self._shared_key: tuple | None = None
+        if producer_config is not None:
+            if shared:
+                self._shared_key = (id(environment), tuple(sorted(
+                    (k, repr(v)) for k, v in producer_config.items())))
+                service = _shared.get(self._shared_key)
+                if service is None:
+                    service = _shared[self._shared_key] = _ProducerService(
+                        environment, producer_config, poll_interval_s)
+            else:
+                service = _ProducerService(environment, producer_config, poll_interval_s)
+            service.users += 1
+            self._service = service
+        self.producer: Producer | None = self._service.producer if self._service else None
+        self.consumer: Consumer | None = None
+        self.group: str | None = None
+        self.assignment: set[tuple[str, int]] = set()
+        self._unassigned_since = time.monotonic()
+        self._closing = False
+        self._late_events: list[dict[str, Any]] = []
+        if consumer_config is not None:
+            self.group = consumer_config.get("group.id")
+            self.consumer = Consumer(dict(consumer_config))
+            self.consumer.subscribe(list(topics), on_assign=self._on_assign,
+                                    on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    # ------------------------------------------------------------------ producer
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | str | None = None, *,
+                headers: Any = None, partition: int = -1, name: str | None = None,
+                timestamp: int = 0) -> bool:
+        """Queue one message; its delivery report fires the request event later.
+
+        Args:
+            topic: the topic.
+            value: the message value.
+            key: the message key (chooses the partition unless `partition` is given).
+            headers: message headers, a list of (name, value) pairs or a dict.
+            partition: the partition; -1 lets the partitioner choose by key.
+            name: name in Locust's statistics (default: the topic).
+            timestamp: Kafka timestamp in ms; 0 = now.
+
+        Returns:
+            True if queued; False if it failed at once (fired as a failure, e.g. an unknown
+            topic or a full local queue that did not drain within the flush timeout).
+        """
+        producer = self.producer
+        try:
+            if name is None and partition == -1 and not timestamp:
+                # The producer's default delivery callback (set in its config) reports it.
+                producer.produce(topic, value, key, headers=headers)
+            else:
+                kwargs = self._produce_kwargs(name, partition, timestamp, headers)
+                producer.produce(topic, value, key, **kwargs)
+        except BufferError:
+            kwargs = self._produce_kwargs(name, partition, timestamp, headers)
+            if not self._wait_for_room(topic, value, key, **kwargs):
+                self._fail("produce", name or topic, value, "queue full: the local producer "
+                           "queue did not drain (queue.buffering.max.messages/kbytes)")
+                return False
+        except KafkaException as exc:
+            self._fail("produce", name or topic, value, exc.args[0])
+            return False
+        # Serve delivery reports that are ready; 0 = never wait (never block the hub).
+        producer.poll(0)
+        return True
+
+    def _produce_kwargs(self, name: str | None, partition: int, timestamp: int,
+                        headers: Any) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"partition": partition, "timestamp": timestamp,
+                                  "headers": headers}
+        if name is not None:
+            kwargs["on_delivery"] = _delivery_reporter(self._fire, "produce", name)
+        return kwargs
+
+    def _wait_for_room(self, *args: Any, **kwargs: Any) -> bool:
+        # librdkafka's queue is full: let the broker catch up without blocking the hub.
+        # The broker being down, messages time out (message.timeout.ms) and free room.
+        deadline = time.monotonic() + max(self._flush_timeout(), 1.0)
+        producer = self.producer
+        while time.monotonic() < deadline:
+            producer.poll(0)
+            gevent.sleep(0.001)
+            try:
+                producer.produce(*args, **kwargs)
+                return True
+            except BufferError:
+                continue
+        return False
+
+    def _flush_timeout(self) -> float:
+        return float(getattr(self.environment.parsed_options, "kafka_flush_timeout", None)
+                     or FLUSH_TIMEOUT_S)
+
+    def _fail(self, request_type: str, name: str, value: Any, error: Any) -> None:
+        exception = (KafkaDeliveryError.from_error(error) if isinstance(error, KafkaError)
+                     else KafkaDeliveryError(str(error)))
+        self._fire(request_type=request_type, name=name, response_time=0.0,
+                   response_length=len(value) if value else 0, exception=exception,
+                   context={})
+
+    def poll(self) -> int:
+        """Serve the delivery reports that are ready; never waits.
+
+        Returns:
+            Reports served.
+        """
+        return self.producer.poll(0) if self.producer is not None else 0
+
+    def flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> int:
+        """Wait, in gevent, until every delivery report is in or `timeout_s` passed.
+
+        Returns:
+            Messages still outstanding.
+        """
+        return self._service.flush(timeout_s) if self._service else 0
+
+    @property
+    def outstanding(self) -> int:
+        """Messages queued or in flight (of the whole process's producer when shared)."""
+        return len(self.producer) if self.producer is not None else 0
+
+    # ------------------------------------------------------------------ consumer
+
+    def consume(self, max_messages: int = 500, *, name: str | None = None,
+                idle_s: float = IDLE_S) -> list[Any]:
+        """Take the messages that are ready (up to `max_messages`), firing one event each.
+
+        Args:
+            max_messages: most messages to take.
+            name: name in Locust's statistics (default: the topic).
+            idle_s: when nothing is ready, sleep this long in gevent before returning.
+
+        Returns:
+            The messages (errors included; partition EOF events are left out).
+        """
+        consumer = self.consumer
+        msgs = consumer.consume(max_messages, 0)  # 0: take what is there, never wait
+        if not msgs:
+            gevent.sleep(idle_s)
+            return msgs
+        fire = self._fire
+        now_ms = time.time() * 1000.0
+        out = []
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                fire(request_type="consume", name=name or msg.topic() or "", response_time=0.0,
+                     response_length=0, exception=KafkaDeliveryError.from_error(err),
+                     context={})
+            else:
+                # Kafka timestamps are the producer's clock at produce(), in whole ms.
+                latency = max(0.0, now_ms - msg.timestamp()[1])
+                fire(request_type="consume", name=name or msg.topic(), response_time=latency,
+                     response_length=len(msg), exception=None, context={})
+            out.append(msg)
+        return out
+
+    def _rebalance(self, event: str, partitions: list[Any], *, failed: bool = False) -> None:
+        now = time.monotonic()
+        parts = {(p.topic, p.partition) for p in partitions}
+        if event == "assign":
+            self.assignment |= parts
+            # How long this member owned nothing: the rebalance pause as it saw it.
+            response_time = (now - self._unassigned_since) * 1000.0
+        else:
+            self.assignment -= parts
+            response_time = 0.0
+            if not self.assignment:
+                self._unassigned_since = now
+        kwargs = {"request_type": "rebalance", "name": event, "response_time": response_time,
+                  "response_length": len(parts), "context": {"group": self.group},
+                  "exception": KafkaDeliveryError(f"partitions lost: {len(parts)}")
+                  if failed else None}
+        if self._closing:
+            self._late_events.append(kwargs)  # close() runs in another thread: fire later
+        else:
+            self._fire(**kwargs)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
+        try:
+            self._rebalance("assign", partitions)
+        except Exception:  # noqa: BLE001 - callbacks never raise
+            log.exception("kafkabench: assign not recorded")
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[Any]) -> None:
+        try:
+            self._rebalance("revoke", partitions)
+        except Exception:  # noqa: BLE001
+            log.exception("kafkabench: revoke not recorded")
+
+    def _on_lost(self, consumer: Consumer, partitions: list[Any]) -> None:
+        try:
+            self._rebalance("lost", partitions, failed=True)
+        except Exception:  # noqa: BLE001
+            log.exception("kafkabench: lost partitions not recorded")
+
+    # ------------------------------------------------------------------ the end
+
+    def close(self, timeout_s: float = FLUSH_TIMEOUT_S) -> None:
+        """Flush the producer (bounded; the last user of a shared one) and close the consumer.
+
+        Args:
+            timeout_s: bound for the flush and, separately, for leaving the group.
+        """
+        service, self._service, self.producer = self._service, None, None
+        if service is not None:
+            service.users -= 1
+            if service.users <= 0:
+                if self._shared_key is not None:
+                    _shared.pop(self._shared_key, None)
+                service.close(timeout_s)
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            self._closing = True
+            # close() commits and leaves the group: blocking librdkafka calls, so they run in
+            # a real thread; the hub (and the other users) keep running meanwhile.
+            pool = gevent.get_hub().threadpool
+            try:
+                pool.spawn(consumer.close).get(timeout=timeout_s)
+            except gevent.Timeout:
+                log.warning("kafkabench: consumer of group %r did not leave within %.0f s",
+                            self.group, timeout_s)
+            except Exception as exc:  # noqa: BLE001 - broker gone: nothing more to do
+                log.warning("kafkabench: closing consumer of group %r: %s", self.group, exc)
+            for kwargs in self._late_events:
+                self._fire(**kwargs)
+            self._late_events.clear()
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+class _KafkaUserBase(User):
+    """Settings shared by Kafka users, resolved once per process from Locust's options."""
+
+    abstract = True
+    #: Topic unless --kafka-topic is given.
+    topic: ClassVar[str] = DEFAULT_TOPIC
+
+    def __init__(self, environment: Any):
+        super().__init__(environment)
+        self.client: KafkaClient | None = None
+        self.settings: KafkaSettings | None = None
+
+    def _configure(self) -> KafkaSettings:
+        # In on_start, not __init__: a worker gets its options from the master when the test
+        # starts, and an error here is reported (to the master too) as the user's error.
+        self.settings = settings = settings_for(self.environment)
+        self.topic = settings.topic or type(self).topic
+        settings.ensure_topic(self.topic)
+        return settings
+
+    def on_stop(self) -> None:
+        if self.client is not None:
+            self.client.close(self.settings.flush_timeout_s)
+            self.client = None
+
+
+class KafkaUser(_KafkaUserBase):
+    """An abstract Locust user holding a `KafkaClient` with a producer.
+
+    Subclass it, set `topic` (and `rate`), and declare a task that sends `self.batch`
+    messages with `self.client.produce(self.topic, value, key, headers=...)`. The process's
+    users share one producer (librdkafka batches across them, and it measured twice as fast
+    as one per user; see `--kafka-producer-per-user`). On stop the producer is flushed,
+    bounded by `--kafka-flush-timeout`.
+
+    Attributes:
+        topic: topic unless --kafka-topic is given; created if missing.
+        rate: messages per second of each user unless --kafka-rate is given; 0 = as fast as
+            it can.
+        batch: messages per task run (set in on_start): 1 up to 100 msgs/s, then rate / 100,
+            so a user runs its task at most 100 times a second; `FULL_SPEED_BATCH` at full
+            speed. A task run costs Locust about as much as a few messages, so batching is what
+            lets one process send 10^5 msgs/s; each message is still its own request.
+    """
+
+    abstract = True
+    rate: ClassVar[float] = 0.0
+    batch: int = 1
+    _pace: Any = None
+
+    def wait_time(self) -> float:
+        """Pace to `rate` messages per second (none: as fast as the tasks go)."""
+        return self._pace(self) if self._pace is not None else 0.0
+
+    def on_start(self) -> None:
+        settings = self._configure()
+        rate = settings.rate if settings.rate is not None else type(self).rate
+        if rate:
+            self.batch = max(1, math.ceil(rate / TASK_RUNS_MAX))
+            self._pace = constant_throughput(rate / self.batch)
+        else:
+            self.batch, self._pace = FULL_SPEED_BATCH, None
+        self.client = KafkaClient(self.environment, settings.producer_config(),
+                                  shared=settings.share_producer)
+
+
+class KafkaConsumerUser(_KafkaUserBase):
+    """An abstract Locust user that is one member of a consumer group.
+
+    Subclass it and declare a task calling `self.client.consume(self.batch)`. Users joining
+    and leaving rebalance the group; each rebalance is a "rebalance" request in Locust's
+    statistics ("assign" with the time this member owned no partition, "revoke", and "lost"
+    as a failure). On stop the consumer commits and leaves the group (bounded by
+    `--kafka-flush-timeout`).
+
+    Attributes:
+        topic: topic unless --kafka-topic is given; created if missing.
+        group: consumer group unless --kafka-group is given (default kb-locust-<topic>).
+        batch: most messages one consume() takes.
+    """
+
+    abstract = True
+    group: ClassVar[str | None] = None
+    batch: ClassVar[int] = 500
+
+    def wait_time(self) -> float:
+        """No wait: `consume()` sleeps in gevent when there is nothing to read."""
+        return 0.0
+
+    def on_start(self) -> None:
+        settings = self._configure()
+        self.group = settings.group or type(self).group or f"kb-locust-{self.topic}"
+        self.client = KafkaClient(self.environment,
+                                  consumer_config=settings.consumer_config(self.group),
+                                  topics=[self.topic])
+
+
+class KafkaLoadShape(LoadTestShape):
+    """Users over time from -u, -r and -t, in the profile --kafka-shape selects.
+
+    constant: ramp to -u users at -r per second and hold; step: `--kafka-steps` equal steps up
+    to -u, each lasting -t / steps; spike: a quarter of -u, then all -u during the middle fifth
+    of -t, then a quarter again. The test ends after -t (60 s when not given).
+    """
+
+    abstract = True
+    use_common_options = True
+
+    def tick(self) -> tuple[int, float] | None:
+        options = self.runner.environment.parsed_options
+        return shape_tick(getattr(options, "kafka_shape", "step") or "step", self.get_run_time(),
+                          users=options.num_users or 1, spawn_rate=options.spawn_rate or 1.0,
+                          run_time_s=options.run_time or 60.0,
+                          steps=getattr(options, "kafka_steps", 4) or 4)
+
+
+# --- order events --------------------------------------------------------------------------
+
+ORDER_STATUSES = ("CREATED", "PAID", "PACKED", "SHIPPED", "DELIVERED", "CANCELLED")
+_STATUS_WEIGHTS = (40, 25, 12, 12, 8, 3)
+_PRODUCTS = ("espresso beans 1kg", "oat milk 6x1l", "ceramic mug", "french press", "grinder",
+             "paper filters 100", "travel tumbler", "green tea 250g", "kettle", "cocoa 500g",
+             "milk frother", "descaler", "tea infuser", "cold brew kit", "sampler box")
+# Items per order: most orders are small, some carts are big, a few are bulk orders, so
+# message sizes run from ~250 B to ~10 KB with a long tail (mean ~900 B).
+_ITEM_COUNTS = ((range(1, 4), 70), (range(4, 16), 25), (range(16, 81), 5))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """An e-commerce order event, keyed by user id so one user's events stay in order.
+
+    Attributes:
+        order_id: "ord-<hex>".
+        user_id: "user-<n>"; the message key.
+        status: one of ORDER_STATUSES.
+        amount: order total.
+        items: ({"sku", "name", "qty", "unit_price"}, ...).
+        created_at: ISO 8601 UTC time.
+    """
+
+    order_id: str
+    user_id: str
+    status: str
+    amount: float
+    items: tuple[Mapping[str, Any], ...]
+    created_at: str
+
+    @classmethod
+    def random(cls, rng: random.Random, *, users: int = 100_000,
+               now: datetime | None = None) -> OrderEvent:
+        """A random order with the size mix of `_ITEM_COUNTS`."""
+        counts = rng.choices([c for c, _ in _ITEM_COUNTS], weights=[w for _, w in _ITEM_COUNTS])[0]
+        items = []
+        for _ in range(rng.choice(counts)):
+            product = rng.randrange(len(_PRODUCTS))
+            items.append({"sku": f"SKU-{product:03d}-{rng.randrange(10_000):04d}",
+                          "name": _PRODUCTS[product], "qty": rng.randint(1, 5),
+                          "unit_price": round(rng.uniform(2.0, 150.0), 2)})
+        created = (now or datetime.now(timezone.utc)) - timedelta(seconds=rng.uniform(0, 3600))
+        return cls(order_id=f"ord-{rng.getrandbits(48):012x}", user_id=f"user-{rng.randrange(users)}",
+                   status=rng.choices(ORDER_STATUSES, weights=_STATUS_WEIGHTS)[0],
+                   amount=round(sum(i["qty"] * i["unit_price"] for i in items), 2),
+                   items=tuple(items), created_at=created.isoformat(timespec="milliseconds"))
+
+    def value(self) -> bytes:
+        """The JSON message value."""
+        return json.dumps({"order_id": self.order_id, "user_id": self.user_id,
+                           "status": self.status, "amount": self.amount,
+                           "items": list(self.items), "created_at": self.created_at},
+                          separators=(",", ":")).encode()
+
+    def key(self) -> bytes:
+        """The message key: the user id."""
+        return self.user_id.encode()
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Headers event-type ("order.<status>") and version."""
+        return [("event-type", f"order.{self.status.lower()}".encode()), ("version", b"1")]
+
+
+_order_pools: dict[tuple[int, int], list[tuple[bytes, bytes, list]]] = {}
+
+
+def order_messages(count: int = ORDER_POOL_SIZE, seed: int = 0) -> list[tuple[bytes, bytes, list]]:
+    """Pre-built (key, value, headers) of `count` order events, built once per process.
+
+    Serialising JSON per send would cost more than producing it; users cycle through this pool
+    from their own random offset instead.
+    """
+    pool = _order_pools.get((count, seed))
+    if pool is None:
+        rng = random.Random(seed)
+        events_ = [OrderEvent.random(rng) for _ in range(count)]
+        pool = _order_pools[(count, seed)] = [(e.key(), e.value(), e.headers()) for e in events_]
+    return pool
+
+
+# --- CSV files -----------------------------------------------------------------------------
+
+
+@events.quitting.add_listener
+def _final_csv_write(environment: Any, **_kwargs: Any) -> None:
+    # Locust rewrites its --csv files once a second and does not write them again at exit, so
+    # the last delivery reports (the final flush, the workers' last stats) could be missing
+    # from them: wait for one more write.
+    if not isinstance(environment.runner, WorkerRunner) and getattr(
+            environment.parsed_options, "csv_prefix", None):
+        gevent.sleep(CSV_SETTLE_S)
+
+
+# --- distributed: requests per worker, seen by the master -----------------------------------
+
+_per_worker: dict[str, list[int]] = {}
+
+
+@events.worker_report.add_listener
+def _count_worker_report(client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
+    total = data.get("stats_total") or {}
+    counts = _per_worker.setdefault(client_id, [0, 0])
+    counts[0] += int(total.get("num_requests", 0))
+    counts[1] += int(total.get("num_failures", 0))
+
+
+@events.quitting.add_listener
+def _write_per_worker(environment: Any, **_kwargs: Any) -> None:
+    if not isinstance(environment.runner, MasterRunner) or not _per_worker:
+        return
+    for worker, (requests, failures) in sorted(_per_worker.items()):
+        log.info("kafkabench: worker %s: %d requests, %d failures", worker, requests, failures)
+    prefix = getattr(environment.parsed_options, "csv_prefix", None)
+    if prefix:
+        with open(f"{prefix}_workers.csv", "w", encoding="utf-8") as f:
+            f.write("Worker,Request Count,Failure Count\n")
+            for worker, (requests, failures) in sorted(_per_worker.items()):
+                f.write(f"{worker},{requests},{failures}\n")
+
+
+__all__ = ["KafkaClient", "KafkaUser", "KafkaConsumerUser", "KafkaLoadShape", "KafkaSettings",
+           "KafkaDeliveryError", "OrderEvent", "order_messages", "parse_conf", "settings_for"]

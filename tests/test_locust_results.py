@@ -1,0 +1,174 @@
+"""Reading Locust runs into DataFrames and a RunResult: a real run, plus synthetic CSV edge cases."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from kafkabench import plots
+from kafkabench.errors import ConfigError, KafkabenchError
+from kafkabench.locust_results import (
+    HISTORY_COLUMNS, STATS_COLUMNS, TIMESERIES_COLUMNS, error_counts, locust_timeseries,
+    locustfile_path, planned_users, read_history, read_stats, run_locust, shape_tick,
+    users_over_time,
+)
+from kafkabench.results import load, save
+
+RUN_S = 10
+
+
+@pytest.fixture(scope="module")
+def mixed_run(bootstrap, tmp_path_factory):
+    """One real 10 s run of mixed.py in two steps (2 users, then 4)."""
+    run = run_locust("mixed", users=4, spawn_rate=4, run_time_s=RUN_S, shape="step", steps=2,
+                     bootstrap=bootstrap, out_dir=tmp_path_factory.mktemp("locust"),
+                     timeout_s=RUN_S + 90, keep_topic=False)
+    assert run.exit_code == 0, run.log[-3000:]
+    return run
+
+
+def test_stats_frame(mixed_run):
+    stats = mixed_run.frames.stats
+    assert list(stats.columns) == STATS_COLUMNS
+    assert set(stats["Type"]) == {"produce", "consume", "rebalance", ""}
+    assert stats["Name"].iloc[-1] == "Aggregated"
+    assert (stats["Request Count"] > 0).all()
+
+
+def test_history_frame(mixed_run):
+    history = mixed_run.frames.history
+    assert list(history.columns) == [*HISTORY_COLUMNS, "t"]
+    aggregated = history[history["Name"] == "Aggregated"]
+    # One row a second from start to exit (about the run time, plus startup and shutdown).
+    assert RUN_S - 1 <= len(aggregated) <= RUN_S + 8
+    assert aggregated["t"].iloc[0] == 0
+    # With --csv-full-history, every type and name has its own rows once it has requests.
+    assert {"produce", "consume"} <= set(history["Type"])
+
+
+def test_failures_and_workers_frames(mixed_run):
+    assert mixed_run.frames.failures.empty
+    assert list(mixed_run.frames.failures.columns)[:4] == ["Method", "Name", "Error", "Occurrences"]
+    assert mixed_run.frames.workers.empty
+
+
+def test_timeseries_adds_up_to_the_totals(mixed_run):
+    ts = mixed_run.result.timeseries
+    assert list(ts.columns) == TIMESERIES_COLUMNS
+    assert ts.index.name == "t"
+    assert list(ts.index) == list(range(len(ts)))
+    summary = mixed_run.summary
+    assert ts["produced"].sum() == summary["produced"] > 0
+    assert ts["consumed"].sum() == summary["consumed"] > 0
+    assert ts["failed"].sum() == 0
+    assert ts["users"].max() == 4
+    assert ts["publish_latency_ms_p99"].dropna().ge(0).all()
+    assert ts["publish_delay_us_p99"].isna().all()
+
+
+def test_summary(mixed_run):
+    s = mixed_run.summary
+    assert s["failures"] == 0 and s["failed"] == 0 and s["errors"] == {}
+    assert s["publish_rate"] > 0 and s["consume_rate"] > 0
+    assert s["publish_mb_s"] > 0
+    keys = ["avg", "p50", "p75", "p95", "p99", "p99_9", "p99_99", "max"]
+    publish = [s[f"publish_latency_ms_{k}"] for k in keys[1:]]
+    assert publish == sorted(publish) and publish[0] >= 0
+    e2e = [s[f"e2e_latency_ms_{k}"] for k in keys[1:]]
+    assert e2e == sorted(e2e)
+    assert s["rebalances"] >= 1
+    assert s["exit_code"] == 0 and s["shape"] == "step"
+    assert s["profile.name"] == "default"
+    assert not math.isnan(s["lag_max_msgs"])
+
+
+def test_lag_and_rebalances(mixed_run):
+    lag, rebalances = mixed_run.result.lag, mixed_run.result.rebalances
+    assert set(lag["group"]) == {mixed_run.summary["group"]}
+    assert lag["partition"].nunique() == 6
+    assert lag["t"].between(-5, RUN_S + 30).all()
+    assert (rebalances["event"] == "assign").sum() == mixed_run.summary["rebalances"]
+
+
+def test_result_saves_and_plots(mixed_run, tmp_path):
+    folder = save(mixed_run.result, tmp_path)
+    loaded = load(folder)
+    assert loaded.summary["produced"] == mixed_run.summary["produced"]
+    pd.testing.assert_frame_equal(loaded.timeseries, mixed_run.result.timeseries,
+                                  check_index_type=False)
+    ts = mixed_run.result.timeseries
+    for fig in (plots.throughput_over_time(ts), plots.latency_over_time(ts),
+                plots.lag_over_time(mixed_run.result.lag, mixed_run.result.rebalances),
+                users_over_time(ts, planned_users("step", users=4, spawn_rate=4,
+                                                  run_time_s=RUN_S, steps=2))):
+        assert len(fig.data) > 0
+
+
+# --- no broker needed --------------------------------------------------------------------
+
+
+def test_shapes():
+    assert shape_tick("constant", 5, users=8, spawn_rate=2, run_time_s=60) == (8, 2)
+    steps = [shape_tick("step", t, users=8, spawn_rate=2, run_time_s=60)[0] for t in (0, 15, 30, 59)]
+    assert steps == [2, 4, 6, 8]
+    spike = [shape_tick("spike", t, users=8, spawn_rate=2, run_time_s=60) for t in (0, 30, 40)]
+    assert spike == [(2, 8.0), (8, 8.0), (2, 8.0)]
+    assert shape_tick("step", 60, users=8, spawn_rate=2, run_time_s=60) is None
+    with pytest.raises(ValueError):
+        shape_tick("ramp", 0, users=1, spawn_rate=1, run_time_s=1)
+    planned = planned_users("step", users=4, spawn_rate=4, run_time_s=10, steps=2)
+    assert planned["users"].tolist() == [2] * 5 + [4] * 5
+
+
+def test_error_counts():
+    failures = pd.DataFrame({
+        "Error": ["KafkaDeliveryError('MSG_SIZE_TOO_LARGE: Broker: Message size too large')",
+                  "KafkaDeliveryError('_MSG_TIMED_OUT: Local: Message timed out')",
+                  "KafkaDeliveryError('MSG_SIZE_TOO_LARGE: Broker: Message size too large')",
+                  "ValueError('boom')"],
+        "Occurrences": [3, 2, 1, 4]})
+    assert error_counts(failures) == {"MSG_SIZE_TOO_LARGE": 4, "_MSG_TIMED_OUT": 2,
+                                      "ValueError('boom')": 4}
+
+
+def _history_row(ts, users, type_, name, total, failures=0, p50=5.0):
+    row = dict.fromkeys(HISTORY_COLUMNS, 0)
+    row.update({"Timestamp": ts, "User Count": users, "Type": type_, "Name": name, "50%": p50,
+                "99%": p50 * 2, "100%": p50 * 3, "Total Request Count": total,
+                "Total Failure Count": failures, "Total Max Response Time": p50 * 3})
+    return row
+
+
+def test_timeseries_evens_out_skipped_and_repeated_seconds(tmp_path):
+    # Locust skipped second 102 and wrote second 104 twice.
+    rows = []
+    for ts, total in ((100, 0), (101, 100), (103, 300), (104, 350), (104, 400), (105, 500)):
+        rows.append(_history_row(ts, 2, "produce", "orders", total, failures=total // 100))
+        rows.append(_history_row(ts, 2, "", "Aggregated", total, failures=total // 100))
+    path = tmp_path / "run_stats_history.csv"
+    pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(path, index=False)
+    ts = locust_timeseries(read_history(tmp_path / "run"))
+    assert ts["produced"].tolist() == [0, 100, 100, 100, 100, 100]
+    assert ts["produced"].sum() == 500
+    assert ts["failed"].sum() == 5
+    assert ts["delivered"].sum() == 495
+    assert ts["consumed"].sum() == 0 and ts["e2e_latency_ms_p50"].isna().all()
+    assert ts["publish_latency_ms_p50"].iloc[1] == 5.0
+
+
+def test_not_a_locust_file(tmp_path):
+    (tmp_path / "x_stats.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(KafkabenchError, match="lacks Locust's columns"):
+        read_stats(tmp_path / "x")
+    with pytest.raises(KafkabenchError, match="no Locust CSV file"):
+        read_stats(tmp_path / "missing")
+
+
+def test_bad_arguments():
+    with pytest.raises(ConfigError, match="no locustfile"):
+        locustfile_path("nope")
+    with pytest.raises(ConfigError, match="shape"):
+        run_locust("mixed", shape="ramp", bootstrap="127.0.0.1:1")
+    assert locustfile_path("mixed").name == "mixed.py"

@@ -1,0 +1,230 @@
+"""Locust users against the real broker: each locustfile headless, failures, distributed mode.
+
+Locust runs as a subprocess (importing it here would monkey-patch the test process).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from kafkabench.admin import create_topic
+from kafkabench.locust_results import locustfile_path, read_failures, read_stats, run_locust
+
+RUN_S = 10
+# Startup, the final flush and Locust's CSV settle, with plenty of slack on 2 shared cores.
+TIMEOUT_S = RUN_S + 90
+
+
+def locust(*args: str, timeout_s: float = TIMEOUT_S) -> subprocess.CompletedProcess:
+    """`locust --headless --only-summary ARGS`, as a user types it."""
+    return subprocess.run([sys.executable, "-m", "locust", "--headless", "--only-summary", *args],
+                          capture_output=True, text=True, timeout=timeout_s,
+                          stdin=subprocess.DEVNULL)
+
+
+def messages_on(bootstrap: str, topic: str) -> int:
+    """Messages in a topic, from a consumer's view of its partitions' offsets."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"count-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        total = 0
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def row(stats, request_type: str, name: str | None = None):
+    rows = stats[stats["Type"] == request_type]
+    if name is not None:
+        rows = rows[rows["Name"] == name]
+    return rows
+
+
+def total(stats, request_type: str, column: str = "Request Count") -> int:
+    return int(row(stats, request_type)[column].sum())
+
+
+def topic_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_producer_load(bootstrap, tmp_path):
+    topic = topic_name("lt-producer")
+    proc = locust("-f", str(locustfile_path("producer_load")), "-u", "3", "-r", "3",
+                  "-t", f"{RUN_S}s", "--kafka-bootstrap", bootstrap, "--kafka-topic", topic,
+                  "--csv", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = read_stats(tmp_path / "run")
+    produced = total(stats, "produce")
+    assert produced > 0
+    assert int(stats["Failure Count"].sum()) == 0
+    assert row(stats, "produce")["Name"].tolist() == [topic]
+    # Order events: a mix of sizes, on average a few hundred bytes.
+    assert 200 < float(row(stats, "produce")["Average Content Size"].iloc[0]) < 5000
+    # Every delivery report Locust counted is a message on the topic, and nothing more.
+    assert messages_on(bootstrap, topic) == produced
+
+
+def test_consumer_load(bootstrap, tmp_path):
+    topic = topic_name("lt-consumer")
+    backlog = 5000
+    create_topic(bootstrap, topic, partitions=4)
+    from kafkabench.runner import run_workload
+
+    run_workload({"name": "backlog", "message_count": backlog, "duration_s": 0,
+                  "consumer_groups": 0}, topics=[topic], bootstrap=bootstrap, progress=False,
+                 stats_interval_ms=None)
+    # 1 feeder + 3 group members joining one a second: every join rebalances the group.
+    proc = locust("-f", str(locustfile_path("consumer_load")), "-u", "4", "-r", "1",
+                  "-t", f"{RUN_S}s", "--kafka-bootstrap", bootstrap, "--kafka-topic", topic,
+                  "--kafka-rate", "500", "--csv", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = read_stats(tmp_path / "run")
+    assert int(stats["Failure Count"].sum()) == 0
+    produced, consumed = total(stats, "produce"), total(stats, "consume")
+    assert produced > 0
+    assert messages_on(bootstrap, topic) == backlog + produced
+    # The group read the backlog (from the earliest offset) and what the feeder sent.
+    assert consumed > backlog
+    assert int(row(stats, "rebalance", "assign")["Request Count"].sum()) >= 2
+    # End-to-end latency of the backlog is its age: seconds, not microseconds.
+    assert float(row(stats, "consume")["Max Response Time"].iloc[0]) > 100
+
+
+def test_mixed_with_step_shape(bootstrap, tmp_path):
+    topic = topic_name("lt-mixed")
+    proc = locust("-f", str(locustfile_path("mixed")), "-u", "4", "-r", "4", "-t", f"{RUN_S}s",
+                  "--kafka-bootstrap", bootstrap, "--kafka-topic", topic, "--kafka-steps", "2",
+                  "--csv", str(tmp_path / "run"), "--csv-full-history")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = read_stats(tmp_path / "run")
+    assert int(stats["Failure Count"].sum()) == 0
+    produced, consumed = total(stats, "produce"), total(stats, "consume")
+    assert produced > 0 and consumed > 0
+    assert messages_on(bootstrap, topic) == produced
+    from kafkabench.locust_results import read_history
+
+    users = read_history(tmp_path / "run").query("Name == 'Aggregated'")["User Count"]
+    # Two steps: 2 users, then 4; the shape ends the run itself.
+    assert {2, 4} <= set(users)
+
+
+def test_delivery_errors_are_failures(bootstrap, tmp_path):
+    # The broker refuses batches over 1000 bytes; most order events are bigger.
+    topic = topic_name("lt-small")
+    create_topic(bootstrap, topic, partitions=2, config={"max.message.bytes": 1000})
+    proc = locust("-f", str(locustfile_path("producer_load")), "-u", "2", "-r", "2", "-t", "5s",
+                  "--kafka-bootstrap", bootstrap, "--kafka-topic", topic, "--kafka-rate", "200",
+                  "--csv", str(tmp_path / "run"))
+    assert proc.returncode == 1, proc.stderr[-3000:]  # Locust's --exit-code-on-error
+    stats = read_stats(tmp_path / "run")
+    assert total(stats, "produce", "Failure Count") > 0
+    failures = read_failures(tmp_path / "run")
+    assert failures["Error"].str.contains("MSG_SIZE_TOO_LARGE").all()
+    assert int(failures["Occurrences"].sum()) == total(stats, "produce", "Failure Count")
+
+
+def test_unknown_partition_is_a_failure(bootstrap, tmp_path):
+    topic = topic_name("lt-partition")
+    create_topic(bootstrap, topic, partitions=1)
+    file = tmp_path / "bad_partition.py"
+    file.write_text(textwrap.dedent("""
+        from locust import task
+        from kafkabench.locust_user import KafkaUser
+
+        class WrongPartition(KafkaUser):
+            rate = 50
+
+            @task
+            def send(self):
+                self.client.produce(self.topic, b"order", b"user-1", partition=7)
+    """))
+    proc = locust("-f", str(file), "-u", "1", "-r", "1", "-t", "4s", "--kafka-bootstrap",
+                  bootstrap, "--kafka-topic", topic, "--csv", str(tmp_path / "run"))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    stats = read_stats(tmp_path / "run")
+    assert total(stats, "produce") == total(stats, "produce", "Failure Count") > 0
+    assert read_failures(tmp_path / "run")["Error"].str.contains("UNKNOWN_PARTITION").all()
+    assert messages_on(bootstrap, topic) == 0
+
+
+def test_master_and_two_workers(bootstrap, tmp_path):
+    topic = topic_name("lt-distributed")
+    run = run_locust("producer_load", users=4, spawn_rate=4, run_time_s=RUN_S, workers=2,
+                     rate=300, bootstrap=bootstrap, topic=topic, out_dir=tmp_path, lag=False,
+                     timeout_s=TIMEOUT_S)
+    assert run.exit_code == 0, run.log[-3000:]
+    workers = run.frames.workers
+    assert len(workers) == 2
+    assert (workers["Request Count"] > 0).all()
+    aggregated = run.frames.stats.query("Name == 'Aggregated'")["Request Count"].iloc[0]
+    assert workers["Request Count"].sum() == aggregated == run.summary["produced"]
+    assert messages_on(bootstrap, topic) == run.summary["produced"]
+    assert run.summary["workers"] == 2
+
+
+def test_unreachable_cluster_fails_fast():
+    proc = locust("-f", str(locustfile_path("producer_load")), "-t", "30s",
+                  "--kafka-bootstrap", "127.0.0.1:1", timeout_s=60)
+    assert proc.returncode == 1
+    assert "cannot reach Kafka at '127.0.0.1:1'" in proc.stderr
+
+
+def test_bad_setting_fails_fast(bootstrap):
+    proc = locust("-f", str(locustfile_path("producer_load")), "-t", "30s",
+                  "--kafka-bootstrap", bootstrap, "--kafka-conf", "linger.ms=soon", timeout_s=60)
+    assert proc.returncode == 1
+    assert "linger.ms='soon'" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["producer_load", "consumer_load", "mixed"])
+def test_locustfiles_only_subclass(name):
+    source = Path(locustfile_path(name)).read_text()
+    assert "confluent_kafka" not in source and "def __init__" not in source
+
+
+def test_settings_pass_tls_and_sasl_through(tmp_path):
+    # Locust is imported in a subprocess only: the settings as a worker would build them.
+    profile = tmp_path / "secure.yaml"
+    profile.write_text("name: secure\ncommon:\n  security.protocol: SASL_SSL\n"
+                       "  sasl.mechanism: SCRAM-SHA-512\n  sasl.username: loadtest\n"
+                       "  sasl.password: secret\nproducer:\n  acks: all\n")
+    script = textwrap.dedent(f"""
+        import argparse, json
+        from kafkabench.locust_user import KafkaSettings
+        options = argparse.Namespace(
+            kafka_bootstrap="kafka-1.example.com:9093", kafka_profile={str(profile)!r},
+            kafka_conf=["linger.ms=7", "consumer.fetch.min.bytes=1024",
+                        "ssl.endpoint.identification.algorithm=none"],
+            kafka_topic=None, kafka_partitions=6, kafka_rate=None, kafka_group=None,
+            kafka_flush_timeout=10.0, kafka_producer_per_user=False)
+        s = KafkaSettings.from_options(options)
+        print(json.dumps({{"producer": s.producer_config(),
+                          "consumer": s.consumer_config("g")}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    conf = json.loads(proc.stdout.strip().splitlines()[-1])
+    for role in ("producer", "consumer"):
+        assert conf[role]["bootstrap.servers"] == "kafka-1.example.com:9093"
+        assert conf[role]["security.protocol"] == "SASL_SSL"
+        assert conf[role]["sasl.mechanism"] == "SCRAM-SHA-512"
+        assert conf[role]["ssl.endpoint.identification.algorithm"] == "none"
+    # A producer-only key goes to the producer by itself; prefixed keys go where they say.
+    assert conf["producer"]["linger.ms"] == "7" and "linger.ms" not in conf["consumer"]
+    assert conf["producer"]["acks"] == "all"
+    assert conf["consumer"]["fetch.min.bytes"] == "1024" and "fetch.min.bytes" not in conf["producer"]
+    assert conf["consumer"]["group.id"] == "g"
