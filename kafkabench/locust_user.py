@@ -682,8 +682,8 @@ class KafkaUser(_KafkaUserBase):
 
     Subclass it, set `topic` (and `rate`), and declare a task that sends `self.batch`
     messages with `self.client.produce(self.topic, value, key, headers=...)`. The process's
-    users share one producer (librdkafka batches across them, and it measured twice as fast
-    as one per user; see `--kafka-producer-per-user`). On stop the producer is flushed,
+    users share one producer (librdkafka batches across them: measured 1.3-2x the rate of one
+    producer per user, see `--kafka-producer-per-user`). On stop the producer is flushed,
     bounded by `--kafka-flush-timeout`.
 
     Attributes:
