@@ -22,6 +22,7 @@ Configured from Locust's command line or config file (`locust.conf`): `--kafka-b
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -36,7 +37,7 @@ from typing import Any, ClassVar
 import gevent
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from gevent.lock import Semaphore
-from locust import LoadTestShape, User, events
+from locust import LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 from locust.user.wait_time import constant_throughput
 
@@ -717,6 +718,29 @@ class KafkaUser(_KafkaUserBase):
                                   shared=settings.share_producer)
 
 
+class OrderEventUser(KafkaUser):
+    """An abstract producer user sending the design source's order events (`OrderEvent`),
+    keyed by user id, with headers event-type and version, from a pool built once per process.
+
+    Subclass it with a `topic` (and a `rate`, 0 = as fast as it can).
+    """
+
+    abstract = True
+
+    def on_start(self) -> None:
+        super().on_start()
+        pool = order_messages()
+        # Each user starts at its own place in the shared pool.
+        self._orders = itertools.islice(itertools.cycle(pool), random.randrange(len(pool)), None)
+
+    @task
+    def send_orders(self) -> None:
+        """Send `batch` order events."""
+        for _ in range(self.batch):
+            key, value, headers = next(self._orders)
+            self.client.produce(self.topic, value, key, headers=headers)
+
+
 class KafkaConsumerUser(_KafkaUserBase):
     """An abstract Locust user that is one member of a consumer group.
 
@@ -889,5 +913,5 @@ def _write_per_worker(environment: Any, **_kwargs: Any) -> None:
                 f.write(f"{worker},{requests},{failures}\n")
 
 
-__all__ = ["KafkaClient", "KafkaUser", "KafkaConsumerUser", "KafkaLoadShape", "KafkaSettings",
+__all__ = ["KafkaClient", "KafkaUser", "OrderEventUser", "KafkaConsumerUser", "KafkaLoadShape", "KafkaSettings",
            "KafkaDeliveryError", "OrderEvent", "order_messages", "parse_conf", "settings_for"]

@@ -10,31 +10,17 @@ A new group starts at the earliest offset, so whatever producer_load.py left on 
 read first.
 """
 
-import itertools
-import random
-
 from locust import task
 
-from kafkabench.locust_user import KafkaConsumerUser, KafkaUser, order_messages
+from kafkabench.locust_user import KafkaConsumerUser, OrderEventUser
 
 
-class OrderFeeder(KafkaUser):
+class OrderFeeder(OrderEventUser):
     """Publishes order events at a steady rate, so the consumers have something to read."""
 
     topic = "kb-locust-orders"
     rate = 2000
     fixed_count = 1
-
-    def on_start(self):
-        super().on_start()
-        pool = order_messages()
-        self.orders = itertools.islice(itertools.cycle(pool), random.randrange(len(pool)), None)
-
-    @task
-    def send_orders(self):
-        for _ in range(self.batch):
-            key, value, headers = next(self.orders)
-            self.client.produce(self.topic, value, key, headers=headers)
 
 
 class OrderConsumer(KafkaConsumerUser):

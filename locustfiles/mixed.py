@@ -9,30 +9,16 @@ steps up to -u, over -t), spike (a quarter of -u, all of -u in the middle fifth 
 constant. Every step adds producers (rate) and consumers (rebalances).
 """
 
-import itertools
-import random
-
 from locust import task
 
-from kafkabench.locust_user import KafkaConsumerUser, KafkaLoadShape, KafkaUser, order_messages
+from kafkabench.locust_user import KafkaConsumerUser, KafkaLoadShape, OrderEventUser
 
 
-class OrderProducer(KafkaUser):
+class OrderProducer(OrderEventUser):
     """A service publishing order events at a steady rate."""
 
     topic = "kb-locust-mixed"
     rate = 500
-
-    def on_start(self):
-        super().on_start()
-        pool = order_messages()
-        self.orders = itertools.islice(itertools.cycle(pool), random.randrange(len(pool)), None)
-
-    @task
-    def send_orders(self):
-        for _ in range(self.batch):
-            key, value, headers = next(self.orders)
-            self.client.produce(self.topic, value, key, headers=headers)
 
 
 class OrderConsumer(KafkaConsumerUser):
