@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafkabench.errors import ClusterError
 
 TIMEOUT_S = 30.0
+NEW_TOPIC_GRACE_S = 5.0
 
 
 def admin_client(bootstrap: str, conf: Mapping[str, Any] | None = None) -> AdminClient:
@@ -84,13 +85,20 @@ def describe_topic(bootstrap: str, name: str, *, conf: Mapping[str, Any] | None 
         ClusterError: the topic does not exist or the cluster did not answer.
     """
     admin = admin_client(bootstrap, conf)
-    try:
-        # Metadata for all topics: asking for one by name auto-creates it on brokers
-        # with auto.create.topics.enable=true (the default).
-        md = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise ClusterError(f"cannot describe topic {name!r} at {bootstrap}: {exc}") from exc
-    t = md.topics.get(name)
+    # Brokers learn new topics from the controller one by one: a topic created a moment ago
+    # through one broker may not be in another's metadata yet, so look again briefly.
+    deadline = time.monotonic() + NEW_TOPIC_GRACE_S
+    while True:
+        try:
+            # Metadata for all topics: asking for one by name auto-creates it on brokers
+            # with auto.create.topics.enable=true (the default).
+            md = admin.list_topics(timeout=timeout_s)
+        except KafkaException as exc:
+            raise ClusterError(f"cannot describe topic {name!r} at {bootstrap}: {exc}") from exc
+        t = md.topics.get(name)
+        if (t is not None and t.error is None) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     if t is None or t.error is not None:
         raise ClusterError(f"topic {name!r} not found at {bootstrap}"
                            + (f": {t.error.str()}" if t is not None and t.error else ""))
