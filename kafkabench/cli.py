@@ -93,7 +93,7 @@ def _cmd_topic_create(args: argparse.Namespace) -> None:
     from kafkabench.admin import create_topic
     from kafkabench.cluster import resolve_bootstrap
 
-    config = dict(_parse_kv(kv) for kv in args.config)
+    config = _overrides(args.config)
     create_topic(resolve_bootstrap(args.bootstrap), args.topic, args.partitions,
                  args.replication_factor, config, exist_ok=args.if_not_exists)
     print(f"topic {args.topic!r} created")

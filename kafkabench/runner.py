@@ -27,7 +27,7 @@ from kafkabench.cluster import resolve_bootstrap
 from kafkabench.config import ClientProfile, load_profile
 from kafkabench.consumer import COMMIT_MODES, ConsumerSpec, run_consumer
 from kafkabench.errors import ClusterError, ConfigError
-from kafkabench.lag import LagSampler
+from kafkabench.lag import LagSampler, group_status
 from kafkabench.producer import ProducerSpec, run_producer
 from kafkabench.results import RunResult, make_run_id, save
 from kafkabench.stats import LatencyRecorder, parse_statistics
@@ -64,9 +64,9 @@ class _Tally:
     def add(self, r: Report, topic_of: dict[str, str], group_of: dict[str, str]) -> None:
         if r.kind == "interval":
             t = self.t(r.wall)
-            prefix = "" if r.role == "producer" else "consumed_"
             for k, v in r.counts.items():
-                key = k if r.role == "producer" else ("consumed" if k == "consumed" else prefix + k)
+                # Consumers' "bytes" must not add to the producers' column of the same name.
+                key = k if r.role == "producer" or k == "consumed" else f"consumed_{k}"
                 self.counts[t][key] += v
             if r.role == "producer":
                 self.delivered_by_topic[topic_of[r.worker]] += r.counts.get("delivered", 0)
@@ -260,14 +260,15 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
             backlog_pool, tally.t0_wall = WorkerPool(mode), time.time()
             each = max(1, workload.backlog_messages // len(producer_specs))
             for s in producer_specs:
-                backlog_pool.start(run_producer, replace(s, worker=s.worker, max_messages=each,
+                backlog_pool.start(run_producer, replace(s, max_messages=each,
                                                           duration_s=1e9), s.worker, "producer")
             backlog_pool.go()
-            while backlog_pool.alive() or not backlog_pool.done >= {s.worker for s in producer_specs}:
+            names = {s.worker for s in producer_specs}
+            while not names <= backlog_pool.done and backlog_pool.alive():
                 for r in backlog_pool.reports(0.5):
                     tally.add(r, topic_of, group_of)
-                if not backlog_pool.alive() and len(backlog_pool.done) >= len(producer_specs):
-                    break
+            for r in backlog_pool.reports(0.1):  # whatever arrived as the last one exited
+                tally.add(r, topic_of, group_of)
             backlog_pool.join(10)
         for s in consumer_specs:
             pool.start(run_consumer, s, s.worker, "consumer")
@@ -464,7 +465,7 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
         summary["lag_max_msgs"] = float(lag["lag_msgs"].max()) if lag["lag_msgs"].notna().any() else 0.0
         summary["lag_max_s"] = float(lag["lag_s"].max()) if lag["lag_s"].notna().any() else 0.0
         summary["lag_final_msgs"] = float(lag[lag["t"] == lag["t"].max()]["lag_msgs"].fillna(0).sum())
-        summary["lag_status"] = _worst(sampler.group_status().values())
+        summary["lag_status"] = group_status(list(sampler.group_status().values()))
     else:
         summary.update(lag_max_msgs=float("nan"), lag_max_s=float("nan"))
     rebalances = pd.DataFrame(tally.rebalances, columns=["t", "group", "member", "event", "partitions",
@@ -484,9 +485,6 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
                      config={"workload": workload.to_dict(), "profile": profile.to_dict()}, **extra)
 
 
-def _worst(statuses) -> str:
-    from kafkabench.lag import group_status
-    return group_status(list(statuses))
 
 
 
