@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from operator import methodcaller
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
@@ -19,7 +18,6 @@ from kafkabench.stats import LatencyRecorder, StatsCollector
 from kafkabench.workers import Control, Report
 
 COMMIT_MODES = ("auto", "sync", "async")
-_error, _timestamp = methodcaller("error"), methodcaller("timestamp")
 BATCH = 1000
 # consume() timeout: short, so the stop flag and the per-second report stay on time.
 CONSUME_TIMEOUT_S = 0.1
@@ -102,19 +100,20 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                 msgs = [first] if first is not None else msgs
             if msgs:
                 now_ms = time.time() * 1000.0
+                # Comprehensions over the batch: faster than map(methodcaller(...)) on 3.11+.
                 good = msgs
-                if any(map(_error, msgs)):  # rare: walk the batch only then
+                bad = [m for m in msgs if m.error() is not None]
+                if bad:  # rare
                     good = [m for m in msgs if m.error() is None]
-                    for m in msgs:
-                        err = m.error()
-                        if err is not None and err.code() != KafkaError._PARTITION_EOF:
-                            errors[err.name()] += 1
+                    for m in bad:
+                        if m.error().code() != KafkaError._PARTITION_EOF:
+                            errors[m.error().name()] += 1
                 n = len(good)
                 nbytes = sum(map(len, good))
                 if spec.record_latency:
                     # Kafka timestamps are whole ms, so a batch holds few distinct ones:
                     # count them in C, then record each distinct latency once with its count.
-                    for (_, ts), count in Counter(map(_timestamp, good)).items():
+                    for (_, ts), count in Counter([m.timestamp() for m in good]).items():
                         e2e.record((now_ms - ts) * 1000.0, count)
                 interval["consumed"] += n
                 interval["bytes"] += nbytes

@@ -210,6 +210,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
 
     # Specs: producers per topic, consumer groups per topic.
     payloads = tuple(payload_pool(workload, seed=0))
+    headers = tuple((k, v.encode()) for k, v in workload.headers.items()) or None
     producer_specs: list[ProducerSpec] = []
     topic_of: dict[str, str] = {}
     per_producer_cap = (None if workload.message_count is None
@@ -224,7 +225,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                 rate=workload.rate_per_producer, duration_s=workload.warmup_s + workload.duration_s
                 if workload.message_count is None else 1e9,
                 max_messages=per_producer_cap, record_latency=record_latency,
-                partitioner=strategy))
+                partitioner=strategy, headers=headers))
             topic_of[name] = topic
     consumer_specs: list[ConsumerSpec] = []
     group_of: dict[str, str] = {}
@@ -504,7 +505,7 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
         timeout_s: stop when no message arrived for this long.
         progress: show a progress bar.
         out: folder to save the result in.
-        record_latency: record each message's end-to-end latency (costs about a quarter of
+        record_latency: record each message's end-to-end latency (costs about a tenth of
             the peak consume rate of 100 B messages; kafka-consumer-perf-test records none).
 
     Returns:

@@ -148,6 +148,9 @@ class Workload:
             then the drain is measured. 0 = consumers run from the start.
         topic_prefix: Topic names are `<prefix>-<run_id>-<index>`.
         message_count: Stop after this many messages in total (then duration_s may be 0).
+        headers: Headers sent with every message, name -> text value, e.g.
+            `{"event-type": "OrderCreated", "version": "1"}` as the design source's events
+            carry (headers cost producer and broker time: measure them).
     """
 
     name: str = "workload"
@@ -171,6 +174,7 @@ class Workload:
     backlog_messages: int = 0
     topic_prefix: str = "kb"
     message_count: int | None = None
+    headers: Mapping[str, str] = field(default_factory=FrozenDict)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -179,6 +183,11 @@ class Workload:
             raise ConfigError(f"workload topic_config={self.topic_config!r}: expected a mapping")
         topic_config = FrozenDict({str(k): str(v) for k, v in self.topic_config.items()})
         set_(self, "topic_config", topic_config)
+        if not isinstance(self.headers, Mapping) or not all(
+                isinstance(k, str) and k and isinstance(v, str) for k, v in self.headers.items()):
+            raise ConfigError(f"workload headers={self.headers!r}: expected a mapping of "
+                              "non-empty header names to text values")
+        set_(self, "headers", FrozenDict(self.headers))
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"workload name={self.name!r}: expected a non-empty string")
         for name, minimum in (
@@ -257,6 +266,7 @@ class Workload:
         """The kafkabench workload format, as written by `to_yaml` and read by `from_dict`."""
         data = asdict(self)
         data["topic_config"] = dict(self.topic_config)
+        data["headers"] = dict(self.headers)
         size = self.message_size
         data["message_size"] = size if isinstance(size, int) else size.to_spec()
         return data
@@ -281,8 +291,10 @@ class Workload:
             `workload.message_size` is the mean in whole bytes (one numeric column across
             runs); `workload.message_size_distribution` says how sizes were drawn.
         """
-        row = {f"workload.{k}": v for k, v in self.to_dict().items() if k != "topic_config"}
+        row = {f"workload.{k}": v for k, v in self.to_dict().items()
+               if k not in ("topic_config", "headers")}
         row.update({f"workload.topic_config.{k}": v for k, v in self.topic_config.items()})
+        row.update({f"workload.headers.{k}": v for k, v in self.headers.items()})
         size = self.message_size
         row["workload.message_size"] = round(self.mean_message_size)
         row["workload.message_size_distribution"] = (

@@ -139,6 +139,24 @@ def test_consume_topic_like_consumer_perf_test(bootstrap):
     delete_topics(bootstrap, [topic])
 
 
+def test_workload_headers_are_on_every_message(bootstrap):
+    topic = f"hdr-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, partitions=1)
+    headers = {"event-type": "OrderCreated", "version": "1"}
+    run_workload(_workload(message_count=300, duration_s=0, consumer_groups=0, headers=headers),
+                 None, bootstrap=bootstrap, topics=[topic], progress=False)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"hdr-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    seen, deadline = [], time.monotonic() + 30
+    while len(seen) < 300 and time.monotonic() < deadline:
+        seen += [m.headers() for m in consumer.consume(500, 0.5) if m.error() is None]
+    consumer.close()
+    delete_topics(bootstrap, [topic])
+    assert len(seen) == 300
+    assert all(h == [("event-type", b"OrderCreated"), ("version", b"1")] for h in seen)
+
+
 @pytest.fixture()
 def own_cluster(tmp_path):
     """A private 1-broker cluster, for tests that pause or kill it."""

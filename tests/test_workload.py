@@ -37,6 +37,8 @@ OMB = Path(__file__).parent.parent / "workloads" / "omb"
         ({"topic_prefix": "a b"}, "topic_prefix='a b'"),
         ({"payload": "/no/such/file.data"}, "payload='/no/such/file.data'"),
         ({"replication_factor": True}, "replication_factor=True"),
+        ({"headers": {"version": 1}}, "headers={'version': 1}"),
+        ({"headers": [("a", "b")]}, "headers=[('a', 'b')]"),
     ],
 )
 def test_bad_fields_name_field_and_value(fields, quoted):
@@ -73,16 +75,18 @@ def test_message_size_specs():
 def test_yaml_round_trip(tmp_path):
     w = Workload(name="rt", topics=2, topic_config={"retention.ms": 60000},
                  message_size={"choices": [100, 1000]}, payload="text", key_distribution="zipf",
-                 key_skew=1.2, producer_rate=500, message_count=10)
+                 key_skew=1.2, producer_rate=500, message_count=10,
+                 headers={"event-type": "OrderCreated", "version": "1"})
     assert load_workload(w.to_yaml(tmp_path / "w.yaml")) == w
 
 
 def test_flat_dict_for_result_rows():
     row = Workload(message_size={"distribution": "uniform", "min": 100, "max": 300},
-                   topic_config={"min.insync.replicas": "2"}).as_flat_dict()
+                   topic_config={"min.insync.replicas": "2"}, headers={"version": "1"}).as_flat_dict()
     assert row["workload.message_size"] == 200
     assert "uniform" in row["workload.message_size_distribution"]
     assert row["workload.topic_config.min.insync.replicas"] == "2"
+    assert row["workload.headers.version"] == "1" and "workload.headers" not in row
     assert row["workload.partitions"] == 1
 
 
