@@ -8,12 +8,12 @@ Each repetition runs, in alternating order:
 - locust-plugins' `KafkaUser` (`locust_plugins.users.kafka`) sending the same order events
   from the same number of users (it calls `producer.poll()` with no timeout after each send);
 - `kafkabench.runner.run_workload`: one producer, consumer_groups=0, the same mean message
-  size (measured from the Locust run), text payloads, random keys, the same partitions and
-  client profile.
+  size (measured from the Locust run), text payloads, random keys, the same two headers
+  (event-type, version), the same partitions and client profile.
 Rates: delivery reports (Locust requests) per second while all users ran (Locust's
 per-second history, first and last second left out; Locust's own whole-run Requests/s, which
 counts spawning and the final flush too, is printed beside it), and the runner's
-publish_rate. The runner sends no headers; the order events carry two.
+publish_rate.
 The last line is one JSON object with the median ratios.
 
     python benchmarks/locust_vs_direct.py [--bootstrap HOST:PORT] [--reps 3] [--seconds 15]
@@ -98,7 +98,8 @@ def direct_rate(bootstrap: str, size: int, seconds: float) -> float:
     """msgs/s of kafkabench's producer runner: one producer, no consumers."""
     workload = Workload(name="bench-direct", partitions=PARTITIONS, message_size=size,
                         payload="text", key_distribution="random", consumer_groups=0,
-                        duration_s=seconds, topic_prefix="bench-direct")
+                        duration_s=seconds, topic_prefix="bench-direct",
+                        headers={"event-type": "order.created", "version": "1"})
     result = run_workload(workload, "default", bootstrap=bootstrap, progress=False,
                           mode="thread", stats_interval_ms=None)
     if result.summary["failed"]:
