@@ -28,6 +28,11 @@ from kafkabench.workers import Control, Report
 # How often (messages) the max-rate loop looks at the clock and the stop flag: often enough
 # for 1 s intervals at 1M msgs/s, rare enough to cost nothing.
 CHECK_EVERY = 256
+# The max-rate loop serves delivery reports every this many sends (poll(0)). A report's
+# publish latency is taken when it is served, so this adds at most POLL_EVERY sends' time
+# (~50 us) to it; polling after every send cost ~0.35 us per message (measured 2.12 vs
+# 1.78 us of Python time per 100 B message).
+POLL_EVERY = 32
 # After the last send, how long delivery reports may take: the producer's message.timeout.ms
 # bounds it; this is the extra allowance for the final flush.
 FLUSH_MARGIN_S = 5.0
@@ -106,9 +111,11 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     conf = dict(spec.config)
     if "statistics.interval.ms" in conf:
         conf["stats_cb"] = stats
-    producer = Producer(conf)
     tally = _Tally()
-    on_delivery = _delivery_callback(tally, spec.record_latency)
+    # The producer-wide delivery callback, not a per-message on_delivery= argument: with
+    # no keyword arguments at all, produce() costs ~0.5 us less per message (measured).
+    conf["on_delivery"] = _delivery_callback(tally, spec.record_latency)
+    producer = Producer(conf)
     produce, poll = producer.produce, producer.poll
     topics, payloads, keys = spec.topics, spec.payloads, spec.keys
     n_topics, n_payloads = len(topics), len(payloads)
@@ -121,6 +128,7 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     last_reported = {"sent": 0, "delivered": 0, "failed": 0, "bytes": 0}
 
     headers = list(spec.headers) if spec.headers else None
+    plain = partition_fn is None and headers is None  # produce(topic, value, key) will do
     ctl.wait_start()
     start, wall_start = time.monotonic(), time.time()
     end = start + spec.duration_s
@@ -163,9 +171,12 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
             for _ in range(burst):
                 key = keys[sent % n_keys] if n_keys else None
                 try:
-                    produce(topics[sent % n_topics], payloads[sent % n_payloads], key,
-                            partition=partition_fn(key) if partition_fn else -1,
-                            on_delivery=on_delivery, timestamp=timestamp, headers=headers)
+                    if plain and not timestamp:
+                        produce(topics[sent % n_topics], payloads[sent % n_payloads], key)
+                    else:
+                        produce(topics[sent % n_topics], payloads[sent % n_payloads], key,
+                                partition=partition_fn(key) if partition_fn else -1,
+                                timestamp=timestamp, headers=headers)
                 except BufferError:
                     # Local queue full (queue.buffering.max.messages/kbytes): wait for
                     # deliveries to free room, then retry the same message.
@@ -175,8 +186,8 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
                 if rate > 0:
                     tally.delay.record(int((now - intended) * 1e6) or 1)
                 sent += 1
-                # poll(0): serve delivery reports without ever waiting.
-                poll(0)
+                if rate > 0 or not sent % POLL_EVERY:
+                    poll(0)  # serve delivery reports without ever waiting
                 if sent >= limit:
                     break
     finally:

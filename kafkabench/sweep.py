@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -46,7 +47,8 @@ RUN_OPTIONS = ("partitioner", "commit", "mode", "record_latency", "lag_interval_
 _SECTIONS = ("producer", "consumer", "common")
 # The sweep names its runs; varying the name would only hide what was varied.
 _WORKLOAD_FIELDS = tuple(f.name for f in fields(Workload) if f.name != "name")
-_SPEC_KEYS = {"name", "description", "workload", "profile", "grid", "repetitions", "run"}
+_SPEC_KEYS = {"name", "description", "workload", "profile", "grid", "repetitions", "run",
+              "warmup_run_s"}
 
 
 def _canonical(param: Any) -> str:
@@ -91,6 +93,9 @@ class SweepSpec:
             Names are stored canonically (`linger.ms` becomes `producer.linger.ms`).
         repetitions: Runs per point.
         run_options: `run_workload` options for every run (`RUN_OPTIONS`), e.g. `{"mode": "thread"}`.
+        warmup_run_s: Seconds of an unrecorded run of the first point to run before the sweep's
+            first run, when there is one to do (0: none). A just-started broker warms up (JIT,
+            page cache) in it instead of in the first point's tail latencies.
     """
 
     name: str
@@ -99,6 +104,7 @@ class SweepSpec:
     grid: Mapping[str, tuple] = field(default_factory=FrozenDict)
     repetitions: int = 1
     run_options: Mapping[str, Any] = field(default_factory=FrozenDict)
+    warmup_run_s: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -136,6 +142,10 @@ class SweepSpec:
             raise ConfigError(f"sweep {self.name!r}: unknown run options {unknown}; "
                               f"expected some of {', '.join(RUN_OPTIONS)}")
         set_(self, "run_options", FrozenDict(self.run_options))
+        warm = self.warmup_run_s
+        if isinstance(warm, bool) or not isinstance(warm, (int, float)) or not 0 <= warm < math.inf:
+            raise ConfigError(f"sweep {self.name!r}: warmup_run_s={warm!r}: expected seconds >= 0")
+        set_(self, "warmup_run_s", float(warm))
 
     @property
     def params(self) -> list[str]:
@@ -190,7 +200,8 @@ class SweepSpec:
         if isinstance(profile, str) and profile not in PRESETS and (base / profile).exists():
             profile = base / profile
         return cls(name=data["name"], workload=workload, profile=profile, grid=data["grid"] or {},
-                   repetitions=data.get("repetitions", 1), run_options=data.get("run") or {}).validate()
+                   repetitions=data.get("repetitions", 1), run_options=data.get("run") or {},
+                   warmup_run_s=data.get("warmup_run_s", 0.0)).validate()
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SweepSpec:
@@ -334,6 +345,8 @@ def run_sweep(spec: SweepSpec, *, bootstrap: str | None = None, out: str | Path 
     bar = _bar(spec, len(done), progress)
     interrupted = False
     try:
+        if todo and spec.warmup_run_s > 0:
+            _warm_up(spec, todo[0][0], bootstrap, progress)
         for p, rep in todo:
             bar.set_postfix_str(", ".join(f"{k.partition('.')[2]}={v}" for k, v in p.params.items()))
             from kafkabench.runner import run_workload  # runner imports the worker machinery
@@ -356,6 +369,18 @@ def run_sweep(spec: SweepSpec, *, bootstrap: str | None = None, out: str | Path 
         print(f"kafkabench: sweep {spec.name!r} interrupted: {len(table)} of {spec.runs} runs saved "
               f"in {folder}; run it again to resume", file=sys.stderr)
     return table
+
+
+def _warm_up(spec: SweepSpec, p: Any, bootstrap: str, progress: bool) -> None:
+    """An unrecorded run of point `p` for `spec.warmup_run_s` seconds; nothing is saved."""
+    from kafkabench.runner import run_workload
+
+    workload = replace(p.workload, name=f"{spec.name}-warmup", duration_s=spec.warmup_run_s,
+                       warmup_s=0.0, message_count=None)
+    result = run_workload(workload, p.profile, bootstrap=bootstrap, progress=progress,
+                          run_id=make_run_id(f"{spec.name}-warmup"), **p.options)
+    if result.summary.get("interrupted"):
+        raise KeyboardInterrupt
 
 
 def _bar(spec: SweepSpec, done: int, enabled: bool):

@@ -131,6 +131,33 @@ def test_interrupted_sweep_keeps_done_runs_and_resumes(bootstrap, tmp_path, monk
     assert done["run_id"].iloc[0] == partial["run_id"].iloc[0]
 
 
+def test_warmup_run_comes_first_and_is_not_saved(bootstrap, tmp_path, monkeypatch):
+    spec = _spec(name="warm", repetitions=1, warmup_run_s=1)
+    real, runs = kafkabench.runner.run_workload, []
+
+    def recording(workload, *args, **kwargs):
+        result = real(workload, *args, **kwargs)
+        runs.append((workload.name, workload.message_count, result.summary["delivered"]))
+        return result
+
+    monkeypatch.setattr(kafkabench.runner, "run_workload", recording)
+    table = run_sweep(spec, bootstrap=bootstrap, out=tmp_path, progress=False)
+    # One timed warm-up run (no message cap), then the two points; only the points are saved.
+    assert [name for name, _, _ in runs] == ["warm-warmup", "warm", "warm"]
+    assert runs[0][1] is None and runs[0][2] > 0
+    assert len(table) == 2 and len(list(sweep_dir(spec, tmp_path).iterdir())) == 2
+    # Nothing left to run: no warm-up either.
+    runs.clear()
+    run_sweep(spec, bootstrap=bootstrap, out=tmp_path, progress=False)
+    assert runs == []
+
+
+@pytest.mark.parametrize("value", [-1, "soon", True, float("inf")])
+def test_bad_warmup_run_is_a_config_error(value):
+    with pytest.raises(ConfigError, match="warmup_run_s="):
+        _spec(warmup_run_s=value)
+
+
 def test_summarize_without_point_column_groups_by_params():
     df = pd.DataFrame({"producer.acks": ["1", "1", "all"], "publish_rate": [10.0, 30.0, 5.0]})
     summary = summarize(df, ["producer.acks"], metrics=["publish_rate", "e2e_latency_ms_p99"])
