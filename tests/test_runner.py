@@ -157,6 +157,25 @@ def test_workload_headers_are_on_every_message(bootstrap):
     assert all(h == [("event-type", b"OrderCreated"), ("version", b"1")] for h in seen)
 
 
+def test_saved_results_and_report_hold_no_secrets(bootstrap, tmp_path):
+    # On a PLAINTEXT broker librdkafka ignores SASL settings (with a warning): the run works.
+    profile = {"name": "with-secrets", "common": {"sasl.username": "bench",
+                                                  "sasl.password": "hunter2-do-not-save"}}
+    result = run_workload(_workload(message_count=200, duration_s=0, consumer_groups=0), profile,
+                          bootstrap=bootstrap, out=tmp_path / "results", progress=False)
+    assert result.summary["delivered"] == 200
+    assert result.summary["common.sasl.password"] == "<redacted>"
+    from kafkabench.report import write_report
+    write_report([tmp_path / "results" / result.run_id], tmp_path / "report.html")
+    loaded = load(tmp_path / "results" / result.run_id)
+    assert loaded.config["profile"]["common"]["sasl.password"] == "<redacted>"
+    assert "hunter2" not in repr(loaded.summary) + repr(loaded.config)
+    # Parquet pages may be compressed; the JSON metadata and the HTML report are plain text.
+    files = [f for f in tmp_path.rglob("*") if f.is_file() and f.suffix in (".json", ".html")]
+    assert len(files) >= 2
+    assert not [f for f in files if b"hunter2" in f.read_bytes()]
+
+
 @pytest.fixture()
 def own_cluster(tmp_path):
     """A private 1-broker cluster, for tests that pause or kill it."""

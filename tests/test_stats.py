@@ -164,3 +164,28 @@ def test_record_many_gives_the_same_histogram_as_one_by_one():
     assert one.encode() == many.encode()
     assert one.percentiles("us") == many.percentiles("us")
     assert one.percentiles("ms", keys=["p50", "p99", "max"]) == seconds.percentiles("ms", keys=["p50", "p99", "max"])
+
+
+def test_record_many_adds_to_what_is_there_and_clamps_like_record():
+    values = [-5, 0.4, 3, 3, 900.7, 5e9]
+    one, many = LatencyRecorder(), LatencyRecorder()
+    for v in (10, 20, *values):
+        one.record(v)
+    many.record(10)
+    many.record(20)
+    many.record_many(values[:3])
+    many.record_many(values[3:])
+    assert one.count == many.count == 8
+    assert one.encode() == many.encode()
+    assert one.percentiles("us", keys=["p50", "max"]) == many.percentiles("us", keys=["p50", "max"])
+
+
+def test_record_many_on_a_histogram_of_another_layout():
+    from hdrh.histogram import HdrHistogram
+
+    values = [1.0, 7.5, 1000.0, 123456.0, 123457.0]
+    one, many = (LatencyRecorder(HdrHistogram(4, 3_600_000_000, 2)) for _ in range(2))
+    for v in values:
+        one.record(v)
+    many.record_many(values)
+    assert one.encode() == many.encode() and many.count == len(values)
