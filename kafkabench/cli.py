@@ -316,6 +316,22 @@ def _cmd_quickstart(args: argparse.Namespace) -> None:
     print(f"\nresults in {Path(args.out).resolve()}, report: {report.resolve()}")
 
 
+def _cmd_locust(args: argparse.Namespace) -> int:
+    from kafkabench.locust_results import run_locust
+    from kafkabench.results import save
+
+    run = run_locust(args.locustfile, users=args.users, spawn_rate=args.spawn_rate,
+                     run_time_s=args.run_time, bootstrap=args.bootstrap, topic=args.topic,
+                     group=args.group, profile=args.profile, conf=_overrides(args.conf),
+                     rate=args.rate, shape=args.shape, workers=args.workers,
+                     out_dir=Path(args.out) / "locust" if args.out else None)
+    _print_summary(run.result.summary)
+    print(f"Locust CSV files: {run.csv_prefix}_*.csv (exit code {run.exit_code})")
+    if args.out:
+        print(f"saved to {save(run.result, args.out)}")
+    return run.exit_code
+
+
 def _parse_kv(text: str) -> tuple[str, str]:
     """'key=value' -> (key, value), with a clear error naming the bad argument."""
     from kafkabench.errors import ConfigError
@@ -452,6 +468,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default="report.html")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_quickstart)
+
+    p = sub.add_parser("locust", parents=[bootstrap_opt],
+                       help="run a locustfile headless, save its result like any other run")
+    p.add_argument("locustfile", help="a path, or producer_load / consumer_load / mixed")
+    p.add_argument("-u", "--users", type=int, default=5)
+    p.add_argument("-r", "--spawn-rate", type=float, default=5.0)
+    p.add_argument("-t", "--run-time", type=float, default=60.0, help="seconds")
+    p.add_argument("--workers", type=int, default=0,
+                   help="0: one process; N: a master and N workers on this machine")
+    p.add_argument("--topic", help="topic (default: a new one named after the run)")
+    p.add_argument("--group", help="consumer group whose lag is sampled")
+    p.add_argument("--profile", help="client profile: preset name or YAML path")
+    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                   help="librdkafka setting (repeatable; prefix producer. or consumer.)")
+    p.add_argument("--rate", type=float, help="messages/s per producer user (0: full speed)")
+    p.add_argument("--shape", choices=("constant", "step", "spike"),
+                   help="load shape, for locustfiles with a KafkaLoadShape (mixed)")
+    p.add_argument("--out", default="results", help="results folder ('' to save nothing)")
+    p.set_defaults(func=_cmd_locust)
 
     results = sub.add_parser("results", help="list, show and compare saved runs").add_subparsers(
         dest="action", required=True)

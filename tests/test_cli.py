@@ -59,3 +59,22 @@ def test_bad_input_is_one_clear_line(bootstrap, tmp_path):
     assert "linger.ms" in result.stderr and "'abc'" in result.stderr
     result = _cli("run", str(tmp_path / "missing.yaml"), "--bootstrap", bootstrap)
     assert result.returncode == 2 and "missing.yaml" in result.stderr
+
+
+def test_locust_command_saves_a_result_like_any_run(bootstrap, tmp_path):
+    out = tmp_path / "results"
+    ran = _cli("locust", "producer_load", "--bootstrap", bootstrap, "-u", "2", "-r", "2", "-t", "6",
+               "--rate", "200", "--out", str(out), timeout=240)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "saved to" in ran.stdout and "Locust CSV files" in ran.stdout
+    runs = [d for d in out.iterdir() if d.is_dir() and d.name != "locust"]
+    assert len(runs) == 1
+    from kafkabench.results import load
+
+    summary = load(runs[0]).summary
+    # Two users at 200 msgs/s each for about 6 s: every one delivered, none failed.
+    assert summary["failed"] == 0 and 1000 < summary["delivered"] < 3500
+    listed = _cli("results", "list", str(out))
+    assert listed.returncode == 0 and runs[0].name in listed.stdout
+    bad = _cli("locust", "producer_load", "--bootstrap", bootstrap, "-u", "0", "--out", "")
+    assert bad.returncode == 2 and "users=0" in bad.stderr
