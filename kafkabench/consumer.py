@@ -105,9 +105,9 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                 bad = [m for m in msgs if m.error() is not None]
                 if bad:  # rare
                     good = [m for m in msgs if m.error() is None]
-                    for m in bad:
-                        if m.error().code() != KafkaError._PARTITION_EOF:
-                            errors[m.error().name()] += 1
+                    for err in (m.error() for m in bad):
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            errors[err.name()] += 1
                 n = len(good)
                 nbytes = sum(map(len, good))
                 if spec.record_latency:

@@ -5,10 +5,11 @@ locustfiles import it, nothing else does. `kafkabench.locust_results` runs Locus
 subprocess and reads its CSV files into DataFrames.
 
 confluent-kafka is a C client that gevent cannot patch, so nothing here ever blocks the gevent
-hub: a task calls `produce()` and, every `POLL_EVERY` sends, `poll(0)`; a background greenlet per
-producer serves delivery reports every millisecond; a consumer task calls `consume(n, 0)` and sleeps in gevent when idle;
-flushing at the end is a bounded loop of `poll(0)` and `gevent.sleep`, and closing a consumer
-(which leaves the group, a blocking call) runs in gevent's thread pool with a timeout.
+hub: a task calls `produce()` and, every `POLL_EVERY` sends, `poll(0)`; a background greenlet
+per producer serves delivery reports every millisecond; a consumer task calls `consume(n, 0)`
+and sleeps in gevent when idle; flushing at the end is a bounded loop of `poll(0)` and
+`gevent.sleep`, and closing a consumer (which leaves the group, a blocking call) runs in
+gevent's thread pool with a timeout.
 
 Every delivery report fires Locust's `request` event (`request_type="produce"`, name = topic,
 `response_time` = publish latency in ms, `response_length` = bytes, `exception` = the delivery

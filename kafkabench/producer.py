@@ -138,9 +138,14 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     next_report = start + 1.0
     interval_s = 1.0 / rate if rate > 0 else 0.0
 
+    pending = tally.latencies
+
+    def bin_pending() -> None:
+        tally.latency.record_many(pending, scale=1e6)
+        pending.clear()
+
     def report(kind: str, now: float) -> None:
-        tally.latency.record_many(tally.latencies, scale=1e6)
-        tally.latencies.clear()
+        bin_pending()
         row = {"sent": sent, "delivered": tally.delivered, "failed": tally.failed,
                "bytes": tally.bytes}
         ctl.report(Report(kind=kind, worker=spec.worker, role="producer", wall=time.time(),
@@ -152,12 +157,10 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
         tally.delay.reset()
 
     try:
-        pending = tally.latencies
         while sent < limit and not ctl.stopped():
             now = time.monotonic()
             if len(pending) >= RECORD_EVERY:
-                tally.latency.record_many(pending, scale=1e6)
-                pending.clear()
+                bin_pending()
             if now >= next_report:
                 report("interval", now)
                 next_report += 1.0
