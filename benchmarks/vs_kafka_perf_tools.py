@@ -129,11 +129,10 @@ def main() -> None:
         if not args.no_warmup:
             # Not measured: the broker's JIT and page cache warm up here. Without it the first
             # case (100 B, acks=1) ran up to a third slower than the same runs later on.
-            for who in ("java", "kb"):
-                topic = fresh_topic(bootstrap, "bench-warmup")
-                (java_produce(dist, bootstrap, topic, args.records, 100, "1") if who == "java"
-                 else kb_produce(bootstrap, topic, args.records, 100, "1"))
-                delete_topics(bootstrap, [topic])
+            topic = fresh_topic(bootstrap, "bench-warmup")
+            java_produce(dist, bootstrap, topic, args.records, 100, "1")
+            kb_produce(bootstrap, topic, args.records, 100, "1")
+            delete_topics(bootstrap, [topic])
         for size in (100, 1024):
             records = args.records if size == 100 else max(1, args.records // 4)
             for acks in ("1", "all"):

@@ -131,7 +131,8 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     last_reported = {"sent": 0, "delivered": 0, "failed": 0, "bytes": 0}
 
     headers = list(spec.headers) if spec.headers else None
-    plain = partition_fn is None and headers is None  # produce(topic, value, key) will do
+    # Max rate, no headers, no partitioner: produce(topic, value, key) will do.
+    bare = partition_fn is None and headers is None and rate <= 0
     ctl.wait_start()
     start, wall_start = time.monotonic(), time.time()
     end = start + spec.duration_s
@@ -181,7 +182,7 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
             for _ in range(burst):
                 key = keys[sent % n_keys] if n_keys else None
                 try:
-                    if plain and not timestamp:
+                    if bare:
                         produce(topics[sent % n_topics], payloads[sent % n_payloads], key)
                     else:
                         produce(topics[sent % n_topics], payloads[sent % n_payloads], key,

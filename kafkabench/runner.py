@@ -483,7 +483,8 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
     if lag is not None:
         extra["lag"] = lag
     return RunResult(summary=summary, timeseries=ts, rebalances=rebalances, histograms=histograms,
-                     config={"workload": workload.to_dict(), "profile": profile.to_dict(redact_secrets=True)}, **extra)
+                     config={"workload": workload.to_dict(),
+                             "profile": profile.to_dict(redact_secrets=True)}, **extra)
 
 
 
