@@ -12,15 +12,19 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from kafkabench.stats import LatencyRecorder, StatsCollector
-from kafkabench.workers import Control, Report
+from kafkabench.workers import Control, ErrorCounts, Report, cpu_seconds
 
 COMMIT_MODES = ("auto", "sync", "async")
 BATCH = 1000
 # consume() timeout: short, so the stop flag and the per-second report stay on time.
 CONSUME_TIMEOUT_S = 0.1
+# "async" commits: at most one per member per interval (and on revoke and close), as
+# auto-commit does. Committing after every consume batch flooded the group coordinator on
+# 3 brokers (hundreds of OffsetCommit timeouts, a member lost its session).
+COMMIT_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +36,12 @@ class ConsumerSpec:
         group: consumer group id.
         config: confluent-kafka consumer config (bootstrap and group included).
         topics: topics to subscribe to.
-        commit: "auto" (enable.auto.commit), "sync" or "async" (commit after each batch).
+        commit: "auto" (enable.auto.commit; becomes "async" when the profile turns
+            auto-commit off), "sync" (after each consume batch) or "async" (every
+            `commit_interval_s`); "sync" and "async" also commit on revoke and close.
         record_latency: record end-to-end latency per message.
         max_messages: stop after consuming this many (None: until stopped).
+        commit_interval_s: seconds between "async" commits.
     """
 
     worker: str
@@ -44,19 +51,53 @@ class ConsumerSpec:
     commit: str = "auto"
     record_latency: bool = True
     max_messages: int | None = None
+    commit_interval_s: float = COMMIT_INTERVAL_S
+
+
+def effective_commit_mode(commit: str, config: dict[str, Any]) -> str:
+    """The commit mode a member runs with: profiles such as OMB's turn auto-commit off and
+    commit themselves, so "auto" with `enable.auto.commit=false` becomes "async" (otherwise
+    committed offsets never move and the lag looks endless)."""
+    if commit == "auto" and str(config.get("enable.auto.commit", "true")).lower() == "false":
+        return "async"
+    return commit
+
+
+def _commit(consumer: Consumer, errors: ErrorCounts, asynchronous: bool, context: str) -> int:
+    """Commit the consumed offsets; nothing to commit (_NO_OFFSET) is not an error.
+
+    Returns:
+        1 when a commit was sent, else 0.
+    """
+    try:
+        consumer.commit(asynchronous=asynchronous)
+        return 1
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._NO_OFFSET:
+            errors.add_kafka(exc, context)
+    except RuntimeError as exc:  # consumer closed
+        errors.add_kafka(exc, context)
+    return 0
 
 
 def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
     """Consume until `ctl.stop` is set, then commit (per mode), leave the group and report."""
     stats = StatsCollector(client=spec.worker)
     e2e = LatencyRecorder()
-    errors: Counter = Counter()
-    totals = {"consumed": 0, "bytes": 0}
+    errors = ErrorCounts()
+    totals = {"consumed": 0, "bytes": 0, "commits": 0}
     interval = {"consumed": 0, "bytes": 0}
     events: list[dict[str, Any]] = []
+    conf = dict(spec.config)
+    commit = effective_commit_mode(spec.commit, conf)
+    consumer: Consumer | None = None
 
     def rebalance(event: str):
-        def callback(consumer: Consumer, partitions) -> None:
+        def callback(c: Consumer, partitions) -> None:
+            if event == "revoke" and commit != "auto":
+                # Commit what was consumed before the partitions go to another member, or
+                # that member reads it again (the rebalance listener of the design source).
+                totals["commits"] += _commit(c, errors, False, "commit on revoke")
             parts = sorted(f"{p.topic}:{p.partition}" for p in partitions)
             row = {"wall": time.time(), "group": spec.group, "member": spec.worker,
                    "event": event, "partitions": ",".join(parts), "count": len(parts)}
@@ -65,16 +106,20 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                               wall=row["wall"], events=[row]))
         return callback
 
-    conf = dict(spec.config)
-    commit = spec.commit
-    if commit == "auto" and str(conf.get("enable.auto.commit", "true")).lower() == "false":
-        # Profiles such as OMB's turn auto-commit off and commit themselves: do the same,
-        # or committed offsets never move and the lag looks endless.
-        commit = "async"
+    def on_commit(err: KafkaError | None, partitions) -> None:
+        if err is not None and err.code() != KafkaError._NO_OFFSET:
+            errors.add_kafka(err, "offset commit")
+        for p in partitions or ():
+            if p.error is not None:
+                errors.add_kafka(p.error, f"offset commit {p.topic}:{p.partition}")
+
     if commit != "auto":
         conf["enable.auto.commit"] = False
+    conf["on_commit"] = on_commit
+    conf.setdefault("error_cb", lambda err: errors.add_kafka(err, "client"))
     if "statistics.interval.ms" in conf:
         conf["stats_cb"] = stats
+    cpu0 = cpu_seconds(ctl.in_process)
     consumer = Consumer(conf)
     consumer.subscribe(list(spec.topics), on_assign=rebalance("assign"),
                        on_revoke=rebalance("revoke"), on_lost=rebalance("lost"))
@@ -82,6 +127,8 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
     limit = spec.max_messages or float("inf")
     start = last_message = time.monotonic()
     next_report = time.monotonic() + 1.0
+    next_commit = start + spec.commit_interval_s
+    uncommitted = 0
 
     def report() -> None:
         ctl.report(Report(kind="interval", worker=spec.worker, role="consumer", wall=time.time(),
@@ -107,7 +154,7 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                     good = [m for m in msgs if m.error() is None]
                     for err in (m.error() for m in bad):
                         if err.code() != KafkaError._PARTITION_EOF:
-                            errors[err.name()] += 1
+                            errors.add_kafka(err, "consume")
                 n = len(good)
                 nbytes = sum(map(len, good))
                 if spec.record_latency:
@@ -117,14 +164,18 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                         e2e.record((now_ms - ts) * 1000.0, count)
                 interval["consumed"] += n
                 interval["bytes"] += nbytes
+                uncommitted += n
                 last_message = time.monotonic()
                 if totals["consumed"] + interval["consumed"] >= limit:
                     break
                 if commit == "sync" and n:
-                    consumer.commit(asynchronous=False)
-                elif commit == "async" and n:
-                    consumer.commit(asynchronous=True)
-            if time.monotonic() >= next_report:
+                    totals["commits"] += _commit(consumer, errors, False, "offset commit")
+                    uncommitted = 0
+            now = time.monotonic()
+            if commit == "async" and uncommitted and now >= next_commit:
+                totals["commits"] += _commit(consumer, errors, True, "offset commit")
+                uncommitted, next_commit = 0, now + spec.commit_interval_s
+            if now >= next_report:
                 totals["consumed"] += interval["consumed"]
                 totals["bytes"] += interval["bytes"]
                 report()
@@ -133,12 +184,15 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
         totals["consumed"] += interval["consumed"]
         totals["bytes"] += interval["bytes"]
         report()
+        if commit != "auto":
+            totals["commits"] += _commit(consumer, errors, False, "final offset commit")
         try:
-            if commit != "auto":
-                consumer.commit(asynchronous=False)
-        except Exception as exc:  # noqa: BLE001 - nothing to commit, or broker gone: recorded
-            errors[type(exc).__name__] += 1
-        consumer.close()  # commits auto-commit offsets and leaves the group
+            consumer.close()  # commits auto-commit offsets and leaves the group
+        except Exception as exc:  # noqa: BLE001 - recorded; the report must still go out
+            errors.add_kafka(exc, "close")
+        cpu_s = cpu_seconds(ctl.in_process) - cpu0
         ctl.report(Report(kind="done", worker=spec.worker, role="consumer", wall=time.time(),
-                          counts={**totals, "elapsed_s": last_message - start}, errors=dict(errors), stats=list(stats.samples),
-                          events=events))
+                          counts={**totals, "elapsed_s": last_message - start, "cpu_s": cpu_s,
+                                  "in_process": int(ctl.in_process)},
+                          errors=dict(errors.counts), error_messages=errors.messages,
+                          stats=list(stats.samples), events=events))

@@ -22,22 +22,47 @@ from typing import Any
 import pandas as pd
 
 from kafkabench import KAFKA_VERSION, __version__
+import psutil
+
 from kafkabench.admin import admin_client, create_topic, delete_topics
-from kafkabench.cluster import resolve_bootstrap
+from kafkabench.cluster import check_reachable, resolve_bootstrap
 from kafkabench.config import ClientProfile, load_profile
 from kafkabench.consumer import COMMIT_MODES, ConsumerSpec, run_consumer
-from kafkabench.errors import ClusterError, ConfigError
+from kafkabench.errors import ClusterError, ConfigError, KafkabenchError
 from kafkabench.lag import LagSampler, group_status
 from kafkabench.producer import ProducerSpec, run_producer
 from kafkabench.results import RunResult, make_run_id, save
 from kafkabench.stats import LatencyRecorder, parse_statistics
-from kafkabench.workers import Report, WorkerPool
+from kafkabench.workers import ErrorCounts, Report, WorkerDied, WorkerPool, in_spawned_bootstrap
 from kafkabench.workload import Workload, key_sequence, load_workload, payload_pool
 
 HISTOGRAMS = ("publish_latency_us", "publish_delay_us", "e2e_latency_us")
 # Consumers joining a group: the first rebalance takes a few seconds on a fresh group.
 ASSIGN_TIMEOUT_S = 60.0
 STATS_INTERVAL_MS = 1000
+# "held" (a rate-controlled run did what was asked): the measured publish rate within this
+# fraction of the target, either way, and the schedule kept: publish delay (how late sends
+# were against their intended time) at most these at p50 and p99.
+RATE_TOLERANCE = 0.02
+MAX_DELAY_P50_US = 10_000
+MAX_DELAY_P99_US = 250_000
+# librdkafka's default message.max.bytes, and the most a one-record batch adds to a message
+# on the wire (batch header 61 B, record header and varints); the broker's limit (topic
+# max.message.bytes) applies to the whole batch.
+CLIENT_MAX_MESSAGE_BYTES = 1_000_000
+BATCH_OVERHEAD_BYTES = 128
+
+
+class RunFailed(KafkabenchError):
+    """A run could not finish (a worker died); its partial result is attached and saved.
+
+    Attributes:
+        result: the partial `RunResult`, marked `complete: False`.
+    """
+
+    def __init__(self, message: str, result: RunResult | None = None):
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass(slots=True)
@@ -49,7 +74,8 @@ class _Tally:
     counts: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
     histograms: dict[tuple[int, str], LatencyRecorder] = field(default_factory=dict)
     totals: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    errors: Counter = field(default_factory=Counter)
+    errors: ErrorCounts = field(default_factory=ErrorCounts)
+    cpu_s: Counter = field(default_factory=Counter)
     stats: list[tuple[str, list]] = field(default_factory=list)
     rebalances: list[dict] = field(default_factory=list)
     worker_errors: list[str] = field(default_factory=list)
@@ -95,12 +121,18 @@ class _Tally:
                 if key in counts:
                     name = f"{r.role}_{key}"
                     self.elapsed[name] = max(self.elapsed.get(name, 0.0), counts.pop(key))
+            # A worker process's own CPU (librdkafka's threads included); a thread's is part
+            # of the parent process's, counted there.
+            cpu_s, in_process = counts.pop("cpu_s", 0.0), counts.pop("in_process", 0)
+            if in_process:
+                self.cpu_s[r.role] += cpu_s
             self.totals[r.role].update(counts)
-            self.errors.update(r.errors)
+            self.errors.merge(r.errors, r.error_messages)
             if r.stats:
                 self.stats.append((r.worker, r.stats))
         elif r.kind == "error":
-            self.worker_errors.append(f"{r.worker}: {r.message.strip()}")
+            self.worker_errors.append(f"{r.worker} failed: {r.message.strip().splitlines()[0]}")
+            self.errors.add("worker_failed", f"{r.worker}: {r.message.strip()}")
 
     def merged(self, name: str, since_t: float = 0.0) -> LatencyRecorder:
         total = LatencyRecorder()
@@ -110,12 +142,53 @@ class _Tally:
         return total
 
 
-def _check_reachable(bootstrap: str, conf: dict[str, Any], timeout_s: float = 10.0) -> None:
+def _max_message_size(payloads: tuple[bytes, ...], keys: list, headers) -> int:
+    """Largest message a run sends, key and headers included (bytes)."""
+    key = max((len(k) for k in keys if k), default=0)
+    head = sum(len(k) + len(v) for k, v in headers or ())
+    return max(map(len, payloads)) + key + head
+
+
+def _topic_max_message_bytes(bootstrap: str, topic: str, conf: dict[str, Any]) -> int | None:
+    """The topic's max.message.bytes (the broker's default unless the topic sets one)."""
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
     try:
-        admin_client(bootstrap, conf).list_topics(timeout=timeout_s)
-    except Exception as exc:  # noqa: BLE001 - any failure here means: cannot reach Kafka
-        raise ClusterError(f"cannot reach Kafka at {bootstrap!r} within {timeout_s:.0f} s: {exc}. "
-                           "Is the cluster up (`kafkabench cluster status`)?") from exc
+        admin = admin_client(bootstrap, conf)
+        res = ConfigResource(ResourceType.TOPIC, topic)
+        entries = admin.describe_configs([res], request_timeout=10)[res].result(timeout=15)
+        return int(entries["max.message.bytes"].value)
+    except Exception:  # noqa: BLE001 - unknown limit: the producers' errors will say it
+        return None
+
+
+def _check_message_size(size: int, producer_conf: dict[str, Any], topic_limits: dict[str, int | None],
+                        compressed: bool) -> None:
+    """Refuse, before anything is produced, messages the producer or the broker would refuse.
+
+    Raises:
+        ConfigError: naming the size, both limits and the settings that raise them.
+    """
+    client = int(producer_conf.get("message.max.bytes", CLIENT_MAX_MESSAGE_BYTES))
+    if size > client:
+        raise ConfigError(
+            f"messages of up to {size:,} B (payload, key and headers) are larger than the "
+            f"producer's message.max.bytes ({client:,} B): librdkafka would refuse every one "
+            "with MSG_SIZE_TOO_LARGE. Raise it in the profile (producer: {message.max.bytes: "
+            f"{size + BATCH_OVERHEAD_BYTES}}}, or --producer-props message.max.bytes=...) and the "
+            "topic's max.message.bytes to match, or send smaller messages")
+    for topic, limit in topic_limits.items():
+        if limit is not None and not compressed and size + BATCH_OVERHEAD_BYTES > limit:
+            raise ConfigError(
+                f"messages of up to {size:,} B do not fit topic {topic!r}'s max.message.bytes "
+                f"({limit:,} B, the broker's message.max.bytes unless the topic sets it): the "
+                "broker would refuse them with MSG_SIZE_TOO_LARGE. Raise it with the workload's "
+                f"topic_config (max.message.bytes: {size + BATCH_OVERHEAD_BYTES}) or send "
+                "smaller messages")
+
+
+def _check_reachable(bootstrap: str, conf: dict[str, Any], timeout_s: float = 10.0) -> None:
+    check_reachable(bootstrap, conf, timeout_s)
 
 
 class _NoBar:
@@ -168,12 +241,23 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
 
     Returns:
         The `RunResult`; also saved under `out` when given. Ctrl-C stops the run cleanly and
-        returns (and saves) the partial result, marked `interrupted`.
+        returns (and saves) the partial result, marked `interrupted`. `summary["complete"]`
+        is False, with the reason in `summary["incomplete"]`, when a consumer group did not
+        consume everything that was delivered, or a worker failed.
 
     Raises:
-        ConfigError: bad workload, profile or option (before anything runs).
+        ConfigError: bad workload, profile or option, or messages larger than the producer's
+            or the topic's limit (before anything is produced).
         ClusterError: the cluster cannot be reached or the topics cannot be created.
+        RunFailed: a worker died without reporting; the partial result is attached (and
+            saved under `out`).
     """
+    if in_spawned_bootstrap():
+        raise ConfigError(
+            "run_workload() was called while a kafkabench worker process was starting: the "
+            "script that calls it has no `if __name__ == \"__main__\":` guard, and "
+            "multiprocessing's 'spawn' start method re-imports it in every worker. Put the "
+            "call under that guard, or pass mode=\"thread\"")
     workload = load_workload(workload)
     profile = load_profile(profile)
     if commit not in COMMIT_MODES:
@@ -190,6 +274,14 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     common = dict(profile.common)
     _check_reachable(bootstrap, common)
 
+    payloads = tuple(payload_pool(workload, seed=0))
+    headers = tuple((k, v.encode()) for k, v in workload.headers.items()) or None
+    size = _max_message_size(payloads, key_sequence(workload, seed=0), headers)
+    producer_conf = profile.producer_config(bootstrap)
+    compressed = str(producer_conf.get("compression.type", producer_conf.get("compression.codec",
+                                                                                "none"))) != "none"
+    _check_message_size(size, producer_conf, {}, compressed)
+
     run_id = run_id or make_run_id(workload.name)
     created = topics is None
     topic_names = list(topics) if topics is not None else workload.topic_names(run_id)
@@ -198,6 +290,16 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         for name in topic_names:
             create_topic(bootstrap, name, workload.partitions, rf,
                          {**workload.topic_config, **profile.topic_config}, conf=common)
+    if size + BATCH_OVERHEAD_BYTES > 1_000_000 or topics is not None:
+        # Only large messages can meet the broker's limit (1 MiB by default), and a
+        # user's own topic may set a smaller one.
+        limits = {t: _topic_max_message_bytes(bootstrap, t, common) for t in topic_names}
+        try:
+            _check_message_size(size, producer_conf, limits, compressed)
+        except ConfigError:
+            if created and not keep_topics:
+                delete_topics(bootstrap, topic_names, conf=common, timeout_s=10)
+            raise
 
     extra = {"statistics.interval.ms": stats_interval_ms} if stats_interval_ms else {}
     if strategy is not None and strategy.builtin:
@@ -209,8 +311,6 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     mode = mode if mode != "auto" else ("process" if n_workers > 1 else "thread")
 
     # Specs: producers per topic, consumer groups per topic.
-    payloads = tuple(payload_pool(workload, seed=0))
-    headers = tuple((k, v.encode()) for k, v in workload.headers.items()) or None
     producer_specs: list[ProducerSpec] = []
     topic_of: dict[str, str] = {}
     per_producer_cap = (None if workload.message_count is None
@@ -245,7 +345,10 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     tally = _Tally()
     started_at = datetime.now(timezone.utc)
     interrupted = False
+    failure: str | None = None
     warnings: list[str] = []
+    me = psutil.Process()
+    cpu0 = sum(me.cpu_times()[:2])
     pool = WorkerPool(mode)
     backlog_pool: WorkerPool | None = None
     # Consumers start from the earliest offset: count uncommitted partitions from there too.
@@ -265,9 +368,10 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                                                           duration_s=1e9), s.worker, "producer")
             backlog_pool.go()
             names = {s.worker for s in producer_specs}
-            while not names <= backlog_pool.done and backlog_pool.alive():
+            while not names <= backlog_pool.done:
                 for r in backlog_pool.reports(0.5):
                     tally.add(r, topic_of, group_of)
+                backlog_pool.check()
             for r in backlog_pool.reports(0.1):  # whatever arrived as the last one exited
                 tally.add(r, topic_of, group_of)
             backlog_pool.join(10)
@@ -287,6 +391,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         while not producers <= pool.done:
             for r in pool.reports(0.5):
                 tally.add(r, topic_of, group_of)
+            pool.check()
             _update_bar(bar, tally, workload, t_go)
         t_end = time.monotonic()
         elapsed = tally.elapsed.get("producer_elapsed_s") or (t_end - t_go)
@@ -295,16 +400,18 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         interrupted = True
         warnings.append("interrupted by the user (Ctrl-C): partial result")
         print("\nkafkabench: stopping workers, keeping the partial result ...", file=sys.stderr)
+    except WorkerDied as exc:
+        failure = str(exc)
+        print(f"\nkafkabench: {failure}\nkafkabench: stopping the other workers ...", file=sys.stderr)
     finally:
+        if backlog_pool is not None:
+            backlog_pool.stop()
+            backlog_pool.join(10)
         pool.stop()
-        deadline = time.monotonic() + 60
-        expected = {s.worker for s in producer_specs + consumer_specs}
-        while not expected <= pool.done and time.monotonic() < deadline and pool.alive():
-            for r in pool.reports(0.5):
-                tally.add(r, topic_of, group_of)
-        for r in pool.reports(0.1):
-            tally.add(r, topic_of, group_of)
+        _collect_final_reports(pool, tally, topic_of, group_of,
+                               {s.worker for s in producer_specs + consumer_specs})
         pool.join(10)
+        tally.cpu_s["parent"] = sum(me.cpu_times()[:2]) - cpu0
         if sampler:
             try:
                 sampler.sample_once()  # the final, settled committed offsets
@@ -321,11 +428,29 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
             delete_topics(bootstrap, topic_names, conf=common, timeout_s=10)
         except ClusterError as exc:
             warnings.append(f"could not delete topics: {exc}")
+    if failure is not None:
+        tally.errors.add("worker_died", failure)
     result = _result(run_id, workload, profile, tally, sampler, started_at, elapsed, t_go,
                      interrupted, warnings, topic_names, bootstrap, commit, mode)
-    if out is not None:
-        save(result, out)
+    _mark_completeness(result.summary, tally, {g: topic_of[w] for w, g in group_of.items()},
+                       interrupted, failure)
+    saved = save(result, out) if out is not None else None
+    if failure is not None:
+        where = f"; the partial result is saved in {saved}" if saved else ""
+        raise RunFailed(f"run {run_id} failed: {failure}{where}", result)
     return result
+
+
+def _collect_final_reports(pool: WorkerPool, tally: _Tally, topic_of: dict, group_of: dict,
+                           expected: set[str], timeout_s: float = 60.0) -> None:
+    """After `pool.stop()`: take reports until every worker has sent its last one, has died
+    (dead workers send none) or `timeout_s` passed."""
+    deadline = time.monotonic() + timeout_s
+    while not expected <= pool.done | set(pool.dead()) and time.monotonic() < deadline:
+        for r in pool.reports(0.5):
+            tally.add(r, topic_of, group_of)
+    for r in pool.reports(0.1):
+        tally.add(r, topic_of, group_of)
 
 
 def _wait_assigned(pool: WorkerPool, tally: _Tally, specs: list[ConsumerSpec], partitions: int,
@@ -340,6 +465,7 @@ def _wait_assigned(pool: WorkerPool, tally: _Tally, specs: list[ConsumerSpec], p
     while time.monotonic() < deadline:
         for r in pool.reports(0.2):
             tally.add(r, topic_of, group_of)
+        pool.check()
         # Every partition owned, and every member working when there are enough partitions:
         # the first member to join takes everything until the group rebalances for the rest.
         if all(sum(len(tally.assigned[w]) for w in members) >= partitions and
@@ -372,6 +498,7 @@ def _drain(pool: WorkerPool, tally: _Tally, groups: list[str], topic_of: dict, g
             return
         for r in pool.reports(0.5):
             tally.add(r, topic_of, group_of)
+        pool.check()
 
 
 def _update_bar(bar, tally: _Tally, workload: Workload, t_go: float) -> None:
@@ -437,6 +564,8 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
         "produced": int(prod.get("sent", 0)), "delivered": int(prod.get("delivered", 0)),
         "failed": int(prod.get("failed", 0)), "buffer_full": int(prod.get("buffer_full", 0)),
         "consumed": int(cons.get("consumed", 0)),
+        # Offset commits the members sent (not counting librdkafka's auto-commits).
+        "offset_commits": int(cons.get("commits", 0)),
         "consumed_by_group": dict(tally.consumed_by_group),
         "target_rate": workload.producer_rate,
         "publish_rate": produced_measured / window if window == window else float("nan"),
@@ -448,31 +577,27 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
     }
     summary["publish_mb_s"] = summary["delivery_rate"] * mean_size / 1e6
     summary["consume_mb_s"] = summary["consume_rate"] * mean_size / 1e6
-    if workload.producer_rate:
-        summary["rate_held"] = bool(summary["publish_rate"] >= 0.98 * workload.producer_rate)
-        if not summary["rate_held"]:
-            warnings.append(f"target rate {workload.producer_rate:,.0f} msg/s not held: "
-                            f"{summary['publish_rate']:,.0f} msg/s; see publish_delay_us")
     for name, prefix, unit in (("publish_latency_us", "publish_latency_ms", "ms"),
                                ("publish_delay_us", "publish_delay_us", "us"),
                                ("e2e_latency_us", "e2e_latency_ms", "ms")):
         h = histograms[name]
         for k, v in h.percentiles(unit).items():
             summary[f"{prefix}_{k}"] = v if h.count else float("nan")
+    if workload.producer_rate:
+        _judge_schedule(summary, warnings)
+    summary.update(_cpu_summary(tally, summary, elapsed, mode))
     lag = sampler.frame() if sampler else None
     if lag is not None and len(lag):
         lag = lag.assign(t=(lag["time"] - pd.Timestamp(tally.t0_wall, unit="s", tz="UTC")
                             ).dt.total_seconds())
-        summary["lag_max_msgs"] = float(lag["lag_msgs"].max()) if lag["lag_msgs"].notna().any() else 0.0
-        summary["lag_max_s"] = float(lag["lag_s"].max()) if lag["lag_s"].notna().any() else 0.0
-        summary["lag_final_msgs"] = float(lag[lag["t"] == lag["t"].max()]["lag_msgs"].fillna(0).sum())
-        summary["lag_status"] = group_status(list(sampler.group_status().values()))
+        summary.update(_lag_summary(lag, sampler))
     else:
         summary.update(lag_max_msgs=float("nan"), lag_max_s=float("nan"))
     rebalances = pd.DataFrame(tally.rebalances, columns=["t", "group", "member", "event", "partitions",
                                                            "count", "wall"])
     summary["rebalances"] = int((rebalances["event"] == "assign").sum()) if len(rebalances) else 0
-    summary["errors"] = dict(tally.errors)
+    summary["errors"] = dict(tally.errors.counts)
+    summary["error_messages"] = dict(tally.errors.messages)
     summary["warnings"] = warnings + tally.worker_errors
     summary.update(workload.as_flat_dict())
     summary.update(profile.as_flat_dict())
@@ -488,6 +613,92 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
 
 
 
+
+
+def _judge_schedule(summary: dict[str, Any], warnings: list[str]) -> None:
+    """`rate_held`: the target rate was met within `RATE_TOLERANCE` either way *and* the
+    schedule did not slip (publish delay p50/p99 within bounds); `held_reason` says which
+    part failed. A producer that fell seconds behind and then caught up shows a rate above
+    target and a large publish delay: that is not a held rate."""
+    target = summary["target_rate"]
+    rate, p50, p99 = (summary["publish_rate"], summary.get("publish_delay_us_p50"),
+                      summary.get("publish_delay_us_p99"))
+    problems = []
+    if not abs(rate - target) <= RATE_TOLERANCE * target:
+        problems.append(f"publish rate {rate:,.0f} msg/s is {(rate - target) / target:+.1%} off the "
+                        f"target {target:,.0f} msg/s (tolerance {RATE_TOLERANCE:.0%})")
+    if p50 != p50 or p99 != p99:
+        problems.append("no publish delay was recorded")
+    elif p50 > MAX_DELAY_P50_US or p99 > MAX_DELAY_P99_US:
+        problems.append(f"the schedule slipped: publish delay p50 {p50 / 1000:,.1f} ms, p99 "
+                        f"{p99 / 1000:,.1f} ms (bounds {MAX_DELAY_P50_US / 1000:g} ms and "
+                        f"{MAX_DELAY_P99_US / 1000:g} ms): sends went out later than scheduled")
+    summary["rate_held"] = not problems
+    summary["held_reason"] = "; ".join(problems) if problems else (
+        f"rate within {RATE_TOLERANCE:.0%} of target, publish delay p50 {p50 / 1000:.2f} ms, "
+        f"p99 {p99 / 1000:.2f} ms")
+    if problems:
+        warnings.append("target rate not held: " + "; ".join(problems))
+
+
+def _cpu_summary(tally: _Tally, summary: dict[str, Any], elapsed: float, mode: str) -> dict[str, float]:
+    """The load generator's CPU: on a shared machine it is CPU the broker did not get."""
+    cpu = tally.cpu_s
+    total = cpu["parent"] + cpu["producer"] + cpu["consumer"]
+    messages = summary["produced"] + summary["consumed"]
+    produced = summary["produced"]
+    return {
+        "loadgen_cpu_s": round(total, 3),
+        "loadgen_cores": total / elapsed if elapsed else float("nan"),
+        "cpu_us_per_msg": total * 1e6 / messages if messages else float("nan"),
+        # Producer processes' own CPU (librdkafka included); threads share the parent's.
+        "producer_cpu_us_per_msg": cpu["producer"] * 1e6 / produced
+        if mode == "process" and produced else float("nan"),
+    }
+
+
+def _lag_summary(lag: pd.DataFrame, sampler: LagSampler) -> dict[str, Any]:
+    """Peak and final lag, the groups' status and the sampler's own errors."""
+    def peak(col: str) -> float:
+        return float(lag[col].max()) if lag[col].notna().any() else float("nan")
+
+    final = sampler.latest()
+    final = final[final["status"] != "DELETED"]
+    errors = sampler.errors()
+    known = len(final) and final["lag_msgs"].notna().all() and not (final["status"] == "ERR").any()
+    return {"lag_max_msgs": peak("lag_msgs"), "lag_max_s": peak("lag_s"),
+            # Unknown (NaN) when the last sample could not read every partition's lag: not 0.
+            "lag_final_msgs": float(final["lag_msgs"].sum()) if known else float("nan"),
+            "lag_status": group_status(list(sampler.group_status().values())),
+            "lag_errors": len(errors),
+            "lag_error_messages": list(dict.fromkeys(errors["error"]))[:5]}
+
+
+def _mark_completeness(summary: dict[str, Any], tally: _Tally, topic_of_group: dict[str, str],
+                       interrupted: bool, failure: str | None) -> None:
+    """`complete`: every group consumed what was delivered to its topic and no worker failed.
+
+    Otherwise `complete` is False, `incomplete` lists why and `shortfall` gives each group's
+    missing messages; a warning says it too.
+    """
+    reasons = []
+    shortfall = {g: tally.delivered_by_topic[t] - tally.consumed_by_group[g]
+                 for g, t in sorted(topic_of_group.items())
+                 if tally.consumed_by_group[g] < tally.delivered_by_topic[t]}
+    for g, n in shortfall.items():
+        reasons.append(f"group {g!r} consumed {tally.consumed_by_group[g]:,} of the "
+                       f"{tally.delivered_by_topic[topic_of_group[g]]:,} messages delivered "
+                       f"({n:,} short)")
+    if interrupted:
+        reasons.append("interrupted by the user")
+    if failure:
+        reasons.append(failure)
+    reasons.extend(tally.worker_errors)
+    summary["complete"] = not reasons
+    summary["incomplete"] = reasons
+    summary["shortfall"] = shortfall
+    if reasons and not interrupted:
+        summary["warnings"].append("INCOMPLETE RUN: " + "; ".join(reasons))
 
 
 def consume_topic(topic: str, *, messages: int | None = None, group: str | None = None,
@@ -528,6 +739,8 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
     tally, pool = _Tally(), WorkerPool("thread")
     started_at = datetime.now(timezone.utc)
     tally.t0_wall, t_go = time.time(), time.monotonic()
+    me = psutil.Process()
+    cpu0 = sum(me.cpu_times()[:2])
     pool.start(run_consumer, spec, spec.worker, "consumer")
     topic_of, group_of = {spec.worker: topic}, {spec.worker: group}
     bar = _progress(messages or 0, f"consume {topic}", progress)
@@ -545,6 +758,7 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
                 last_count, last_progress = count, time.monotonic()
             if spec.worker in pool.done:
                 break
+            pool.check()
             if time.monotonic() - last_progress > timeout_s:
                 if messages:
                     warnings.append(f"only {count} of {messages} messages within the timeout")
@@ -561,6 +775,7 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
             tally.add(r, topic_of, group_of)
         pool.join(10)
         bar.close()
+        tally.cpu_s["parent"] = sum(me.cpu_times()[:2]) - cpu0
     # The consumer's own time from subscribing to its last message, join included, as
     # kafka-consumer-perf-test counts it (and not the idle timeout at the end).
     elapsed = tally.elapsed.get("consumer_elapsed_s") or (time.monotonic() - t_go)

@@ -9,18 +9,73 @@ after a clean flush.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing as mp
 import os
+import pickle
 import queue
+import resource
 import signal
+import tempfile
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from kafkabench.errors import KafkabenchError
+
+# A worker that exited without its final report: how long to wait for reports it may still
+# have in the queue (its feeder thread flushes them as the process exits) before calling it dead.
+DEAD_GRACE_S = 1.0
+# Messages kept per error code: enough to tell what happened, bounded under an error storm.
+MESSAGES_PER_ERROR = 3
+
+
+class WorkerDied(KafkabenchError):
+    """A worker thread or process ended without reporting its totals."""
+
+
+class ErrorCounts:
+    """Errors by Kafka error code name (e.g. `_MSG_TIMED_OUT`), with the first few messages.
+
+    Callbacks record into it and never raise; `counts` and `messages` travel in reports.
+    """
+
+    __slots__ = ("counts", "messages")
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+        self.messages: dict[str, list[str]] = {}
+
+    def add(self, code: str, message: str, n: int = 1) -> None:
+        """Count `n` errors of `code`, keeping the first messages."""
+        self.counts[code] += n
+        kept = self.messages.setdefault(code, [])
+        if len(kept) < MESSAGES_PER_ERROR and message not in kept:
+            kept.append(message)
+
+    def add_kafka(self, err: Any, context: str = "") -> None:
+        """Count a `KafkaError` (or a `KafkaException` carrying one, or any exception)."""
+        if isinstance(err, BaseException) and err.args and hasattr(err.args[0], "name"):
+            err = err.args[0]
+        if hasattr(err, "name") and hasattr(err, "str"):
+            code, text = err.name(), err.str()
+        else:
+            code, text = type(err).__name__, str(err)
+        self.add(code, f"{context}: {text}" if context else text)
+
+    def merge(self, counts: dict[str, int], messages: dict[str, list[str]] | None = None) -> None:
+        """Add another tally's counts and messages."""
+        self.counts.update(counts)
+        for code, texts in (messages or {}).items():
+            kept = self.messages.setdefault(code, [])
+            kept.extend(t for t in texts if t not in kept)
+            del kept[MESSAGES_PER_ERROR:]
 
 
 @dataclass(slots=True)
@@ -35,6 +90,7 @@ class Report:
         counts: counters (deltas for "interval", totals for "done").
         histograms: encoded HdrHistograms of the interval, by metric name.
         errors: error counts by librdkafka error name.
+        error_messages: the first few messages of each error name.
         stats: raw librdkafka statistics samples (time, json).
         events: rebalance events or other rows.
         message: text, for "error".
@@ -47,6 +103,7 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     histograms: dict[str, str] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    error_messages: dict[str, list[str]] = field(default_factory=dict)
     stats: list = field(default_factory=list)
     events: list = field(default_factory=list)
     message: str = ""
@@ -59,6 +116,8 @@ class Control:
         self._start, self._stop, self._reports = start, stop, reports
         # Pickled into a worker process: its parent's pid, to notice an orphaned worker.
         self._parent = os.getpid() if watch_parent else None
+        #: True in a worker process of its own (set by the pool); see `cpu_seconds`.
+        self.in_process = watch_parent
 
     def stopped(self) -> bool:
         """True once the parent asked every worker to stop, or died without asking."""
@@ -105,16 +164,42 @@ def fewer_gc_pauses() -> Iterator[None]:
                 gc.set_threshold(*_gc_state["saved"])
 
 
+def cpu_seconds(in_process: bool) -> float:
+    """CPU time of this worker so far: its whole process (librdkafka's threads included) when
+    it runs in a process of its own, else the calling thread's Python time only."""
+    if in_process:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    return time.thread_time()
+
+
 def _worker_main(fn: Callable, spec: Any, ctl: Control, name: str, role: str,
                  in_process: bool) -> None:
     if in_process:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ctl.in_process = in_process
     try:
         with fewer_gc_pauses():
             fn(spec, ctl)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
         ctl.report(Report(kind="error", worker=name, role=role, wall=time.time(),
                           message=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+
+
+def _process_main(spec_file: str, ctl: Control, name: str, role: str) -> None:
+    # The spec travels in a file, not in the spawn pipe: CPython's parent writes the pipe
+    # while it still holds the read end, so a child that dies before reading a large spec
+    # (a payload pool is megabytes) leaves the parent blocked in Process.start() forever.
+    with open(spec_file, "rb") as f:
+        fn, spec = pickle.load(f)
+    os.unlink(spec_file)
+    _worker_main(fn, spec, ctl, name, role, True)
+
+
+def in_spawned_bootstrap() -> bool:
+    """True while a spawned worker process imports its parent's main module, i.e. when a
+    script calls kafkabench at import time without an `if __name__ == "__main__":` guard."""
+    return bool(getattr(mp.current_process(), "_inheriting", False))
 
 
 class WorkerPool:
@@ -138,13 +223,23 @@ class WorkerPool:
             self._queue = queue.Queue()
         self._workers: list[Any] = []
         self.done: set[str] = set()
+        self._gone_since: dict[str, float] = {}
+        self._spec_files: list[str] = []
 
     def start(self, fn: Callable, spec: Any, name: str, role: str) -> None:
         """Start `fn(spec, ctl)` as worker `name`."""
         ctl = Control(self.start_event, self.stop_event, self._queue,
                       watch_parent=self.mode == "process")
-        worker = self._new(target=_worker_main, name=name, daemon=True,
-                           args=(fn, spec, ctl, name, role, self.mode == "process"))
+        if self.mode == "process":
+            with tempfile.NamedTemporaryFile("wb", prefix="kafkabench-spec-", suffix=".pickle",
+                                             delete=False) as f:
+                pickle.dump((fn, spec), f, protocol=pickle.HIGHEST_PROTOCOL)
+            self._spec_files.append(f.name)
+            worker = self._new(target=_process_main, name=name, daemon=True,
+                               args=(f.name, ctl, name, role))
+        else:
+            worker = self._new(target=_worker_main, name=name, daemon=True,
+                               args=(fn, spec, ctl, name, role, False))
         worker.start()
         self._workers.append(worker)
 
@@ -173,6 +268,43 @@ class WorkerPool:
         """Workers that have not exited yet."""
         return sum(w.is_alive() for w in self._workers)
 
+    def dead(self) -> list[str]:
+        """Workers that ended without a final ("done" or "error") report.
+
+        A process killed by a signal, or one that failed before the worker function ran
+        (e.g. a script without an `if __name__ == "__main__":` guard, which the "spawn" start
+        method re-imports), never reports. A worker counts as dead once it has been gone for
+        `DEAD_GRACE_S` without its report arriving; call `reports()` in between.
+        """
+        now, dead = time.monotonic(), []
+        for w in self._workers:
+            if w.name in self.done or w.is_alive():
+                continue
+            since = self._gone_since.setdefault(w.name, now)
+            if now - since >= DEAD_GRACE_S:
+                dead.append(w.name)
+        return dead
+
+    def describe_death(self, name: str) -> str:
+        """What is known of a dead worker's end, and what usually causes it."""
+        w = next(w for w in self._workers if w.name == name)
+        code = getattr(w, "exitcode", None)
+        how = ("a thread that ended without reporting" if code is None else
+               f"killed by signal {-code}" if code < 0 else f"exit code {code}")
+        text = f"worker {name!r} ended without reporting its results ({how})."
+        if code is not None and code > 0 and self.mode == "process":
+            text += (" Worker processes are started with multiprocessing's 'spawn' method, which"
+                     " re-imports the main module: a script that calls run_workload must do so"
+                     " under `if __name__ == \"__main__\":` (see the traceback above), or pass"
+                     " mode=\"thread\".")
+        return text
+
+    def check(self) -> None:
+        """Raise `WorkerDied` for a worker that ended without reporting (see `dead`)."""
+        dead = self.dead()
+        if dead:
+            raise WorkerDied(" ".join(self.describe_death(n) for n in dead))
+
     def join(self, timeout_s: float) -> None:
         """Wait for workers to exit; terminate processes still alive after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
@@ -182,3 +314,6 @@ class WorkerPool:
             if w.is_alive() and self.mode == "process":
                 w.terminate()
                 w.join(5)
+        for path in self._spec_files:  # a worker that died before reading its spec
+            with contextlib.suppress(OSError):
+                os.unlink(path)

@@ -248,3 +248,186 @@ def test_ctrl_c_keeps_the_partial_result(bootstrap, tmp_path):
     assert 0 < s["delivered"] < 60_000
     assert s["produced"] == s["delivered"] + s["failed"]
     assert "interrupted" in out
+
+
+# ---------------------------------------------------------------- issue 9: numbers under load
+
+def test_manual_commits_are_rate_bounded_and_clean_runs_have_no_errors(bootstrap):
+    # OMB's driver files turn auto-commit off: members commit themselves. They used to commit
+    # after every consume batch (hundreds a second, flooding the coordinator on 3 brokers),
+    # and the final commit's "nothing to commit" (_NO_OFFSET) was counted as an error.
+    profile = {"consumer": {"enable.auto.commit": False}}
+    result = run_workload(_workload(producer_rate=20_000, duration_s=4, partitions=4,
+                                    message_size=100), profile,
+                          bootstrap=bootstrap, progress=False, mode="thread")
+    s = result.summary
+    assert s["complete"] is True, s["incomplete"]
+    assert s["consumed"] == s["delivered"] > 50_000
+    # ~1 per second per member, plus revoke/close commits; never one per batch.
+    assert 1 <= s["offset_commits"] <= s["duration_s"] + 15, s["offset_commits"]
+    assert s["errors"] == {} and s["error_messages"] == {}
+    assert s["lag_final_msgs"] == 0
+
+
+def test_sync_commit_mode_counts_no_error_for_nothing_to_commit(bootstrap):
+    result = run_workload(_workload(message_count=3000, duration_s=0), None, bootstrap=bootstrap,
+                          progress=False, commit="sync", mode="thread")
+    s = result.summary
+    assert s["consumed"] == 3000
+    assert s["errors"] == {}, s["error_messages"]
+
+
+def test_group_that_never_reads_the_backlog_makes_the_run_incomplete(bootstrap, tmp_path):
+    # Consumers joining after a backlog with auto.offset.reset=latest skip it: the run must
+    # say it is incomplete, with the exact shortfall, rather than end quietly.
+    result = run_workload(_workload(backlog_messages=2000, message_count=500, duration_s=0,
+                                    partitions=2),
+                          {"consumer": {"auto.offset.reset": "latest"}}, bootstrap=bootstrap,
+                          progress=False, mode="thread", drain_timeout_s=2, out=tmp_path)
+    s = result.summary
+    assert s["delivered"] == 2500
+    assert s["complete"] is False
+    (group, short), = s["shortfall"].items()
+    assert short == s["delivered"] - s["consumed_by_group"][group] >= 2000
+    assert any("INCOMPLETE" in w for w in s["warnings"])
+    assert load(tmp_path / result.run_id).summary["complete"] is False
+
+
+def test_held_needs_the_rate_and_the_schedule():
+    from kafkabench.runner import _judge_schedule
+
+    # Observed: 2.5 s behind schedule (publish delay p50), then 25% above target in the
+    # measured window while catching up. Not held, and both reasons are named.
+    late = {"target_rate": 10_000, "publish_rate": 12_500, "publish_delay_us_p50": 2_500_000,
+            "publish_delay_us_p99": 9_000_000}
+    warnings: list[str] = []
+    _judge_schedule(late, warnings)
+    assert late["rate_held"] is False
+    assert "+25.0%" in late["held_reason"] and "schedule slipped" in late["held_reason"]
+    assert warnings
+    # The rate alone is right, but sends were seconds late: still not held.
+    slipped = {**late, "publish_rate": 10_050}
+    _judge_schedule(slipped, [])
+    assert slipped["rate_held"] is False and "+0.5%" not in slipped["held_reason"]
+    assert "schedule slipped" in slipped["held_reason"]
+    ok = {**late, "publish_rate": 10_050, "publish_delay_us_p50": 300, "publish_delay_us_p99": 4_000}
+    _judge_schedule(ok, [])
+    assert ok["rate_held"] is True
+
+
+def test_every_result_reports_the_load_generators_cpu(bootstrap):
+    result = run_workload(_workload(producer_rate=5000, duration_s=3, consumer_groups=0,
+                                    producers=2), None, bootstrap=bootstrap, progress=False,
+                          mode="process")
+    s = result.summary
+    assert s["rate_held"] is True, s["held_reason"]
+    assert s["loadgen_cpu_s"] > 0 and s["loadgen_cores"] > 0
+    assert s["cpu_us_per_msg"] > 0 and s["producer_cpu_us_per_msg"] > 0
+    # The producer processes' CPU is part of the whole load generator's.
+    assert s["producer_cpu_us_per_msg"] * s["produced"] <= s["loadgen_cpu_s"] * 1e6 * 1.01
+
+
+_UNGUARDED = """
+from kafkabench.runner import run_workload
+run_workload({{"name": "x", "partitions": 2, "duration_s": 3, "producer_rate": 100,
+              "consumer_groups": 1, "consumers_per_group": 2}}, None,
+             bootstrap={bootstrap!r}, progress=False)
+print("finished")
+"""
+
+
+def test_script_without_main_guard_fails_fast_with_the_fix(bootstrap, tmp_path):
+    # The README example saved as a script: spawned workers re-import it and die. It used
+    # to hang forever at 0 msgs/s.
+    script = tmp_path / "bench.py"
+    script.write_text(_UNGUARDED.format(bootstrap=bootstrap))
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path)
+    assert proc.returncode != 0, proc.stdout
+    assert time.monotonic() - t0 < 120
+    assert 'if __name__ == "__main__":' in proc.stderr
+    assert "ended without reporting" in proc.stderr
+    assert "finished" not in proc.stdout
+
+
+def test_a_killed_worker_fails_the_run_within_seconds_and_keeps_the_partial_result(
+        bootstrap, tmp_path):
+    import psutil
+
+    from kafkabench.runner import RunFailed
+
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["result"] = run_workload(
+                _workload(producer_rate=2000, duration_s=60, consumers_per_group=1),
+                None, bootstrap=bootstrap, progress=False, mode="process", out=tmp_path)
+        except RunFailed as exc:
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    me, victim, deadline = psutil.Process(), None, time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        workers = [p for p in me.children() if "spawn_main" in " ".join(p.cmdline())]
+        victim = workers[0] if len(workers) >= 2 else None
+    assert victim is not None, "no worker processes appeared"
+    time.sleep(4)  # let it produce and report for a few seconds
+    victim.kill()
+    killed_at = time.monotonic()
+    runner.join(90)
+    assert not runner.is_alive(), "the run did not notice its dead worker"
+    assert time.monotonic() - killed_at < 45
+    error = outcome.get("error")
+    assert error is not None, outcome
+    assert "killed by signal 9" in str(error)
+    s = error.result.summary
+    assert s["complete"] is False and s["produced"] > 0
+    assert load(tmp_path / error.result.run_id).summary["produced"] == s["produced"]
+
+
+def test_oversized_messages_are_refused_before_anything_runs(bootstrap):
+    from confluent_kafka.admin import AdminClient
+
+    before = set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics)
+    with pytest.raises(ConfigError, match=r"message\.max\.bytes \(1,000,000 B\)"):
+        run_workload(_workload(message_size=2_000_000, message_count=10, duration_s=0), None,
+                     bootstrap=bootstrap, progress=False)
+    # The producer allows it, the topic (broker default, ~1 MiB) does not: named too.
+    with pytest.raises(ConfigError, match="max.message.bytes"):
+        run_workload(_workload(message_size=2_000_000, message_count=10, duration_s=0),
+                     {"producer": {"message.max.bytes": 3_000_000}}, bootstrap=bootstrap,
+                     progress=False)
+    after = set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics)
+    assert after == before  # nothing left behind
+
+
+def test_large_messages_work_once_both_limits_are_raised(bootstrap):
+    result = run_workload(_workload(message_size=1_500_000, message_count=20, duration_s=0,
+                                    partitions=1, topic_config={"max.message.bytes": 2_000_000}),
+                          {"producer": {"message.max.bytes": 2_000_000},
+                           "consumer": {"fetch.max.bytes": 4_000_000}},
+                          bootstrap=bootstrap, progress=False, mode="thread")
+    s = result.summary
+    assert s["delivered"] == s["consumed"] == 20 and s["errors"] == {}
+
+
+def test_broker_refusals_keep_their_error_code_and_message(bootstrap):
+    # Compressed, so the size check cannot know the batch size; random payloads do not
+    # compress and the broker refuses every batch.
+    topic = f"small-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, partitions=1, config={"max.message.bytes": 2000})
+    try:
+        result = run_workload(_workload(message_size=5000, message_count=50, duration_s=0,
+                                        consumer_groups=0),
+                              {"producer": {"compression.type": "lz4"}}, bootstrap=bootstrap,
+                              topics=[topic], progress=False, mode="thread")
+    finally:
+        delete_topics(bootstrap, [topic])
+    s = result.summary
+    assert s["delivered"] == 0 and s["failed"] == 50
+    assert s["errors"] == {"MSG_SIZE_TOO_LARGE": 50}
+    assert s["error_messages"]["MSG_SIZE_TOO_LARGE"][0].startswith("delivery: ")
