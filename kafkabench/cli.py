@@ -36,7 +36,24 @@ def _cluster(args: argparse.Namespace):
 
 def _cmd_cluster_up(args: argparse.Namespace) -> None:
     from kafkabench.cluster import LocalCluster
+    from kafkabench.errors import ClusterError, NoClusterError
 
+    try:
+        running = LocalCluster.attach(args.name)
+    except NoClusterError:
+        running = None
+    if running is not None and running.running:
+        if args.brokers != running.brokers or (args.port and args.port != [n.port for n in running.nodes]):
+            raise ClusterError(
+                f"cluster {args.name!r} is already running with {running.brokers} broker(s) at "
+                f"{running.bootstrap_servers}; to start it with {args.brokers} broker(s)"
+                f"{' on ports ' + ','.join(map(str, args.port)) if args.port else ''}, stop it "
+                f"first: `kafkabench cluster down --name {args.name}`")
+        pids = ", ".join(str(n.pid) for n in running.nodes if n.alive)
+        print(f"cluster {args.name!r} is already running (pids {pids}); stop it with "
+              "`kafkabench cluster down`. Bootstrap servers:", file=sys.stderr)
+        print(running.bootstrap_servers)
+        return
     cluster = LocalCluster(brokers=args.brokers, name=args.name, ports=args.port, heap=args.heap)
     print(f"starting {args.brokers}-broker Kafka {KAFKA_VERSION} cluster {args.name!r} ...",
           file=sys.stderr)
@@ -89,36 +106,41 @@ def _node_action(action: str) -> Handler:
     return handler
 
 
+def _reachable_bootstrap(explicit: str | None) -> str:
+    """The bootstrap servers of --bootstrap (or the default cluster), checked to answer."""
+    from kafkabench.cluster import check_reachable, resolve_bootstrap
+
+    bootstrap = resolve_bootstrap(explicit)
+    check_reachable(bootstrap)
+    return bootstrap
+
+
 def _cmd_topic_create(args: argparse.Namespace) -> None:
     from kafkabench.admin import create_topic
-    from kafkabench.cluster import resolve_bootstrap
 
     config = _overrides(args.config)
-    create_topic(resolve_bootstrap(args.bootstrap), args.topic, args.partitions,
+    create_topic(_reachable_bootstrap(args.bootstrap), args.topic, args.partitions,
                  args.replication_factor, config, exist_ok=args.if_not_exists)
     print(f"topic {args.topic!r} created")
 
 
 def _cmd_topic_describe(args: argparse.Namespace) -> None:
     from kafkabench.admin import describe_topic
-    from kafkabench.cluster import resolve_bootstrap
 
-    print(describe_topic(resolve_bootstrap(args.bootstrap), args.topic).to_string(index=False))
+    print(describe_topic(_reachable_bootstrap(args.bootstrap), args.topic).to_string(index=False))
 
 
 def _cmd_topic_delete(args: argparse.Namespace) -> None:
     from kafkabench.admin import delete_topics
-    from kafkabench.cluster import resolve_bootstrap
 
-    delete_topics(resolve_bootstrap(args.bootstrap), args.topic)
+    delete_topics(_reachable_bootstrap(args.bootstrap), args.topic)
     print(f"deleted {', '.join(args.topic)}")
 
 
 def _cmd_topic_list(args: argparse.Namespace) -> None:
     from kafkabench.admin import list_topics
-    from kafkabench.cluster import resolve_bootstrap
 
-    print("\n".join(list_topics(resolve_bootstrap(args.bootstrap))))
+    print("\n".join(list_topics(_reachable_bootstrap(args.bootstrap))))
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -141,6 +163,12 @@ def _print_summary(summary: dict) -> None:
         print(f"  schedule  target {f('target_rate')} msg/s, held: {summary.get('rate_held')}   "
               f"publish delay us p50 {f('publish_delay_us_p50')}  p99 {f('publish_delay_us_p99')}  "
               f"max {f('publish_delay_us_max')}")
+        if summary.get("held_reason"):
+            print(f"            {summary['held_reason']}")
+    if summary.get("loadgen_cpu_s") is not None:
+        print(f"  loadgen   CPU {f('loadgen_cpu_s', '.1f')} s ({f('loadgen_cores', '.2f')} cores), "
+              f"{f('cpu_us_per_msg', '.2f')} us per message "
+              f"(producers {f('producer_cpu_us_per_msg', '.2f')} us)")
     if summary.get("consumed"):
         print(f"  consume   {f('consume_rate')} msg/s  {f('consume_mb_s', '.2f')} MB/s   "
               f"end-to-end ms p50 {f('e2e_latency_ms_p50', '.2f')}  p99 {f('e2e_latency_ms_p99', '.2f')}  "
@@ -149,8 +177,16 @@ def _print_summary(summary: dict) -> None:
               f"status {summary.get('lag_status', '-')}, rebalances {summary.get('rebalances', 0)}")
     if summary.get("errors"):
         print(f"  errors    {summary['errors']}")
+        for code, texts in (summary.get("error_messages") or {}).items():
+            for text in texts:
+                print(f"            {code}: {text.splitlines()[0][:300]}")
+    if summary.get("lag_errors"):
+        print(f"  lag sampler errors: {summary['lag_errors']}, e.g. "
+              f"{'; '.join(summary.get('lag_error_messages') or [])[:300]}")
     for w in summary.get("warnings") or []:
         print(f"  warning:  {w}")
+    if summary.get("complete") is False:
+        print(f"  INCOMPLETE: {'; '.join(summary.get('incomplete') or [])}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -158,21 +194,46 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from kafkabench.workload import load_workload
 
     workload = load_workload(args.workload)
-    if args.set:
-        workload = type(workload).from_dict({**workload.to_dict(), **_yaml_values(args.set)})
+    values = _yaml_values(args.set)
+    if values:
+        workload = type(workload).from_dict({**workload.to_dict(), **values})
+    # --set replication_factor=N is an explicit choice that wins over the profile's; without
+    # it, the workload's and the profile's must agree (workload.effective_replication_factor).
+    explicit = ({"replication_factor": values["replication_factor"]}
+                if values.get("replication_factor") is not None else {})
     result = run_workload(workload, args.profile, bootstrap=args.bootstrap, out=args.out,
                           progress=not args.no_progress, commit=args.commit,
-                          partitioner=args.partitioner)
+                          partitioner=args.partitioner, **explicit)
     _print_summary(result.summary)
     if args.out:
         print(f"saved to {Path(args.out) / result.run_id}")
-    return 130 if result.summary.get("interrupted") else 0
+    return _exit_code(result.summary)
+
+
+def _exit_code(summary: dict) -> int:
+    """130 for Ctrl-C; 1 for a run that did not do what was asked: incomplete (a group short
+    of what was delivered, a worker failed) or nothing delivered; else 0."""
+    if summary.get("interrupted"):
+        return 130
+    if summary.get("complete") is False or (summary.get("produced") and not summary.get("delivered")):
+        return 1
+    return 0
 
 
 def _yaml_values(pairs: list[str]) -> dict:
     import yaml
 
-    return {k: yaml.safe_load(v) for k, v in _overrides(pairs).items()}
+    from kafkabench.errors import ConfigError
+
+    values = {}
+    for key, text in _overrides(pairs).items():
+        try:
+            values[key] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            reason = getattr(exc, "problem", None) or exc
+            raise ConfigError(f"{key}={text!r}: the value is not valid YAML ({reason}); "
+                              "put text in quotes") from None
+    return values
 
 
 def _profile_with(profile: str | None, role: str, props: list[str], config_file: str | None):
@@ -201,12 +262,13 @@ def _read_properties(path: str) -> dict[str, str]:
 
 def _cmd_produce(args: argparse.Namespace) -> int:
     from kafkabench.admin import create_topic
-    from kafkabench.cluster import resolve_bootstrap
+    from kafkabench.cluster import check_reachable, resolve_bootstrap
     from kafkabench.runner import run_workload
     from kafkabench.workload import Workload
 
     profile = _profile_with(args.profile, "producer", args.producer_props, args.producer_config)
     bootstrap = resolve_bootstrap(args.bootstrap)
+    check_reachable(bootstrap, profile.common)
     workload = Workload(name=f"produce-{args.topic}", message_size=args.record_size,
                         producer_rate=max(0.0, args.throughput), consumer_groups=0,
                         message_count=args.num_records, duration_s=0, payload=args.payload,
@@ -241,52 +303,117 @@ def _cmd_consume(args: argparse.Namespace) -> int:
     print(f"{s['started_at']}, {s['duration_s']:.3f}, {s['consumed_bytes'] / 1e6:.4f}, "
           f"{s['consume_mb_s']:.4f}, {s['consumed']}, {s['consume_rate']:.1f}, "
           f"{s['rebalance_time_ms']}, {s['e2e_latency_ms_p50']:.2f}, {s['e2e_latency_ms_p99']:.2f}")
+    for warning in s.get("warnings") or []:
+        print(f"kafkabench: warning: {warning}", file=sys.stderr)
+    if s.get("interrupted"):
+        return 130
+    if args.messages and s["consumed"] < args.messages:
+        print(f"kafkabench: warning: consumed {s['consumed']:,} of --messages {args.messages:,} "
+              f"({args.messages - s['consumed']:,} short): topic {args.topic!r} had no more within "
+              f"--timeout {args.timeout} ms", file=sys.stderr)
+        return 1
     return 0
 
 
 def _cmd_lag(args: argparse.Namespace) -> int:
     from kafkabench.cluster import resolve_bootstrap
+    from kafkabench.errors import ClusterError, ConfigError
     from kafkabench.lag import LagSampler
 
-    sampler = LagSampler(resolve_bootstrap(args.bootstrap), args.group, interval_s=args.interval)
+    if args.samples is not None and args.samples < 1:
+        raise ConfigError(f"--samples {args.samples!r}: give 1 or more (or leave it out)")
+    sampler = LagSampler(resolve_bootstrap(args.bootstrap), args.group, interval_s=args.interval,
+                         window=args.window, request_timeout_s=args.timeout)
     deadline = time.monotonic() + args.duration if args.duration else None
+    samples = sampled = 0  # samples taken, samples without an ERR row
     try:
         while True:
             frame = sampler.sample_once()
-            cols = ["group", "topic", "partition", "committed", "log_end", "lag_msgs", "lag_s", "status"]
-            print(frame[cols].to_string(index=False) if len(frame) else "(no committed offsets yet)")
-            print(f"group status: {sampler.group_status()}")
-            if args.once or (deadline and time.monotonic() >= deadline):
-                return 0
+            samples += 1
+            sampled += not (frame["status"] == "ERR").any()
+            # The reason next to ERR; DELETED says the topic is gone.
+            frame = frame.assign(status=[f"{s} ({e})" if e else s
+                                         for s, e in zip(frame["status"], frame["error"])])
+            cols = ["group", "topic", "partition", "committed", "log_end", "lag_msgs", "lag_s",
+                    "oldest_age_s", "status"]
+            print(frame[cols].to_string(index=False, float_format="{:.2f}".format) if len(frame) else
+                  "(no committed offsets and no members yet)")
+            pending = (f"; window {samples}/{args.window} samples (STOP, STALL, WARN need a full one)"
+                       if samples < args.window else "")
+            print("group status: " + ", ".join(f"{g} {s}" for g, s in sampler.group_status().items())
+                  + pending)
+            if args.once or samples == args.samples or (deadline and time.monotonic() >= deadline):
+                break
             time.sleep(args.interval)
             print()
     except KeyboardInterrupt:
-        return 0
+        pass
+    finally:
+        sampler.close()
+    if samples and not sampled:
+        errors = sampler.errors()
+        last = errors["error"].iloc[-1] if len(errors) else "no reason recorded"
+        raise ClusterError(f"could not sample the lag of {', '.join(args.group)} at {sampler.bootstrap} "
+                           f"({samples} sample(s), {sampler.error_count} error(s), last: {last}); "
+                           "check that --bootstrap names a reachable cluster")
+    return 0
 
 
 def _cmd_results_list(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from kafkabench.results import list_results
 
     df = list_results(args.dir)
-    print(df.to_string(index=False) if len(df) else f"no results in {args.dir}")
+    if df.empty:
+        print(f"no results in {args.dir}")
+        return
+    # Headline figures only, each in its own format: the full frame is far wider than a terminal.
+    columns = {"run_id": ("run_id", None), "name": ("name", None), "duration_s": ("secs", ",.1f"),
+               "publish_rate": ("msg/s", ",.0f"), "publish_mb_s": ("MB/s", ",.2f"),
+               "publish_latency_ms_p99": ("p99 ms", ",.2f"), "e2e_latency_ms_p99": ("e2e p99 ms", ",.2f"),
+               "consume_rate": ("consumed/s", ",.0f"), "lag_max_msgs": ("max lag", ",.0f")}
+    table = pd.DataFrame(index=df.index)
+    for column, (title, fmt) in columns.items():
+        if fmt is None:  # text; run ids are shown whole, to be copied
+            text = df[column].map(lambda v: "-" if pd.isna(v) else str(v))
+            table[title] = text if column == "run_id" else text.map(
+                lambda v: v if len(v) <= 24 else v[:23] + "~")
+        else:
+            numbers = pd.to_numeric(df[column], errors="coerce")
+            table[title] = numbers.map(lambda v, f=fmt: "-" if pd.isna(v) else format(v, f))
+    print(table.to_string(index=False))
+    dir_opt = "" if args.dir == "results" else f" --dir {args.dir}"
+    print(f"{len(df)} run(s) in {args.dir}; details: kafkabench results show RUN_ID{dir_opt}")
 
 
 def _cmd_results_show(args: argparse.Namespace) -> None:
-    from kafkabench.results import load
+    from kafkabench.results import find_run, load
 
-    _print_summary(load(args.run).summary)
+    _print_summary(load(find_run(args.run, args.dir)).summary)
 
 
 def _cmd_results_compare(args: argparse.Namespace) -> None:
-    from kafkabench.results import compare
+    from kafkabench.errors import KafkabenchError
+    from kafkabench.results import compare, find_run
 
-    print(compare(args.runs).to_string())
+    table = compare([find_run(run, args.dir) for run in args.runs])
+    if table.columns.empty:
+        raise KafkabenchError(f"no readable run among {' '.join(args.runs)}: nothing to compare")
+    print(table.to_string())
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
+    from kafkabench.errors import KafkabenchError
     from kafkabench.report import write_report
+    from kafkabench.results import load_many
 
-    path = write_report(args.results, args.output, title=args.title)
+    # Loaded here so that a damaged run is skipped with a warning instead of stopping the report.
+    runs = [run for item in args.results for run in load_many(item)]
+    if not runs:
+        raise KafkabenchError(f"no readable kafkabench run in {' '.join(args.results)}: "
+                              "nothing to report")
+    path = write_report(runs, args.output, title=args.title)
     print(f"report written to {path}")
 
 
@@ -296,15 +423,24 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     spec = SweepSpec.from_yaml(args.spec)
     table = run_sweep(spec, bootstrap=args.bootstrap, out=args.out, progress=not args.no_progress)
     summary = summarize(table, spec)
-    print(summary.to_string(index=False))
+    if len(summary):
+        print(summary.to_string(index=False))
+    if table.attrs.get("interrupted"):
+        # run_sweep has said how many points and runs are saved, and where.
+        if args.report:
+            print(f"kafkabench: no report written to {args.report}: the sweep was interrupted",
+                  file=sys.stderr)
+        return 130
     if args.report:
         from kafkabench.report import write_report
+        from kafkabench.results import load_many
 
-        print(f"report written to {write_report(list(table['path']), args.report, sweep=summary)}")
+        runs = load_many(list(table["path"]))  # a damaged run is skipped with a warning
+        print(f"report written to {write_report(runs, args.report, sweep=summary)}")
     return 0
 
 
-def _cmd_quickstart(args: argparse.Namespace) -> None:
+def _cmd_quickstart(args: argparse.Namespace) -> int:
     from kafkabench.quickstart import run_quickstart
 
     table, report = run_quickstart(out=args.out, report=args.report, bootstrap=args.bootstrap,
@@ -312,8 +448,12 @@ def _cmd_quickstart(args: argparse.Namespace) -> None:
     cols = [c for c in ("producer.compression.type", "producer.acks", "publish_rate", "publish_mb_s",
                         "publish_latency_ms_p99", "e2e_latency_ms_p50", "e2e_latency_ms_p99",
                         "lag_max_msgs", "consume_rate") if c in table.columns]
-    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    if len(table):
+        print(table[cols].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    if report is None:  # interrupted: run_sweep has said what is saved where
+        return 130
     print(f"\nresults in {Path(args.out).resolve()}, report: {report.resolve()}")
+    return 0
 
 
 def _cmd_locust(args: argparse.Namespace) -> int:
@@ -346,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every kafkabench command."""
     parser = argparse.ArgumentParser(prog="kafkabench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"kafkabench {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more (also librdkafka's log): -v INFO, -vv DEBUG; "
+                             "may also follow the command")
     sub = parser.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="the Apache Kafka distribution").add_subparsers(
@@ -442,10 +585,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lag", parents=[bootstrap_opt],
                        help="consumer lag (messages, seconds, Burrow status) of any group")
-    p.add_argument("--group", action="append", required=True)
-    p.add_argument("--interval", type=float, default=2.0)
+    p.add_argument("--group", action="append", required=True, help="consumer group (repeatable)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between samples")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--once", action="store_true", help="one sample, then exit")
+    p.add_argument("--samples", type=int, help="stop after this many samples")
+    p.add_argument("--window", type=int, default=10,
+                   help="samples in the Burrow status window (statuses are OK until it is full)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds allowed for each request")
     p.set_defaults(func=_cmd_lag)
 
     p = sub.add_parser("report", help="one self-contained HTML report of saved runs")
@@ -493,18 +640,45 @@ def build_parser() -> argparse.ArgumentParser:
     p = results.add_parser("list")
     p.add_argument("dir", nargs="?", default="results")
     p.set_defaults(func=_cmd_results_list)
-    p = results.add_parser("show")
-    p.add_argument("run", help="a run folder")
+    run_dir_opt = argparse.ArgumentParser(add_help=False)
+    run_dir_opt.add_argument("--dir", default="results",
+                             help="results folder run ids are looked up in (default: results)")
+    p = results.add_parser("show", parents=[run_dir_opt])
+    p.add_argument("run", help="a run folder, or a run id (or its start) from `results list`")
     p.set_defaults(func=_cmd_results_show)
-    p = results.add_parser("compare")
-    p.add_argument("runs", nargs="+", help="run folders (the first is the baseline)")
+    p = results.add_parser("compare", parents=[run_dir_opt])
+    p.add_argument("runs", nargs="+", help="run folders or run ids (the first is the baseline)")
     p.set_defaults(func=_cmd_results_compare)
     return parser
 
 
+_VERBOSE_FLAGS = {"-v": 1, "--verbose": 1, "-vv": 2, "-vvv": 3}
+
+
+def _setup_logging(verbosity: int) -> None:
+    """Log the `kafkabench` tree (librdkafka's lines included) to stderr: WARNING, -v INFO, -vv DEBUG."""
+    import logging
+
+    logger = logging.getLogger("kafkabench")
+    for handler in [h for h in logger.handlers if getattr(h, "_kafkabench_cli", False)]:
+        logger.removeHandler(handler)  # main() may run more than once in a process (tests)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._kafkabench_cli = True
+    handler.setFormatter(logging.Formatter(
+        "%(levelname)s %(name)s: %(message)s" if verbosity else "kafkabench: %(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one kafkabench command; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # -v after the command: the subcommands do not declare it, so it arrives here.
+    unknown = [a for a in extra if a not in _VERBOSE_FLAGS]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    _setup_logging(args.verbose + sum(_VERBOSE_FLAGS[a] for a in extra))
     try:
         return args.func(args) or 0
     except KafkabenchError as exc:

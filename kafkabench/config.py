@@ -83,7 +83,8 @@ class ClientProfile:
         common: Settings for both producers and consumers (security, client.id, ...).
         producer: Producer-only settings.
         consumer: Consumer-only settings.
-        replication_factor: Overrides the workload's replication factor when set.
+        replication_factor: Replicas per partition of the topics a run creates; must agree with
+            the workload's when both set one (see `workload.effective_replication_factor`).
         topic_config: Topic-level configs for the topics the run creates.
     """
 
@@ -241,7 +242,7 @@ class ClientProfile:
             The validated profile, named after the file unless it names itself
             (OMB files are always named after the file).
         """
-        return cls.from_dict(read_yaml(path), name=Path(path).stem)
+        return cls.from_dict(read_yaml(path, "client profile"), name=Path(path).stem)
 
 
 def _settings(section: str, settings: Any) -> FrozenDict:
@@ -352,15 +353,28 @@ def _validate_role(name: str, role: str, sections: Mapping[str, Mapping[str, Any
     )
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; a missing file or bad YAML is a ConfigError naming the path."""
+def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
+    """Parse a YAML file; a missing, unreadable or bad file is a ConfigError naming the path.
+
+    Args:
+        path: The file.
+        what: What the file should hold, for the messages ("workload", "client profile", ...).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} is a folder; give the path of a YAML file")
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"no such file: {str(path)!r}") from None
+        raise ConfigError(f"{what} {str(path)!r}: no such file") from None
+    except OSError as e:
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {str(path)!r} is not a text file; give a YAML file") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{str(path)!r} is not valid YAML: {e}") from None
+        raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {e}") from None
 
 
 # --- OpenMessaging Benchmark driver-kafka/*.yaml -------------------------------------------
@@ -373,7 +387,6 @@ _OMB_DRIVER_CLASS = "io.openmessaging.benchmark.driver.kafka.KafkaBenchmarkDrive
 
 # Java client properties that mean nothing to librdkafka: dropped, with the reason logged.
 _JAVA_ONLY = {
-    "bootstrap.servers": _RESERVED["bootstrap.servers"],
     "key.serializer": "kafkabench sends bytes",
     "value.serializer": "kafkabench sends bytes",
     "key.deserializer": "kafkabench receives bytes",
@@ -429,6 +442,11 @@ def _librdkafka_settings(name: str, section: str, text: str) -> dict[str, Any]:
     settings = {}
     for key, value in _properties(name, f"{section}Config", text).items():
         where = f"OMB driver {name!r}, {section}Config: {key}={value!r}"
+        if key == "bootstrap.servers":
+            # OMB connects to it; kafkabench never does, so a user may expect the wrong cluster.
+            log.warning("%s is ignored: kafkabench connects to --bootstrap, KAFKABENCH_BOOTSTRAP "
+                        "or the running embedded cluster", where)
+            continue
         if key in _JAVA_ONLY:
             log.info("%s dropped: %s", where, _JAVA_ONLY[key])
             continue
@@ -529,7 +547,8 @@ def load_profile(
         return ClientProfile.from_dict(spec)
     if isinstance(spec, str) and spec in PRESETS:
         return PRESETS[spec].validate()
-    if isinstance(spec, Path) or (isinstance(spec, str) and re.search(r"[/\\.]", spec)):
+    if isinstance(spec, Path) or (isinstance(spec, str) and (re.search(r"[/\\.]", spec)
+                                                             or Path(spec).exists())):
         return ClientProfile.from_yaml(spec)
     raise ConfigError(f"unknown client profile {spec!r}; presets are {', '.join(PRESETS)}, "
                       "or give a YAML file path")

@@ -9,12 +9,14 @@ import pandas as pd
 
 from kafkabench.config import load_profile
 from kafkabench.report import write_report
+from kafkabench.results import load_many
 from kafkabench.sweep import SweepSpec, run_sweep, summarize
 from kafkabench.workload import Workload
 
-#: Realistic keyed JSON events at a fixed rate, read by a group of two consumers.
-WORKLOAD = Workload(name="quickstart", partitions=6, message_size=512, payload="text",
-                    key_distribution="zipf", key_count=1000, producer_rate=5000,
+#: Realistic keyed JSON events at a fixed rate, read by a group of two consumers. An explicit
+#: replication_factor=1 (the default before it became optional) keeps saved runs resumable.
+WORKLOAD = Workload(name="quickstart", partitions=6, replication_factor=1, message_size=512,
+                    payload="text", key_distribution="zipf", key_count=1000, producer_rate=5000,
                     consumer_groups=1, consumers_per_group=2, duration_s=8, warmup_s=2)
 GRID = {"producer.compression.type": ["none", "lz4", "zstd"], "producer.acks": ["1", "all"]}
 #: An unrecorded run before the first point: on a just-started broker, the first measured run
@@ -23,7 +25,8 @@ WARMUP_RUN_S = 6.0
 
 
 def run_quickstart(*, out: str | Path = "results", report: str | Path = "report.html",
-                   bootstrap: str | None = None, progress: bool = True) -> tuple[pd.DataFrame, Path]:
+                   bootstrap: str | None = None, progress: bool = True
+                   ) -> tuple[pd.DataFrame, Path | None]:
     """Run the quick-start sweep and write its report.
 
     Args:
@@ -33,11 +36,14 @@ def run_quickstart(*, out: str | Path = "results", report: str | Path = "report.
         progress: show progress bars.
 
     Returns:
-        The sweep's table (one row per run) and the report's path.
+        The sweep's table (one row per run) and the report's path; None when Ctrl-C stopped
+        the sweep (`table.attrs["interrupted"]`): no report is written then.
     """
     spec = SweepSpec(name="quickstart", workload=WORKLOAD, profile=load_profile("default"),
                      grid=GRID, repetitions=1, warmup_run_s=WARMUP_RUN_S)
     table = run_sweep(spec, bootstrap=bootstrap, out=out, progress=progress)
-    path = write_report(list(table["path"]), report, title="kafkabench quick start",
+    if table.attrs.get("interrupted"):
+        return table, None
+    path = write_report(load_many(list(table["path"])), report, title="kafkabench quick start",
                         sweep=summarize(table, spec))
     return table, Path(path)

@@ -2,12 +2,16 @@
 
 A saved run is `<out_dir>/<run_id>/` with `result.json` (schema_version, summary, config,
 HdrHistogram-encoded histograms, kafkabench version) and one parquet file per DataFrame.
-`load_results` reads only the JSON files, so listing hundreds of runs stays fast.
+`load_results` reads only the JSON files, so listing hundreds of runs stays fast. Readers of
+many runs (`load_results`, `list_results`, `load_many`, `compare`) skip a damaged run folder
+with a logged warning naming it, so one bad file never hides the good runs; `load` of a single
+damaged run raises `KafkabenchError`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -21,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pyarrow import ArrowException
 
 from kafkabench import __version__
 from kafkabench.errors import KafkabenchError
 from kafkabench.lag import lag_frame
 from kafkabench.stats import STATS_COLUMNS, LatencyRecorder, parse_statistics, spectrum
+
+log = logging.getLogger(__name__)
 
 #: Version of the result.json layout; bump it and add a step to `_MIGRATIONS` on every change.
 SCHEMA_VERSION = 1
@@ -219,15 +226,36 @@ def _result_json(path: str | os.PathLike) -> Path:
 
 
 def _read_doc(path: str | os.PathLike) -> dict[str, Any]:
+    """The migrated result.json of a run; KafkabenchError says what is wrong with it."""
     file = _result_json(path)
     try:
         with open(file, encoding="utf-8") as f:
             doc = json.load(f)
     except FileNotFoundError:
         raise KafkabenchError(f"no kafkabench result at {str(path)!r} (missing {RESULT_FILE})") from None
-    except ValueError as exc:
-        raise KafkabenchError(f"{str(file)!r} is not valid JSON: {exc}") from None
-    return _migrate(doc, str(file))
+    except OSError as exc:
+        raise KafkabenchError(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # bad JSON, or bytes that are not UTF-8
+        raise KafkabenchError(f"{str(file)!r} is damaged: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise KafkabenchError(f"{str(file)!r} is not a kafkabench result "
+                              f"(a JSON {type(doc).__name__}, not an object)")
+    doc = _migrate(doc, repr(str(file)))
+    if not isinstance(doc.get("summary"), dict):
+        raise KafkabenchError(f"{str(file)!r} is damaged: it has no summary")
+    if not isinstance(doc.get("histograms", {}), dict):
+        raise KafkabenchError(f"{str(file)!r} is damaged: histograms is not an object")
+    return doc
+
+
+def _read_frame(file: Path) -> pd.DataFrame | None:
+    """A saved DataFrame, None when the file is absent (older or partial saves)."""
+    if not file.exists():
+        return None
+    try:
+        return pd.read_parquet(file, engine="pyarrow")
+    except (OSError, ValueError, ArrowException) as exc:
+        raise KafkabenchError(f"{str(file)!r} is damaged: not a readable parquet file ({exc})") from None
 
 
 def load(path: str | os.PathLike) -> RunResult:
@@ -237,20 +265,25 @@ def load(path: str | os.PathLike) -> RunResult:
         path: the run folder or its result.json.
 
     Raises:
-        KafkabenchError: no result there, or a newer schema_version.
+        KafkabenchError: no result there, a newer schema_version, or a damaged file
+            (result.json, a parquet file or an encoded histogram), named in the message.
     """
     doc = _read_doc(path)
     folder = _result_json(path).parent
-    frames = {}
-    for attr, filename in _FRAME_FILES.items():
-        file = folder / filename
-        frames[attr] = pd.read_parquet(file, engine="pyarrow") if file.exists() else None
+    frames = {attr: _read_frame(folder / filename) for attr, filename in _FRAME_FILES.items()}
     defaults = {"timeseries": empty_timeseries, "lag": empty_lag,
                 "rebalances": empty_rebalances, "librdkafka": empty_librdkafka}
+    histograms = {}
+    for name, encoded in doc.get("histograms", {}).items():
+        try:
+            histograms[name] = LatencyRecorder.decode(encoded)
+        except Exception as exc:  # noqa: BLE001 - hdrh and zlib raise their own types
+            raise KafkabenchError(f"{str(folder / RESULT_FILE)!r} is damaged: histogram {name!r} "
+                                  f"cannot be decoded ({type(exc).__name__}: {exc})") from None
     return RunResult(
-        summary=doc.get("summary", {}),
+        summary=doc["summary"],
         config=doc.get("config", {}),
-        histograms={name: LatencyRecorder.decode(enc) for name, enc in doc.get("histograms", {}).items()},
+        histograms=histograms,
         **{attr: frame if frame is not None else defaults[attr]() for attr, frame in frames.items()},
     )
 
@@ -271,28 +304,102 @@ def _run_folders(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike]) 
     return out
 
 
+def _skip(folder: Path, exc: KafkabenchError) -> None:
+    log.warning("skipped run folder %s: %s", folder, exc)
+
+
+def _summaries(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike]
+               ) -> list[tuple[Path, dict[str, Any]]]:
+    """(folder, summary) of every readable run; damaged ones are skipped with a warning."""
+    out = []
+    for folder in _run_folders(paths_or_dir):
+        try:
+            out.append((folder, _read_doc(folder)["summary"]))
+        except KafkabenchError as exc:
+            _skip(folder, exc)
+    return out
+
+
 def load_results(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike] = "results") -> pd.DataFrame:
     """Summaries of many runs, one row each (only the result.json files are read).
+
+    A run whose result.json is damaged (not JSON, `{}`, a newer schema_version) is left out
+    with a logged warning naming its folder.
 
     Args:
         paths_or_dir: a folder of runs, a run folder, or a list of either.
 
     Returns:
-        DataFrame of the summaries plus a `path` column, in run_id order; keys a run lacks are NaN.
+        DataFrame of the summaries plus a `path` column, in run_id order; keys a run lacks are
+        NaN. With no readable run, an empty frame with only the `path` column.
+
+    Raises:
+        KafkabenchError: a path given is neither a run folder nor a folder.
     """
-    rows = []
-    for folder in _run_folders(paths_or_dir):
-        row = dict(_read_doc(folder).get("summary", {}))
-        row["path"] = str(folder)
-        rows.append(row)
+    rows = [{**summary, "path": str(folder)} for folder, summary in _summaries(paths_or_dir)]
+    if not rows:
+        return pd.DataFrame(columns=["path"])
     frame = pd.DataFrame(rows)
     if "run_id" in frame:
         frame = frame.sort_values("run_id", kind="stable").reset_index(drop=True)
     return frame
 
 
+def load_many(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike] = "results"
+              ) -> list[RunResult]:
+    """Every readable run of folders of runs and run folders, in run_id order.
+
+    A damaged run (its result.json, a parquet file or a histogram) is left out with a logged
+    warning naming its folder, so one bad file does not stop a report of the others.
+
+    Args:
+        paths_or_dir: a folder of runs, a run folder, or a list of either.
+
+    Raises:
+        KafkabenchError: a path given is neither a run folder nor a folder.
+    """
+    runs = []
+    for folder in load_results(paths_or_dir)["path"]:
+        try:
+            runs.append(load(folder))
+        except KafkabenchError as exc:
+            _skip(Path(folder), exc)
+    return runs
+
+
+def find_run(run: str | os.PathLike, out_dir: str | os.PathLike = "results") -> Path:
+    """The folder of a run given as a path, a run id or the start of a run id.
+
+    Args:
+        run: an existing path (returned as is), or a run id looked up in `out_dir` and in
+            its sweeps (`out_dir/sweeps/<name>/`); a prefix of one run id is enough.
+        out_dir: the results folder run ids are looked up in.
+
+    Raises:
+        KafkabenchError: no such path or run, or a prefix matching several runs.
+    """
+    path = Path(run)
+    if path.exists():
+        return path
+    out_dir = Path(out_dir)
+    parents = [out_dir, *sorted(d for d in (out_dir / "sweeps").glob("*") if d.is_dir())]
+    folders = [d for parent in parents if parent.is_dir() for d in sorted(parent.iterdir())
+               if d.is_dir() and not d.name.startswith(".")]
+    for match in ([d for d in folders if d.name == str(run)],
+                  [d for d in folders if d.name.startswith(str(run))]):
+        if len(match) == 1:
+            return match[0]
+        if len(match) > 1:
+            shown = ", ".join(d.name for d in match[:5]) + (", ..." if len(match) > 5 else "")
+            raise KafkabenchError(f"run {str(run)!r} matches {len(match)} runs in "
+                                  f"{str(out_dir)!r} ({shown}); give more of the run id")
+    raise KafkabenchError(f"no run {str(run)!r}: no such folder, and no run id starting so in "
+                          f"{str(out_dir)!r}; `kafkabench results list {out_dir}` shows the run "
+                          "ids (pass --dir for another results folder)")
+
+
 def list_results(out_dir: str | os.PathLike = "results") -> pd.DataFrame:
-    """Saved runs with their headline figures.
+    """Saved runs with their headline figures (damaged runs are skipped with a warning).
 
     Returns:
         DataFrame with columns run_id, name, started_at, duration_s, the `HEADLINE` figures and
@@ -310,7 +417,8 @@ def compare(runs: Iterable[str | os.PathLike | RunResult] | pd.DataFrame,
     """Runs side by side, with ratios against the first.
 
     Args:
-        runs: run folders, RunResults, or a `load_results` frame (in the order to compare).
+        runs: run folders, RunResults, or a `load_results` frame (in the order to compare);
+            a damaged run folder is left out with a logged warning naming it.
         metrics: summary keys to compare.
 
     Returns:
@@ -326,7 +434,7 @@ def compare(runs: Iterable[str | os.PathLike | RunResult] | pd.DataFrame,
             if isinstance(run, RunResult):
                 summaries.append(run.as_dict())
             else:
-                summaries.extend(_read_doc(f).get("summary", {}) for f in _run_folders(run))
+                summaries.extend(summary for _, summary in _summaries(run))
     metrics = list(metrics)
     ids = [str(s.get("run_id") or f"run{i}") for i, s in enumerate(summaries)]
     if len(set(ids)) != len(ids):

@@ -34,7 +34,8 @@ from kafkabench.producer import ProducerSpec, run_producer
 from kafkabench.results import RunResult, make_run_id, save
 from kafkabench.stats import LatencyRecorder, parse_statistics
 from kafkabench.workers import ErrorCounts, Report, WorkerDied, WorkerPool, in_spawned_bootstrap
-from kafkabench.workload import Workload, key_sequence, load_workload, payload_pool
+from kafkabench.workload import (Workload, effective_replication_factor, key_sequence,
+                                 load_workload, payload_pool)
 
 HISTOGRAMS = ("publish_latency_us", "publish_delay_us", "e2e_latency_us")
 # Consumers joining a group: the first rebalance takes a few seconds on a fresh group.
@@ -218,7 +219,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                  commit: str = "auto", partitioner: Any = None, keep_topics: bool = False,
                  record_latency: bool = True, lag_interval_s: float = 1.0,
                  stats_interval_ms: int | None = STATS_INTERVAL_MS, drain_timeout_s: float = 30.0,
-                 run_id: str | None = None) -> RunResult:
+                 run_id: str | None = None, replication_factor: int | None = None) -> RunResult:
     """Run a workload against a cluster and measure it.
 
     Args:
@@ -238,6 +239,9 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         stats_interval_ms: librdkafka statistics interval; None turns statistics off.
         drain_timeout_s: how long consumers may take to catch up after producers stop.
         run_id: the run's id (default: time + name + random suffix).
+        replication_factor: replication factor of the topics the run creates, chosen
+            explicitly: wins over the workload's and the profile's (see
+            `kafkabench.workload.effective_replication_factor`).
 
     Returns:
         The `RunResult`; also saved under `out` when given. Ctrl-C stops the run cleanly and
@@ -260,6 +264,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
             "call under that guard, or pass mode=\"thread\"")
     workload = load_workload(workload)
     profile = load_profile(profile)
+    rf = effective_replication_factor(workload, profile, override=replication_factor)
     if commit not in COMMIT_MODES:
         raise ConfigError(f"commit={commit!r}: expected one of {', '.join(COMMIT_MODES)}")
     if mode not in ("auto", "process", "thread"):
@@ -286,9 +291,9 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     created = topics is None
     topic_names = list(topics) if topics is not None else workload.topic_names(run_id)
     if created:
-        rf = profile.replication_factor or workload.replication_factor
         for name in topic_names:
-            create_topic(bootstrap, name, workload.partitions, rf,
+            # -1: the cluster's default.replication.factor.
+            create_topic(bootstrap, name, workload.partitions, rf if rf is not None else -1,
                          {**workload.topic_config, **profile.topic_config}, conf=common)
     if size + BATCH_OVERHEAD_BYTES > 1_000_000 or topics is not None:
         # Only large messages can meet the broker's limit (1 MiB by default), and a
@@ -431,7 +436,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     if failure is not None:
         tally.errors.add("worker_died", failure)
     result = _result(run_id, workload, profile, tally, sampler, started_at, elapsed, t_go,
-                     interrupted, warnings, topic_names, bootstrap, commit, mode)
+                     interrupted, warnings, topic_names, bootstrap, commit, mode, rf)
     _mark_completeness(result.summary, tally, {g: topic_of[w] for w, g in group_of.items()},
                        interrupted, failure)
     saved = save(result, out) if out is not None else None
@@ -539,7 +544,7 @@ def _timeseries(tally: _Tally, groups: int) -> pd.DataFrame:
 def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tally,
             sampler: LagSampler | None, started_at: datetime, elapsed: float, t_go: float,
             interrupted: bool, warnings: list[str], topics: list[str], bootstrap: str,
-            commit: str, mode: str) -> RunResult:
+            commit: str, mode: str, rf: int | None = None) -> RunResult:
     warmup = workload.warmup_s
     ts = _timeseries(tally, workload.consumer_groups)
     measured = ts[ts.index >= warmup] if len(ts) else ts
@@ -561,6 +566,7 @@ def _result(run_id: str, workload: Workload, profile: ClientProfile, tally: _Tal
         "duration_s": round(elapsed, 3), "interrupted": interrupted,
         "kafka_version": KAFKA_VERSION, "kafkabench_version": __version__,
         "bootstrap": bootstrap, "topics": ",".join(topics), "commit": commit, "mode": mode,
+        "replication_factor": rf,
         "produced": int(prod.get("sent", 0)), "delivered": int(prod.get("delivered", 0)),
         "failed": int(prod.get("failed", 0)), "buffer_full": int(prod.get("buffer_full", 0)),
         "consumed": int(cons.get("consumed", 0)),

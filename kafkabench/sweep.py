@@ -214,7 +214,7 @@ class SweepSpec:
             grid: {producer.compression.type: [none, lz4, zstd], linger.ms: [0, 5, 50]}
             repetitions: 3
         """
-        return cls.from_dict(read_yaml(path), base_dir=Path(path).parent)
+        return cls.from_dict(read_yaml(path, "sweep spec"), base_dir=Path(path).parent)
 
 
 def points(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -331,7 +331,8 @@ def run_sweep(spec: SweepSpec, *, bootstrap: str | None = None, out: str | Path 
         progress: Show a progress bar over the sweep's runs (and each run's own bar).
 
     Returns:
-        One row per run of this spec (see `load_sweep`), in point then repetition order.
+        One row per run of this spec (see `load_sweep`), in point then repetition order;
+        `table.attrs["interrupted"]` is True when Ctrl-C stopped the sweep.
 
     Raises:
         ConfigError: A bad point (before anything runs).
@@ -365,9 +366,12 @@ def run_sweep(spec: SweepSpec, *, bootstrap: str | None = None, out: str | Path 
     finally:
         bar.close()
     table = _table(spec, folder, plan)
+    table.attrs["interrupted"] = interrupted
     if interrupted:
-        print(f"kafkabench: sweep {spec.name!r} interrupted: {len(table)} of {spec.runs} runs saved "
-              f"in {folder}; run it again to resume", file=sys.stderr)
+        complete = int((table.groupby("point").size() == spec.repetitions).sum()) if len(table) else 0
+        print(f"kafkabench: sweep {spec.name!r} interrupted: {complete} of {len(plan)} points "
+              f"complete, {len(table)} of {spec.runs} runs saved in {folder}; run the sweep again "
+              "to resume", file=sys.stderr)
     return table
 
 

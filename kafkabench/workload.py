@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from kafkabench.config import FrozenDict, read_yaml
+from kafkabench.config import ClientProfile, FrozenDict, read_yaml
 from kafkabench.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,8 @@ class Workload:
         name: Label stored with results.
         topics: Number of topics.
         partitions: Partitions per topic.
-        replication_factor: Replicas per partition (a profile's replication_factor wins).
+        replication_factor: Replicas per partition; None takes the profile's, else the
+            cluster's default.replication.factor. See `effective_replication_factor`.
         topic_config: Topic-level configs, e.g. `{"min.insync.replicas": "2"}`.
         message_size: Bytes per message, or a distribution (see `message_size_from_spec`).
         payload: "random" (incompressible bytes), "text" (JSON order events, compress ~4x)
@@ -156,7 +157,7 @@ class Workload:
     name: str = "workload"
     topics: int = 1
     partitions: int = 1
-    replication_factor: int = 1
+    replication_factor: int | None = None
     topic_config: Mapping[str, str] = field(default_factory=FrozenDict)
     message_size: MessageSize = 1024
     payload: str = "random"
@@ -191,11 +192,13 @@ class Workload:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"workload name={self.name!r}: expected a non-empty string")
         for name, minimum in (
-            ("topics", 1), ("partitions", 1), ("replication_factor", 1), ("payload_pool_size", 1),
+            ("topics", 1), ("partitions", 1), ("payload_pool_size", 1),
             ("key_count", 1), ("producers", 1), ("consumer_groups", 0),
             ("consumers_per_group", 0), ("backlog_messages", 0),
         ):  # fmt: skip
             _check_int(name, getattr(self, name), minimum)
+        if self.replication_factor is not None:
+            _check_int("replication_factor", self.replication_factor, 1)
         for name in ("producer_rate", "warmup_s", "duration_s", "random_bytes_ratio", "key_skew"):
             _check_number(name, getattr(self, name), 0.0)
             set_(self, name, float(getattr(self, name)))
@@ -337,7 +340,7 @@ class Workload:
         Returns:
             The validated workload.
         """
-        return cls.from_dict(read_yaml(path), base_dir=Path(path).parent)
+        return cls.from_dict(read_yaml(path, "workload"), base_dir=Path(path).parent)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -382,6 +385,53 @@ def load_workload(spec: Workload | Mapping[str, Any] | str | Path | None = None)
     if isinstance(spec, (str, Path)):
         return Workload.from_yaml(spec)
     raise ConfigError(f"workload {spec!r}: expected a Workload, a mapping or a YAML path")
+
+
+def effective_replication_factor(workload: Workload, profile: ClientProfile, *,
+                                 override: int | None = None) -> int | None:
+    """The replication factor of the topics a run creates: the one rule every caller applies.
+
+    An explicit `override` (the CLI's `--set replication_factor=N`) wins, with a logged
+    warning when the workload or the profile says otherwise. Without one, the workload's and
+    the profile's value (OMB driver files carry `replicationFactor`) must agree when both are set.
+
+    Args:
+        workload: Its replication_factor; None when it does not set one.
+        profile: Its replication_factor; None when it does not set one.
+        override: A replication factor chosen explicitly for this run.
+
+    Returns:
+        The override, else the profile's, else the workload's; None when nothing sets one:
+        the cluster's default.replication.factor (create the topics with -1).
+
+    Raises:
+        ConfigError: `override` is not an integer >= 1, or the workload and the profile
+            set different values and there is no override.
+    """
+    (w_source, w), (p_source, p) = sources = [
+        (f"workload {workload.name!r}", workload.replication_factor),
+        (f"client profile {profile.name!r}", profile.replication_factor)]
+    if override is not None:
+        if not _is_int(override) or override < 1:
+            raise ConfigError(f"replication_factor={override!r}: expected an integer >= 1")
+        for source, value in sources:
+            if value is not None and value != override:
+                log.warning("replication_factor=%d as set explicitly, not the %d of %s",
+                            override, value, source)
+        rf = override
+    elif w is not None and p is not None and w != p:
+        raise ConfigError(
+            f"{w_source} sets replication_factor={w} but {p_source} sets {p}: remove one of "
+            "them, or choose explicitly with `--set replication_factor=N` (kafkabench run) or "
+            "run_workload(..., replication_factor=N)")
+    else:
+        rf = p if p is not None else w
+    # Topic creation accepts this, then every acks=all send fails with NOT_ENOUGH_REPLICAS.
+    min_isr = str({**workload.topic_config, **profile.topic_config}.get("min.insync.replicas", ""))
+    if rf is not None and min_isr.isdigit() and int(min_isr) > rf:
+        log.warning("min.insync.replicas=%s is more than replication_factor=%d: producers with "
+                    "acks=all will fail with NOT_ENOUGH_REPLICAS", min_isr, rf)
+    return rf
 
 
 # --- keys and payloads, built before the run ------------------------------------------------
@@ -506,6 +556,16 @@ def _from_omb_workload(data: Mapping[str, Any], base_dir: Path) -> Workload:
     if producer_rate == 0:
         log.warning("%s: producerRate=0 makes OMB search for the highest sustainable rate; "
                     "kafkabench sends as fast as it can", where)
+    test_min = data.get("testDurationMinutes", 0)
+    warmup_min = data.get("warmupDurationMinutes", 1)  # OMB's default: 1 minute
+    for key, value in (("testDurationMinutes", test_min), ("warmupDurationMinutes", warmup_min)):
+        _check_number(key, value, 0.0)
+    if warmup_min:
+        # OMB runs the warm-up, discards its figures, then runs the test: warmup_s is exactly that.
+        log.warning("%s: warmupDurationMinutes=%g%s: the run warms up for %g s (not measured), "
+                    "then measures testDurationMinutes=%g (%g s): %g s in all",
+                    where, warmup_min, "" if "warmupDurationMinutes" in data else " (OMB's default)",
+                    60 * warmup_min, test_min, 60 * test_min, 60 * (warmup_min + test_min))
     # OMB builds the backlog until subscriptions * sent messages * messageSize reaches it.
     backlog_bytes = data.get("consumerBacklogSizeGB", 0) * 1024**3
     backlog = math.ceil(backlog_bytes / (message_size * max(subscriptions, 1)))
@@ -519,8 +579,8 @@ def _from_omb_workload(data: Mapping[str, Any], base_dir: Path) -> Workload:
         producer_rate=producer_rate,
         consumer_groups=subscriptions,
         consumers_per_group=data.get("consumerPerSubscription", 0),
-        duration_s=60.0 * data.get("testDurationMinutes", 0),
-        warmup_s=60.0 * data.get("warmupDurationMinutes", 1),  # OMB's default: 1 minute
+        duration_s=60.0 * test_min,
+        warmup_s=60.0 * warmup_min,
         backlog_messages=backlog,
         **payload,
     )

@@ -156,3 +156,84 @@ def test_compare_gives_ratios_against_the_first_run(tmp_path):
     assert math.isnan(table.loc["consume_rate", ratio])
     pdt.assert_frame_equal(compare(load_results(tmp_path), metrics=table.index), table)
     assert compare([load(a), load(b)], metrics=table.index).equals(table)
+
+
+def _damage(tmp_path):
+    """Two good runs and one damaged run folder of each kind; returns (good ids, damaged folders)."""
+    good = ["20260101-000001-a-0000", "20260101-000005-e-0000"]
+    for rid in good:
+        save(_result(name=rid.split("-")[2], run_id=rid), tmp_path)
+    damaged = {}
+    for rid, text in (("20260101-000002-b-0000", "{"), ("20260101-000003-c-0000", "{}"),
+                      ("20260101-000004-d-0000", "[1, 2]")):
+        (tmp_path / rid).mkdir()
+        (tmp_path / rid / "result.json").write_text(text)
+        damaged[rid] = tmp_path / rid
+    newer = save(_result(run_id="20260101-000006-f-0000"), tmp_path)
+    doc = json.loads((newer / "result.json").read_text())
+    (newer / "result.json").write_text(json.dumps({**doc, "schema_version": SCHEMA_VERSION + 1}))
+    damaged[newer.name] = newer
+    return good, damaged
+
+
+def test_damaged_runs_are_skipped_with_a_warning_naming_them(tmp_path, caplog):
+    good, damaged = _damage(tmp_path)
+    with caplog.at_level("WARNING", logger="kafkabench.results"):
+        table = load_results(tmp_path)
+    assert list(table["run_id"]) == good
+    for folder in damaged.values():
+        assert f"skipped run folder {folder}" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kafkabench.results"):
+        assert list(list_results(tmp_path)["run_id"]) == good
+    assert len(caplog.records) == len(damaged)
+    # compare: named run folders too, damaged ones skipped.
+    with caplog.at_level("WARNING", logger="kafkabench.results"):
+        table = compare([tmp_path / good[0], damaged["20260101-000003-c-0000"], tmp_path / good[1]],
+                        metrics=["publish_rate"])
+    assert list(table.columns) == [good[0], good[1], f"{good[1]} / {good[0]}"]
+    assert load_results(damaged["20260101-000002-b-0000"]).empty
+
+
+def test_loading_one_damaged_run_is_a_clear_error(tmp_path):
+    good, damaged = _damage(tmp_path)
+    for rid, match in (("20260101-000002-b-0000", "is damaged: not valid JSON"),
+                       ("20260101-000003-c-0000", r"not a kafkabench result \(no schema_version\)"),
+                       ("20260101-000004-d-0000", r"not a kafkabench result \(a JSON list"),
+                       ("20260101-000006-f-0000", "upgrade kafkabench")):
+        with pytest.raises(KafkabenchError, match=match) as err:
+            load(damaged[rid])
+        assert rid in str(err.value)
+    (tmp_path / good[0] / "lag.parquet").write_bytes(b"PAR1 not parquet at all")
+    with pytest.raises(KafkabenchError, match=r"lag.parquet' is damaged: not a readable parquet"):
+        load(tmp_path / good[0])
+    doc = json.loads((tmp_path / good[1] / "result.json").read_text())
+    doc["histograms"]["publish_latency_us"] = "HISTFAAAAnotahistogram"
+    (tmp_path / good[1] / "result.json").write_text(json.dumps(doc))
+    with pytest.raises(KafkabenchError, match="histogram 'publish_latency_us' cannot be decoded"):
+        load(tmp_path / good[1])
+
+
+def test_load_many_skips_damaged_parquet_files(tmp_path, caplog):
+    good, _ = _damage(tmp_path)
+    (tmp_path / good[0] / "timeseries.parquet").write_bytes(b"garbage")
+    with caplog.at_level("WARNING", logger="kafkabench.results"):
+        runs = res.load_many(tmp_path)
+    assert [r.run_id for r in runs] == [good[1]]
+    assert f"skipped run folder {tmp_path / good[0]}" in caplog.text
+    assert "timeseries.parquet" in caplog.text
+    assert res.load_many(tmp_path / "20260101-000003-c-0000") == []
+
+
+def test_find_run_by_path_id_or_prefix(tmp_path):
+    a = save(_result(run_id="20260101-000001-a-0000"), tmp_path)
+    b = save(_result(run_id="20260101-000002-b-0000"), tmp_path)
+    swept = save(_result(run_id="20260101-000003-s-abcd"), tmp_path / "sweeps" / "s")
+    assert res.find_run(a) == a
+    assert res.find_run(a.name, tmp_path) == a
+    assert res.find_run("20260101-000002", tmp_path) == b
+    assert res.find_run("20260101-000003-s-abcd", tmp_path) == swept
+    with pytest.raises(KafkabenchError, match=r"matches 3 runs .*give more of the run id"):
+        res.find_run("20260101", tmp_path)
+    with pytest.raises(KafkabenchError, match=r"no run 'zzz'.*results list"):
+        res.find_run("zzz", tmp_path)

@@ -59,6 +59,25 @@ def test_every_point_is_checked_before_anything_runs(tmp_path, monkeypatch):
     assert not (tmp_path / "sweeps").exists()
 
 
+def test_sweep_spec_or_workload_given_a_folder_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="sweep spec .* is a folder"):
+        SweepSpec.from_yaml(tmp_path)
+    (tmp_path / "w").mkdir()
+    (tmp_path / "s.yaml").write_text("name: s\nworkload: w\ngrid: {}\n")
+    with pytest.raises(ConfigError, match="workload .*w' is a folder"):
+        SweepSpec.from_yaml(tmp_path / "s.yaml")
+
+
+def test_a_damaged_saved_run_is_skipped_and_rerun(tmp_path, caplog):
+    spec = _spec(name="damaged", repetitions=1)
+    folder = sweep_dir(spec, tmp_path)
+    (folder / "20260101-000000-damaged-x-r0").mkdir(parents=True)
+    (folder / "20260101-000000-damaged-x-r0" / "result.json").write_text("{")
+    with caplog.at_level("WARNING", logger="kafkabench.results"):
+        assert load_sweep(spec, tmp_path).empty
+    assert "skipped run folder" in caplog.text and "20260101-000000-damaged-x-r0" in caplog.text
+
+
 def test_from_yaml_resolves_paths_and_rejects_unknown_keys(tmp_path):
     (tmp_path / "w.yaml").write_text("name: w\npartitions: 3\nduration_s: 1\n")
     (tmp_path / "p.yaml").write_text("name: p\nproducer: {acks: all}\n")
@@ -112,7 +131,7 @@ def test_sweep_runs_saves_and_resumes(bootstrap, tmp_path, monkeypatch):
     assert {"e2e_latency_ms_p99_min", "publish_mb_s_median"} <= set(summary.columns)
 
 
-def test_interrupted_sweep_keeps_done_runs_and_resumes(bootstrap, tmp_path, monkeypatch):
+def test_interrupted_sweep_keeps_done_runs_and_resumes(bootstrap, tmp_path, monkeypatch, capsys):
     spec = _spec(name="interrupted", repetitions=1)
     real, calls = kafkabench.runner.run_workload, []
 
@@ -125,9 +144,13 @@ def test_interrupted_sweep_keeps_done_runs_and_resumes(bootstrap, tmp_path, monk
     monkeypatch.setattr(kafkabench.runner, "run_workload", second_call_interrupts)
     partial = run_sweep(spec, bootstrap=bootstrap, out=tmp_path, progress=False)
     assert list(partial["producer.linger.ms"]) == [0]
+    assert partial.attrs["interrupted"] is True  # the CLI exits 130 on it
+    said = capsys.readouterr().err
+    assert f"1 of 2 points complete, 1 of 2 runs saved in {sweep_dir(spec, tmp_path)}" in said
     monkeypatch.setattr(kafkabench.runner, "run_workload", real)
     done = run_sweep(spec, bootstrap=bootstrap, out=tmp_path, progress=False)
     assert list(done["producer.linger.ms"]) == [0, 5]
+    assert done.attrs["interrupted"] is False
     assert done["run_id"].iloc[0] == partial["run_id"].iloc[0]
 
 

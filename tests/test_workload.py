@@ -1,16 +1,19 @@
 """Workload: validation, key sequences, payload pools, OMB workload YAML."""
 
 import collections
+import logging
 import zlib
 from pathlib import Path
 
 import pytest
 
+from kafkabench.config import ClientProfile, load_profile
 from kafkabench.errors import ConfigError
 from kafkabench.workload import (
     UniformSize,
     WeightedSizes,
     Workload,
+    effective_replication_factor,
     key_sequence,
     load_workload,
     payload_pool,
@@ -37,6 +40,7 @@ OMB = Path(__file__).parent.parent / "workloads" / "omb"
         ({"topic_prefix": "a b"}, "topic_prefix='a b'"),
         ({"payload": "/no/such/file.data"}, "payload='/no/such/file.data'"),
         ({"replication_factor": True}, "replication_factor=True"),
+        ({"replication_factor": 0}, "replication_factor=0"),
         ({"headers": {"version": 1}}, "headers={'version': 1}"),
         ({"headers": [("a", "b")]}, "headers=[('a', 'b')]"),
     ],
@@ -156,12 +160,24 @@ def test_payload_file(tmp_path):
         Workload(payload=str(tmp_path / "p.data"))
 
 
-def test_omb_workload_with_payload_file():
-    w = load_workload(OMB / "1-topic-16-partitions-1kb.yaml")
+def test_workload_path_that_is_a_folder_or_missing_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="workload .* is a folder; give the path of a YAML file"):
+        load_workload(tmp_path)
+    with pytest.raises(ConfigError, match="workload .*nope.yaml': no such file"):
+        load_workload(str(tmp_path / "nope.yaml"))
+
+
+def test_omb_workload_with_payload_file(caplog):
+    with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+        w = load_workload(OMB / "1-topic-16-partitions-1kb.yaml")
     assert (w.topics, w.partitions, w.message_size) == (1, 16, 1024)
     assert (w.producers, w.consumer_groups, w.consumers_per_group) == (1, 1, 1)
     assert w.producer_rate == 50000
-    assert (w.duration_s, w.warmup_s) == (900, 60)  # OMB's default warm-up: 1 minute
+    # OMB warms up (default 1 minute), discards it, then runs the test: warm-up is not measured.
+    assert (w.duration_s, w.warmup_s) == (900, 60)
+    [note] = [r.getMessage() for r in caplog.records if "warmupDurationMinutes" in r.getMessage()]
+    assert "warmupDurationMinutes=1 (OMB's default)" in note
+    assert "60 s (not measured)" in note and "900 s" in note and "960 s in all" in note
     assert Path(w.payload).name == "payload-1Kb.data"
     assert len(payload_pool(w)[0]) == 1024
 
@@ -198,3 +214,63 @@ def test_omb_missing_payload_file_is_named(tmp_path):
 def test_quickstart_example_loads():
     w = load_workload(Path(__file__).parent.parent / "workloads" / "quickstart.yaml")
     assert w.key_distribution == "zipf" and w.payload == "text"
+
+
+def test_omb_durations_must_be_numbers():
+    base = {"topics": 1, "partitionsPerTopic": 1, "messageSize": 10, "useRandomizedPayloads": True,
+            "producersPerTopic": 1, "testDurationMinutes": 1}
+    with pytest.raises(ConfigError, match="warmupDurationMinutes='1m'"):
+        Workload.from_dict({**base, "warmupDurationMinutes": "1m"})
+    w = Workload.from_dict({**base, "warmupDurationMinutes": 0})
+    assert (w.warmup_s, w.duration_s) == (0, 60)
+
+
+def test_replication_factor_is_unset_by_default():
+    # Unset, so that an OMB workload (which never sets one) takes its driver file's.
+    assert Workload().replication_factor is None
+    assert load_workload(OMB / "1-topic-16-partitions-1kb.yaml").replication_factor is None
+    assert Workload.from_dict({"replication_factor": 2}).replication_factor == 2
+
+
+RF3 = ClientProfile(name="rf3", replication_factor=3)
+NO_RF = ClientProfile(name="plain")
+
+
+@pytest.mark.parametrize(("workload_rf", "profile", "expected"), [
+    (None, NO_RF, None),  # the cluster's default.replication.factor
+    (2, NO_RF, 2),
+    (None, RF3, 3),
+    (3, RF3, 3),
+])
+def test_effective_replication_factor_without_override(workload_rf, profile, expected):
+    assert effective_replication_factor(Workload(replication_factor=workload_rf), profile) == expected
+
+
+def test_workload_and_profile_disagreeing_is_refused_with_both_values_and_the_fix():
+    with pytest.raises(ConfigError) as err:
+        effective_replication_factor(Workload(name="w", replication_factor=1), RF3)
+    text = str(err.value)
+    assert "workload 'w' sets replication_factor=1" in text and "'rf3' sets 3" in text
+    assert "--set replication_factor=N" in text
+
+
+def test_explicit_replication_factor_wins_with_a_note(caplog):
+    with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+        assert effective_replication_factor(Workload(replication_factor=1), RF3, override=1) == 1
+    assert "replication_factor=1 as set explicitly, not the 3 of client profile 'rf3'" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+        assert effective_replication_factor(Workload(replication_factor=None), NO_RF, override=2) == 2
+    assert caplog.text == ""
+    for bad in (0, "1", True):
+        with pytest.raises(ConfigError, match=f"replication_factor={bad!r}"):
+            effective_replication_factor(Workload(), NO_RF, override=bad)
+
+
+def test_omb_files_take_the_driver_replication_factor_and_warn_about_min_isr(caplog):
+    workload = load_workload(OMB / "1-topic-16-partitions-1kb.yaml")
+    profile = load_profile(OMB / "driver-kafka" / "kafka-throughput.yaml")
+    assert effective_replication_factor(workload, profile) == 3
+    with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+        assert effective_replication_factor(workload, profile, override=1) == 1
+    assert "min.insync.replicas=2 is more than replication_factor=1" in caplog.text
