@@ -14,6 +14,7 @@ import pandas as pd
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kafkabench.cluster import librdkafka_logger
 from kafkabench.errors import ClusterError
 
 TIMEOUT_S = 30.0
@@ -21,8 +22,12 @@ NEW_TOPIC_GRACE_S = 5.0
 
 
 def admin_client(bootstrap: str, conf: Mapping[str, Any] | None = None) -> AdminClient:
-    """An AdminClient for `bootstrap` with extra librdkafka settings (security etc.)."""
-    return AdminClient({**(conf or {}), "bootstrap.servers": bootstrap})
+    """An AdminClient for `bootstrap` with extra librdkafka settings (security etc.).
+
+    Its librdkafka log goes to `kafkabench.cluster.librdkafka_logger()` unless `conf` sets a
+    `logger`: an AdminClient is never polled, so the lines are dropped, not printed.
+    """
+    return AdminClient({"logger": librdkafka_logger(), **(conf or {}), "bootstrap.servers": bootstrap})
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1, replication_factor: int = 1,
@@ -51,12 +56,31 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, replication_fac
         future.result(timeout=timeout_s)
     except KafkaException as exc:
         err = exc.args[0]
+        if err.code() == KafkaError.INVALID_REPLICATION_FACTOR:
+            raise ClusterError(_too_few_brokers(admin, bootstrap, name, replication_factor,
+                                                err.str())) from exc
         if not (exist_ok and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
             raise ClusterError(f"cannot create topic {name!r} (partitions={partitions}, "
                                f"replication_factor={replication_factor}): {err.str()}") from exc
     except TimeoutError as exc:
         raise ClusterError(f"creating topic {name!r} timed out after {timeout_s} s") from exc
     _wait_for_leaders(admin, name, partitions, timeout_s)
+
+
+def _too_few_brokers(admin: AdminClient, bootstrap: str, name: str, replication_factor: int,
+                     reason: str) -> str:
+    """The error for a replication factor above the broker count, saying how to run anyway."""
+    try:
+        brokers = len(admin.list_topics(timeout=5).brokers)
+    except KafkaException:
+        brokers = None
+    why = (f"the cluster at {bootstrap} has {brokers} broker(s)" if brokers and brokers < replication_factor
+           else reason)
+    return (f"cannot create topic {name!r} with replication_factor={replication_factor}: {why}. "
+            "Lower the replication factor: `--set replication_factor=1` for a workload, "
+            "`replicationFactor: 1` in an OMB driver YAML (a profile's wins over the workload's), "
+            "`--replication-factor 1` for `kafkabench topic create`; or start 3 brokers: "
+            "`kafkabench cluster down && kafkabench cluster up --brokers 3`")
 
 
 def _wait_for_leaders(admin: AdminClient, name: str, partitions: int, timeout_s: float) -> None:
@@ -109,8 +133,15 @@ def describe_topic(bootstrap: str, name: str, *, conf: Mapping[str, Any] | None 
 
 def list_topics(bootstrap: str, *, conf: Mapping[str, Any] | None = None,
                 timeout_s: float = 10.0) -> list[str]:
-    """Names of the topics on the cluster, internal ones excluded."""
-    md = admin_client(bootstrap, conf).list_topics(timeout=timeout_s)
+    """Names of the topics on the cluster, internal ones excluded.
+
+    Raises:
+        ClusterError: the cluster did not answer within `timeout_s`.
+    """
+    try:
+        md = admin_client(bootstrap, conf).list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise ClusterError(f"cannot list topics at {bootstrap}: {exc.args[0].str()}") from exc
     return sorted(t for t in md.topics if not t.startswith("__"))
 
 

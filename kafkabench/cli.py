@@ -322,7 +322,11 @@ def _cmd_lag(args: argparse.Namespace) -> int:
 
     if args.samples is not None and args.samples < 1:
         raise ConfigError(f"--samples {args.samples!r}: give 1 or more (or leave it out)")
-    sampler = LagSampler(resolve_bootstrap(args.bootstrap), args.group, interval_s=args.interval,
+    from kafkabench.cluster import check_reachable
+
+    bootstrap = resolve_bootstrap(args.bootstrap)
+    check_reachable(bootstrap)
+    sampler = LagSampler(bootstrap, args.group, interval_s=args.interval,
                          window=args.window, request_timeout_s=args.timeout)
     deadline = time.monotonic() + args.duration if args.duration else None
     samples = sampled = 0  # samples taken, samples without an ERR row

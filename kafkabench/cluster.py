@@ -8,9 +8,11 @@ detached (`kafkabench cluster up`): a state file lets any later process find it.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,16 +20,21 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-from kafkabench.errors import ClusterError, NoClusterError
+from kafkabench.errors import ClusterError, ConfigError, NoClusterError
 from kafkabench.install import KafkaDist, install_kafka, kafkabench_home
 
 DEFAULT_NAME = "default"
 STATE_FILE = "state.json"
+# In each node's folder, flock()ed by the node's JVM for its whole life (see `_lock_node_dir`).
+LOCK_FILE = "node.lock"
+LOCK_WAIT_S = 5.0
 # Startup of a 3-node cluster on 2 shared cores takes ~15 s; 120 s means something is wrong.
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -37,6 +44,14 @@ STOP_TIMEOUT_S = 30.0
 _QUIET = logging.getLogger("kafkabench.quiet")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
+
+#: Where librdkafka's own log lines go (see `librdkafka_logger`); `kafkabench -v` shows them.
+LIBRDKAFKA_LOG = logging.getLogger("kafkabench.librdkafka")
+REACHABLE_TIMEOUT_S = 10.0
+# "127.0.0.1:9092/bootstrap: Connect to ... failed: Connection refused (after 0ms in state
+# CONNECT, 3 identical error(s) suppressed)": the broker prefix and the suffix are noise.
+_BROKER_PREFIX = re.compile(r"^\S+/(\d+|bootstrap): ")
+_STATE_SUFFIX = re.compile(r"\s*\(after \d+ms in state \w+.*\)\s*$")
 
 
 _DIE_WITH_PARENT = (
@@ -74,6 +89,35 @@ def _tail(path: Path, lines: int = 25) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text[-lines:])
+
+
+def _lock_node_dir(node_dir: Path) -> int:
+    """Open and flock `node_dir`'s lock file; the fd, which `_launch` hands to the JVM.
+
+    flock() belongs to the open file, not the process: the JVM inherits the fd, so the lock
+    lives exactly as long as the broker, also after the CLI that started it exits, and a
+    crashed broker leaves no stale lock.
+
+    Raises:
+        ClusterError: another process (a running broker) holds the lock.
+    """
+    node_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(node_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        # A stopped broker no longer counts as a Kafka process (its /proc cmdline is gone)
+        # a moment before the kernel closes its files: wait for that, not for a live one.
+        if _is_kafka_process(int(holder) if holder.isdigit() else None) or time.monotonic() > deadline:
+            os.close(fd)
+            raise ClusterError(f"a Kafka broker (pid {holder or 'unknown'}) is running on {node_dir}: "
+                               "two brokers on one data folder would wipe and corrupt it. Use that "
+                               "cluster, or stop it first (`kafkabench cluster down`)")
+        time.sleep(0.1)
 
 
 def _is_kafka_process(pid: int | None) -> bool:
@@ -288,19 +332,21 @@ class LocalCluster:
             self._save_state()
             self.wait_ready()
             return self
-        if self.nodes and self.running:
-            raise ClusterError(f"cluster {self.name!r} is already running at {self.bootstrap_servers}; "
-                               "run `kafkabench cluster down` first")
+        self._refuse_if_running()
         dist = self._dist()
-        self._plan_nodes()
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        for n in self.nodes:
-            Path(n.dir).mkdir(parents=True, exist_ok=True)
-            n.config.write_text(self._server_properties(n))
-            self._format(dist, n)
-        for n in self.nodes:
-            self._launch(n)
+        locks = self._lock_node_dirs()
+        try:
+            self._plan_nodes()
+            self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            for n in self.nodes:
+                Path(n.dir).mkdir(parents=True, exist_ok=True)
+                n.config.write_text(self._server_properties(n))
+                self._format(dist, n)
+            for n in self.nodes:
+                self._launch(n, locks.pop(n.dir))
+        finally:
+            for fd in locks.values():
+                os.close(fd)
         self._save_state()
         try:
             self.wait_ready()
@@ -308,6 +354,37 @@ class LocalCluster:
             self.stop_all()
             raise
         return self
+
+    def _refuse_if_running(self) -> None:
+        """Raise ClusterError if this object's or the state file's cluster has a live JVM."""
+        live = [n for n in self.nodes if n.alive]
+        if not live:
+            try:
+                live = [n for n in LocalCluster.attach(self.name, self.base_dir).nodes if n.alive]
+            except (NoClusterError, KeyError, TypeError):  # none, or an unreadable state file
+                live = []
+        if live:
+            raise ClusterError(
+                f"a Kafka cluster is already running in {self.base_dir} (pids "
+                f"{', '.join(str(n.pid) for n in live)}, bootstrap "
+                f"{','.join(f'127.0.0.1:{n.port}' for n in live)}): use it, or stop it first "
+                f"(`kafkabench cluster down --name {self.name}`, or "
+                "`LocalCluster.attach(base_dir=...).down()`)")
+
+    def _lock_node_dirs(self) -> dict[str, int]:
+        """Lock the folders of the nodes to start and of any other node found in base_dir."""
+        dirs = {str(self.base_dir / f"node-{i + 1}") for i in range(self.brokers)}
+        if self.base_dir.is_dir():
+            dirs |= {str(d) for d in self.base_dir.glob("node-*") if d.is_dir()}
+        locks: dict[str, int] = {}
+        try:
+            for d in sorted(dirs):
+                locks[d] = _lock_node_dir(Path(d))
+        except BaseException:
+            for fd in locks.values():
+                os.close(fd)
+            raise
+        return locks
 
     def _plan_nodes(self) -> None:
         if self._fixed_ports:
@@ -334,8 +411,11 @@ class LocalCluster:
             raise ClusterError(f"formatting node {n.id}'s storage failed:\n"
                                f"{(proc.stdout + proc.stderr).strip()[-2000:]}")
 
-    def _launch(self, n: Node) -> None:
+    def _launch(self, n: Node, lock_fd: int | None = None) -> None:
+        """Start a node's JVM, which inherits (and so holds) the lock on its folder."""
         dist = self._dist()
+        if lock_fd is None:
+            lock_fd = _lock_node_dir(Path(n.dir))
         cmd = dist.java_command("kafka.Kafka", str(n.config), heap=self.heap,
                                 jvm_opts=("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                                           "-Djava.awt.headless=true"))
@@ -343,11 +423,17 @@ class LocalCluster:
             # A cluster owned by a `with` block dies with its process, even one that crashes
             # (PR_SET_PDEATHSIG, kept across exec), so no broker is ever left behind.
             cmd = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
-        with open(n.log, "ab") as log:
-            # A new session: a detached cluster outlives the CLI that started it and
-            # is not hit by the terminal's Ctrl-C.
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            with open(n.log, "ab") as log:
+                # A new session: a detached cluster outlives the CLI that started it and
+                # is not hit by the terminal's Ctrl-C.
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        pass_fds=(lock_fd,))
+            os.ftruncate(lock_fd, 0)
+            os.pwrite(lock_fd, str(proc.pid).encode(), 0)  # names the holder in the error
+        finally:
+            os.close(lock_fd)
         self._procs[n.id] = proc
         n.pid = proc.pid
 
@@ -503,3 +589,83 @@ def resolve_bootstrap(explicit: str | None = None, *, name: str = DEFAULT_NAME) 
         return cluster.bootstrap_servers
     raise NoClusterError("no cluster: run `kafkabench cluster up` or pass --bootstrap "
                          "(or set KAFKABENCH_BOOTSTRAP)")
+
+
+class _LibrdkafkaLogger:
+    """A confluent-kafka `logger` forwarding librdkafka's lines to `LIBRDKAFKA_LOG`.
+
+    librdkafka logs a refused connection as an error, every second, per broker: for a
+    benchmark tool that is detail, not news (the failure itself is reported once, clearly),
+    so its warnings and errors arrive at INFO (`kafkabench -v`) and the rest at DEBUG.
+    Stateless, so a client config holding it can be pickled for spawned workers.
+    """
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        LIBRDKAFKA_LOG.log(logging.INFO if level >= logging.WARNING else logging.DEBUG,
+                           "librdkafka: " + fmt, *args)
+
+
+_LIBRDKAFKA_LOGGER = _LibrdkafkaLogger()
+
+
+def librdkafka_logger() -> _LibrdkafkaLogger:
+    """The `logger` setting for every confluent-kafka client kafkabench creates.
+
+    Without a `logger`, librdkafka writes its lines to stderr itself (hundreds of
+    "Connection refused" lines when the cluster is down). With it, they are queued and
+    handed over by the client's `poll()`/`consume()` (an AdminClient's never, unless
+    polled) to the `kafkabench.librdkafka` logger at INFO/DEBUG.
+    """
+    return _LIBRDKAFKA_LOGGER
+
+
+def _connection_error(errors: list, fallback: str) -> str:
+    """The most telling of the errors a client reported, without broker prefix and state."""
+    from confluent_kafka import KafkaError
+
+    text = fallback
+    for err in errors:
+        if err.code() != KafkaError._ALL_BROKERS_DOWN:  # "1/1 brokers are down" says nothing new
+            text = err.str()
+    return _STATE_SUFFIX.sub("", _BROKER_PREFIX.sub("", text)) or fallback
+
+
+def check_reachable(bootstrap: str, conf: Mapping[str, Any] | None = None,
+                    timeout_s: float = REACHABLE_TIMEOUT_S) -> None:
+    """Fail with one clear message when no broker of `bootstrap` answers within `timeout_s`.
+
+    Every command calls it before it creates a topic or a client, so a dead or mistyped
+    cluster is one line naming the bootstrap servers and librdkafka's reason, not minutes of
+    librdkafka log lines (those go to the `kafkabench.librdkafka` logger: `kafkabench -v`).
+
+    Args:
+        bootstrap: bootstrap servers, "host:port[,host:port...]".
+        conf: extra client settings (security: `security.protocol`, `sasl.*`, `ssl.*`).
+        timeout_s: how long to wait for the cluster's metadata.
+
+    Raises:
+        ClusterError: no metadata within `timeout_s`, quoting the last connection error.
+        ConfigError: `conf` holds a setting librdkafka rejects.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    errors: list = []
+    try:
+        admin = AdminClient({**(conf or {}), "bootstrap.servers": bootstrap,
+                             "logger": librdkafka_logger(), "error_cb": errors.append})
+    except (KafkaException, TypeError, ValueError) as exc:
+        raise ConfigError(f"client settings for {bootstrap!r} rejected: {exc}") from exc
+    try:
+        admin.list_topics(timeout=timeout_s)
+        return
+    except KafkaException as exc:
+        failure = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
+    finally:
+        admin.poll(0)  # hands the queued log lines to the logger and errors to error_cb
+    reason = _connection_error(errors, failure)
+    raise ClusterError(
+        f"cannot reach Kafka at {bootstrap!r} within {timeout_s:g} s: {reason}. "
+        "Is the cluster up (`kafkabench cluster status`)? For another cluster, check "
+        "--bootstrap (or KAFKABENCH_BOOTSTRAP) and the profile's security settings; "
+        "`kafkabench -v ...` shows librdkafka's log")

@@ -117,7 +117,7 @@ class ClientProfile:
         Returns:
             kafkabench defaults, then `common`, then `producer`, then overrides.
         """
-        conf = _client_conf(PRODUCER_DEFAULTS, self.common, self.producer, overrides)
+        conf = _client_conf(_quiet_logs(), PRODUCER_DEFAULTS, self.common, self.producer, overrides)
         conf["bootstrap.servers"] = bootstrap
         return conf
 
@@ -132,7 +132,7 @@ class ClientProfile:
         Returns:
             kafkabench defaults, then `common`, then `consumer`, then overrides.
         """
-        conf = _client_conf(CONSUMER_DEFAULTS, self.common, self.consumer, overrides)
+        conf = _client_conf(_quiet_logs(), CONSUMER_DEFAULTS, self.common, self.consumer, overrides)
         conf["bootstrap.servers"] = bootstrap
         conf["group.id"] = group_id
         return conf
@@ -277,6 +277,15 @@ def _client_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value
+
+
+def _quiet_logs() -> dict[str, Any]:
+    """librdkafka's log lines go to the `kafkabench.librdkafka` logger (shown with -v), not
+    raw to stderr; a profile's own `logger` wins. Kept out of the defaults that results
+    record."""
+    from kafkabench.cluster import librdkafka_logger
+
+    return {"logger": librdkafka_logger()}
 
 
 def _client_conf(*layers: Mapping[str, Any]) -> dict[str, Any]:

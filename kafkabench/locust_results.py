@@ -494,11 +494,12 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
         The `LocustRun`; failures are data (`exit_code` 1), not exceptions.
 
     Raises:
-        ConfigError: bad arguments. KafkabenchError: Locust wrote no statistics (it could not
-            start: its log is quoted), or it had to be killed.
+        ConfigError: bad arguments. ClusterError: the cluster does not answer.
+            KafkabenchError: Locust wrote no statistics (it could not start: its log is
+            quoted), or it had to be killed.
     """
     from kafkabench.admin import delete_topics
-    from kafkabench.cluster import resolve_bootstrap
+    from kafkabench.cluster import check_reachable, resolve_bootstrap
     from kafkabench.config import load_profile
     from kafkabench.lag import LagSampler
 
@@ -510,6 +511,8 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
         raise ConfigError(f"shape={shape!r}: expected one of {', '.join(SHAPES)}")
     client_profile = load_profile(profile)
     bootstrap = resolve_bootstrap(bootstrap)
+    # Before the lag sampler and Locust start: otherwise a dead cluster is Locust's log tail.
+    check_reachable(bootstrap, client_profile.common)
     name = name or path.stem
     started_at = datetime.now(timezone.utc)
     run_id = make_run_id(f"locust-{name}", started_at.astimezone())

@@ -43,7 +43,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.user.wait_time import constant_throughput
 
 from kafkabench.admin import admin_client, create_topic
-from kafkabench.cluster import resolve_bootstrap
+from kafkabench.cluster import LIBRDKAFKA_LOG, check_reachable, librdkafka_logger, resolve_bootstrap
 from kafkabench.config import ClientProfile, load_profile
 from kafkabench.errors import ConfigError, KafkabenchError, NoClusterError
 from kafkabench.locust_results import SHAPES, shape_tick
@@ -244,12 +244,8 @@ class KafkaSettings:
         return conf
 
     def check_reachable(self, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-        """Raise ClusterError-like KafkabenchError when the cluster does not answer in time."""
-        try:
-            admin_client(self.bootstrap, self.profile.common).list_topics(timeout=timeout_s)
-        except Exception as exc:  # noqa: BLE001 - any failure here means: cannot reach Kafka
-            raise KafkabenchError(f"cannot reach Kafka at {self.bootstrap!r} within "
-                                  f"{timeout_s:.0f} s: {exc}") from exc
+        """Raise ClusterError when the cluster does not answer within `timeout_s`."""
+        check_reachable(self.bootstrap, self.profile.common, timeout_s)
 
     def ensure_topic(self, topic: str) -> None:
         """Create `topic` unless it exists (once per process, in the thread pool, not the hub).
@@ -277,6 +273,7 @@ class KafkaSettings:
 def _ensure_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int,
                   config: dict[str, Any], conf: dict[str, Any]) -> None:
     """Create the topic if the cluster does not have it; an existing one is used as it is."""
+    check_reachable(bootstrap, conf, CONNECT_TIMEOUT_S)  # one clear error, e.g. on a worker
     # All topics' metadata: asking for one by name would auto-create it on brokers with
     # auto.create.topics.enable=true, with the broker's partition count.
     metadata = admin_client(bootstrap, conf).list_topics(timeout=CONNECT_TIMEOUT_S)
@@ -310,6 +307,10 @@ def settings_for(environment: Any) -> KafkaSettings:
 def _check_settings(environment: Any, **_kwargs: Any) -> None:
     # Fail before the first user starts: a typo or a dead cluster is one line, exit code 1.
     # Workers get their options from the master when the test starts: their users check them.
+    # librdkafka's own lines (at INFO, Locust's default level) only with --loglevel DEBUG.
+    loglevel = str(getattr(environment.parsed_options, "loglevel", "") or "").upper()
+    if loglevel != "DEBUG" and LIBRDKAFKA_LOG.level == logging.NOTSET:
+        LIBRDKAFKA_LOG.setLevel(logging.WARNING)
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         return
@@ -332,7 +333,8 @@ class _ProducerService:
     def __init__(self, environment: Any, config: Mapping[str, Any],
                  poll_interval_s: float = POLL_INTERVAL_S):
         self.on_delivery = _delivery_reporter(environment.events.request.fire, "produce")
-        self.producer = Producer({**config, "on_delivery": self.on_delivery})
+        self.producer = Producer({"logger": librdkafka_logger(), **config,
+                                  "on_delivery": self.on_delivery})
         self.users = 0
         self._interval = poll_interval_s
         self._closed = False
@@ -445,7 +447,7 @@ class KafkaClient:
         self._unpolled = 0
         if consumer_config is not None:
             self.group = consumer_config.get("group.id")
-            self.consumer = Consumer(dict(consumer_config))
+            self.consumer = Consumer({"logger": librdkafka_logger(), **consumer_config})
             self.consumer.subscribe(list(topics), on_assign=self._on_assign,
                                     on_revoke=self._on_revoke, on_lost=self._on_lost)
         # Every delivery report and consumed message is a GC-tracked object: as in kafkabench's

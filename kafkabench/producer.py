@@ -141,7 +141,7 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     headers = list(spec.headers) if spec.headers else None
     # Max rate, no headers, no partitioner: produce(topic, value, key) will do.
     bare = partition_fn is None and headers is None and rate <= 0
-    ctl.wait_start()
+    ctl.wait_start(spec.worker, "producer")
     cpu0 = cpu_seconds(ctl.in_process)
     start, wall_start = time.monotonic(), time.time()
     end = start + spec.duration_s

@@ -371,6 +371,8 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
             for s in producer_specs:
                 backlog_pool.start(run_producer, replace(s, max_messages=each,
                                                           duration_s=1e9), s.worker, "producer")
+            _wait_ready(backlog_pool, tally, {s.worker for s in producer_specs}, topic_of, group_of)
+            tally.t0_wall = time.time()
             backlog_pool.go()
             names = {s.worker for s in producer_specs}
             while not names <= backlog_pool.done:
@@ -385,6 +387,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         _wait_assigned(pool, tally, consumer_specs, workload.partitions, topic_of, group_of, warnings)
         for s in producer_specs:
             pool.start(run_producer, s, s.worker, "producer")
+        _wait_ready(pool, tally, {s.worker for s in producer_specs}, topic_of, group_of)
         if not workload.backlog_messages:
             tally.t0_wall = time.time()
         t_go = time.monotonic()
@@ -456,6 +459,16 @@ def _collect_final_reports(pool: WorkerPool, tally: _Tally, topic_of: dict, grou
             tally.add(r, topic_of, group_of)
     for r in pool.reports(0.1):
         tally.add(r, topic_of, group_of)
+
+
+def _wait_ready(pool: WorkerPool, tally: _Tally, names: set[str], topic_of: dict,
+                group_of: dict) -> None:
+    """Wait until every producer is set up and waiting for go (see `Control.wait_start`)."""
+    deadline = time.monotonic() + ASSIGN_TIMEOUT_S
+    while not names <= pool.ready | pool.done and time.monotonic() < deadline:
+        for r in pool.reports(0.2):
+            tally.add(r, topic_of, group_of)
+        pool.check()
 
 
 def _wait_assigned(pool: WorkerPool, tally: _Tally, specs: list[ConsumerSpec], partitions: int,

@@ -83,7 +83,7 @@ class Report:
     """What a worker tells the parent: per-interval counts, events, or its final totals.
 
     Attributes:
-        kind: "interval", "assigned", "rebalance", "done" or "error".
+        kind: "ready", "interval", "rebalance", "done" or "error".
         worker: worker name, e.g. "producer-0" or "g0-consumer-1".
         role: "producer" or "consumer".
         wall: time.time() when the report was made.
@@ -123,8 +123,15 @@ class Control:
         """True once the parent asked every worker to stop, or died without asking."""
         return self._stop.is_set() or (self._parent is not None and os.getppid() != self._parent)
 
-    def wait_start(self) -> None:
-        """Block until the parent says go (producers wait for consumers to be assigned)."""
+    def wait_start(self, name: str = "", role: str = "") -> None:
+        """Say "ready" (set up, client created), then block until the parent says go.
+
+        Producers wait for consumers to be assigned; the parent waits for every producer's
+        "ready" before it says go, so the run's clock starts when they can send, not while a
+        spawned process is still importing (1-3 s on a busy machine).
+        """
+        if name:
+            self.report(Report(kind="ready", worker=name, role=role, wall=time.time()))
         while not self._start.wait(0.1):
             if self._stop.is_set():
                 return
@@ -223,6 +230,7 @@ class WorkerPool:
             self._queue = queue.Queue()
         self._workers: list[Any] = []
         self.done: set[str] = set()
+        self.ready: set[str] = set()
         self._gone_since: dict[str, float] = {}
         self._spec_files: list[str] = []
 
@@ -262,6 +270,8 @@ class WorkerPool:
                 return
             if report.kind in ("done", "error"):
                 self.done.add(report.worker)
+            elif report.kind == "ready":
+                self.ready.add(report.worker)
             yield report
 
     def alive(self) -> int:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,8 +16,9 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from kafkabench.admin import create_topic, delete_topics, describe_topic, list_topics
-from kafkabench.cluster import LocalCluster, resolve_bootstrap
-from kafkabench.errors import ClusterError, NoClusterError
+from kafkabench.cluster import (LocalCluster, _is_kafka_process, _lock_node_dir, check_reachable,
+                                clusters_home, resolve_bootstrap)
+from kafkabench.errors import ClusterError, ConfigError, NoClusterError
 
 
 def _topic() -> str:
@@ -80,8 +84,13 @@ def test_describe_topic_shows_leaders_and_isr(bootstrap):
 
 
 def test_create_topic_bad_replication_factor_is_clear(bootstrap):
-    with pytest.raises(ClusterError, match="replication_factor=5"):
+    with pytest.raises(ClusterError, match="replication_factor=5") as info:
         create_topic(bootstrap, _topic(), partitions=1, replication_factor=5, timeout_s=10)
+    # It says how many brokers there are and how to run anyway (an OMB driver's
+    # replicationFactor: 3 on the 1-broker embedded cluster).
+    assert re.search(r"has \d broker\(s\)", str(info.value))
+    assert "--set replication_factor=1" in str(info.value)
+    assert "kafkabench cluster up --brokers 3" in str(info.value)
 
 
 @pytest.mark.cluster3
@@ -130,13 +139,34 @@ def _cli(*args: str, env: dict | None = None, timeout: float = 180) -> subproces
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=30)
+    return proc.pid
+
+
 def test_cli_up_status_down_across_processes():
     name = f"clitest-{uuid.uuid4().hex[:6]}"
+    # What a crashed `cluster up` leaves: a state file naming a dead JVM. It must not block.
+    stale = clusters_home() / name / "state.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"name": name, "brokers": 1, "heap": "1g", "cluster_id": "x",
+                                 "nodes": [{"id": 1, "port": 1, "controller_port": 2, "pid": _dead_pid(),
+                                            "dir": str(stale.parent / "node-1")}]}))
     up = _cli("cluster", "up", "--name", name)
     assert up.returncode == 0, up.stderr
     bootstrap = up.stdout.strip().splitlines()[-1]
     assert bootstrap.startswith("127.0.0.1:")
+    pid = LocalCluster.attach(name).nodes[0].pid
     try:
+        # A second `up` starts nothing: it says so and prints the running cluster's bootstrap.
+        again = _cli("cluster", "up", "--name", name)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip().splitlines()[-1] == bootstrap
+        assert "already running" in again.stderr and str(pid) in again.stderr
+        assert LocalCluster.attach(name).nodes[0].pid == pid
+        other = _cli("cluster", "up", "--name", name, "--brokers", "3")
+        assert other.returncode == 2 and "already running with 1 broker(s)" in other.stderr
         # A second process finds the cluster through the state file alone.
         probe = subprocess.run(
             [sys.executable, "-c", "from kafkabench.cluster import resolve_bootstrap;"
@@ -150,10 +180,39 @@ def test_cli_up_status_down_across_processes():
     finally:
         down = _cli("cluster", "down", "--name", name, "--purge")
     assert down.returncode == 0, down.stderr
+    assert not _is_kafka_process(pid), "`cluster down` left the broker running"
     after = _cli("cluster", "status", "--name", name)
     assert after.returncode != 0 and "no embedded cluster" in after.stdout
     again = _cli("cluster", "down", "--name", name)
     assert again.returncode == 0 and "nothing to stop" in again.stdout
+
+
+def test_one_data_folder_never_gets_a_second_broker(tmp_path):
+    with LocalCluster(brokers=1, base_dir=tmp_path) as cluster:
+        bootstrap, pid = cluster.bootstrap_servers, cluster.nodes[0].pid
+        topic = _topic()
+        create_topic(bootstrap, topic)
+        second = LocalCluster(brokers=1, base_dir=tmp_path)
+        try:
+            with pytest.raises(ClusterError, match="already running") as info:
+                second.start()
+            assert str(tmp_path) in str(info.value) and str(pid) in str(info.value)
+            # Without the state file, the lock the broker holds on its folder still refuses,
+            # before anything in the folder is touched.
+            state = cluster.state_file.read_text()
+            cluster.state_file.unlink()
+            second = LocalCluster(brokers=3, base_dir=tmp_path)
+            try:
+                with pytest.raises(ClusterError, match=f"pid {pid}") as info:
+                    second.start()
+                assert str(tmp_path / "node-1") in str(info.value)
+            finally:
+                cluster.state_file.write_text(state)
+        finally:
+            second.stop_all()  # nothing to stop, unless a second broker was started after all
+        assert cluster.nodes[0].alive and topic in list_topics(bootstrap)
+    # The broker's exit released its lock: the folder is free for the next cluster.
+    os.close(_lock_node_dir(tmp_path / "node-1"))
 
 
 def test_port_in_use_is_a_clear_error(tmp_path):
@@ -200,3 +259,26 @@ def test_owned_cluster_dies_with_a_crashed_owner(tmp_path):
             psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         time.sleep(0.2)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_check_reachable_is_one_error_and_logs_librdkafka_quietly(bootstrap, capfd, caplog):
+    check_reachable(bootstrap)  # a live cluster: no error
+    dead = f"127.0.0.1:{_closed_port()}"
+    with caplog.at_level(logging.DEBUG, logger="kafkabench.librdkafka"):
+        with pytest.raises(ClusterError) as info:
+            check_reachable(dead, timeout_s=2)
+    message = str(info.value)
+    assert message.startswith(f"cannot reach Kafka at {dead!r} within 2 s: ")
+    assert "Connection refused" in message and "kafkabench cluster status" in message
+    # librdkafka wrote nothing to the process's stderr itself: its lines went to logging.
+    assert "Connection refused" not in capfd.readouterr().err
+    lines = [r.getMessage() for r in caplog.records if r.name == "kafkabench.librdkafka"]
+    assert lines and all(r.levelno <= logging.INFO for r in caplog.records)
+    with pytest.raises(ConfigError, match="security.protocol"):
+        check_reachable(dead, {"security.protocol": "carrier-pigeon"})

@@ -5,6 +5,8 @@ import pickle
 from pathlib import Path
 
 import pytest
+
+from kafkabench.cluster import librdkafka_logger
 from confluent_kafka import Consumer, Producer
 
 from kafkabench.config import PRESETS, ClientProfile, load_profile
@@ -91,8 +93,12 @@ def test_merged_client_configs_layer_defaults_common_role_overrides():
         "socket.keepalive.enable": "true",
         "linger.ms": 7,
         "bootstrap.servers": "b:9092",
+        # librdkafka's log lines go to a Python logger (shown with -v), never raw to stderr.
+        "logger": librdkafka_logger(),
     }
+    assert profile.producer_config("b:1", logger="mine")["logger"] == "mine"
     conf = profile.consumer_config("b:9092", "g1")
+    assert conf["logger"] is librdkafka_logger()
     assert conf["auto.offset.reset"] == "earliest"
     assert conf["enable.auto.commit"] == "false"
     assert conf["group.id"] == "g1" and conf["bootstrap.servers"] == "b:9092"

@@ -178,6 +178,9 @@ def test_unreachable_cluster_fails_fast():
                   "--kafka-bootstrap", "127.0.0.1:1", timeout_s=60)
     assert proc.returncode == 1
     assert "cannot reach Kafka at '127.0.0.1:1'" in proc.stderr
+    assert "Connection refused" in proc.stderr and "kafkabench cluster status" in proc.stderr
+    # Locust's start line and the error; librdkafka's own lines only with --loglevel DEBUG.
+    assert "[thrd:" not in proc.stderr and len(proc.stderr.splitlines()) <= 4, proc.stderr[:3000]
 
 
 def test_bad_setting_fails_fast(bootstrap):

@@ -257,6 +257,7 @@ def test_manual_commits_are_rate_bounded_and_clean_runs_have_no_errors(bootstrap
     # after every consume batch (hundreds a second, flooding the coordinator on 3 brokers),
     # and the final commit's "nothing to commit" (_NO_OFFSET) was counted as an error.
     profile = {"consumer": {"enable.auto.commit": False}}
+    t0 = time.monotonic()
     result = run_workload(_workload(producer_rate=20_000, duration_s=4, partitions=4,
                                     message_size=100), profile,
                           bootstrap=bootstrap, progress=False, mode="thread")
@@ -264,7 +265,7 @@ def test_manual_commits_are_rate_bounded_and_clean_runs_have_no_errors(bootstrap
     assert s["complete"] is True, s["incomplete"]
     assert s["consumed"] == s["delivered"] > 50_000
     # ~1 per second per member, plus revoke/close commits; never one per batch.
-    assert 1 <= s["offset_commits"] <= s["duration_s"] + 15, s["offset_commits"]
+    assert 1 <= s["offset_commits"] <= time.monotonic() - t0 + 5, s["offset_commits"]
     assert s["errors"] == {} and s["error_messages"] == {}
     assert s["lag_final_msgs"] == 0
 
@@ -431,3 +432,28 @@ def test_broker_refusals_keep_their_error_code_and_message(bootstrap):
     assert s["delivered"] == 0 and s["failed"] == 50
     assert s["errors"] == {"MSG_SIZE_TOO_LARGE": 50}
     assert s["error_messages"]["MSG_SIZE_TOO_LARGE"][0].startswith("delivery: ")
+
+
+@pytest.mark.cluster3
+def test_omb_driver_profile_on_three_brokers_consumes_everything(cluster3):
+    # Observed before: OMB's throughput driver (auto-commit off, acks=all, RF 3,
+    # min.insync.replicas=2) on 3 brokers with a group committing after every batch flooded
+    # the coordinator: OffsetCommit timeouts, a member lost its session, 193,754 delivered
+    # messages never consumed, and the run still ended quietly.
+    driver = Path(__file__).parent.parent / "workloads/omb/driver-kafka/kafka-throughput.yaml"
+    t0 = time.monotonic()
+    result = run_workload(_workload(producer_rate=5_000, duration_s=8, partitions=6,
+                                    message_size=100, consumers_per_group=2), str(driver),
+                          bootstrap=cluster3.bootstrap_servers, progress=False)
+    s = result.summary
+    assert s["replication_factor"] == 3
+    # On 2 shared cores the brokers may time some produce requests out: those are failed,
+    # not delivered, and the group must still consume every delivered message.
+    assert s["complete"] is True, s["incomplete"]
+    assert s["produced"] == s["delivered"] + s["failed"] and s["delivered"] > 20_000
+    assert s["consumed"] >= s["delivered"]
+    # At most ~1 a second per member (plus revoke and close); per batch it was thousands.
+    wall_s = time.monotonic() - t0
+    assert s["offset_commits"] <= 2 * (wall_s + 5), (s["offset_commits"], wall_s)
+    commit_errors = [m for ms in s["error_messages"].values() for m in ms if "commit" in m]
+    assert not commit_errors, s["error_messages"]
