@@ -274,7 +274,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
                         message_count=args.num_records, duration_s=0, payload=args.payload,
                         key_distribution="none" if not args.keys else "round-robin",
                         key_count=max(1, args.keys), partitions=args.partitions)
-    create_topic(bootstrap, args.topic, args.partitions, 1, conf=dict(profile.common), exist_ok=True)
+    create_topic(bootstrap, args.topic, args.partitions, -1, conf=dict(profile.common), exist_ok=True)
     result = run_workload(workload, profile, bootstrap=bootstrap, topics=[args.topic], out=args.out,
                           progress=not args.no_progress)
     s = result.summary

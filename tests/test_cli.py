@@ -233,3 +233,24 @@ def test_interrupted_sweep_exits_130_and_says_what_is_saved(bootstrap, tmp_path)
             in stderr), stderr
     assert all(json.loads((d / "result.json").read_text())["summary"]["sweep"] == "ctrlc"
                for d in runs)
+
+
+def test_oversized_records_exit_non_zero_with_the_limits(bootstrap):
+    # It used to exit 0 printing "0 records sent ... nan ms".
+    topic = f"big-{uuid.uuid4().hex[:8]}"
+    out = _cli("produce", "--bootstrap", bootstrap, "--topic", topic, "--num-records", "5",
+               "--record-size", "2000000", "--no-progress")
+    assert out.returncode == 2, out.stdout
+    assert "message.max.bytes (1,000,000 B)" in out.stderr and "MSG_SIZE_TOO_LARGE" in out.stderr
+    assert "records sent" not in out.stdout
+    out = _cli("run", str(_write_workload(topic)), "--bootstrap", bootstrap, "--no-progress",
+               "--out", "", "--set", "message_size=2000000")
+    assert out.returncode == 2 and "message.max.bytes" in out.stderr, out.stderr
+
+
+def _write_workload(name: str) -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / f"{name}.yaml"
+    path.write_text("name: big\npartitions: 1\nmessage_count: 5\nduration_s: 0\n")
+    return path

@@ -274,3 +274,12 @@ def test_omb_files_take_the_driver_replication_factor_and_warn_about_min_isr(cap
     with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
         assert effective_replication_factor(workload, profile, override=1) == 1
     assert "min.insync.replicas=2 is more than replication_factor=1" in caplog.text
+
+
+def test_omb_six_partition_100b_workload_loads_as_omb_wrote_it():
+    # The shape of benchmarks/fixed_rate_fidelity.py, copied unchanged from OMB.
+    from pathlib import Path
+
+    w = load_workload(Path(__file__).parent.parent / "workloads/omb/1-topic-6-partition-100b.yaml")
+    assert (w.topics, w.partitions, w.message_size) == (1, 6, 100)
+    assert w.producer_rate == 50_000
