@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 KB := $(BIN)/kafkabench
 STAMP := $(VENV)/.installed-stamp
 RESULTS ?= results
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup run test lab bench down clean
+.PHONY: setup browser-deps run test lab bench down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed"'
@@ -19,13 +20,25 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	@$(KB) kafka install
 
+# Debian's Chromium for the browser test (tests/test_browser.py drives it with Playwright;
+# Playwright's own browser download is never used). Without it that test skips.
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's chromium and chromium-driver for the browser test"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+			|| echo "warning: apt-get could not install chromium: the browser test will skip (fail under .ci/run)"; \
+	else \
+		echo "note: no Chromium at $(CHROMIUM), and installing it needs root and apt-get: the browser test will skip (fail under .ci/run)"; \
+	fi
+
 run: setup
 	@$(KB) cluster status >/dev/null 2>&1 || $(KB) cluster up
 	$(KB) quickstart --out $(RESULTS)
 	@echo "The embedded cluster is still running: \`make down\` stops it, \`make lab\` opens the notebooks."
 
-test: setup
-	$(BIN)/python -m pytest -p no:cacheprovider tests notebooks --nbval-lax $(PYTEST_ARGS)
+test: setup browser-deps
+	KAFKABENCH_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:cacheprovider tests notebooks --nbval-lax $(PYTEST_ARGS)
 
 lab: setup
 	@$(KB) cluster status >/dev/null 2>&1 || $(KB) cluster up

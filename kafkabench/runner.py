@@ -529,7 +529,7 @@ def _update_bar(bar, tally: _Tally, workload: Workload, t_go: float) -> None:
     # The newest second is still filling in (reports arrive one by one): show the one before.
     last = tally.counts.get(max(tally.counts, default=0) - 1, Counter())
     bar.set_postfix_str(f"{last.get('delivered', 0):,} msg/s, consumed {last.get('consumed', 0):,}/s, "
-                        f"errors {sum(tally.errors.values()) + sum(c.get('failed', 0) for c in tally.counts.values())}")
+                        f"errors {sum(tally.errors.counts.values()) + sum(c.get('failed', 0) for c in tally.counts.values())}")
 
 
 def _timeseries(tally: _Tally, groups: int) -> pd.DataFrame:

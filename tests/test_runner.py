@@ -457,3 +457,10 @@ def test_omb_driver_profile_on_three_brokers_consumes_everything(cluster3):
     assert s["offset_commits"] <= 2 * (wall_s + 5), (s["offset_commits"], wall_s)
     commit_errors = [m for ms in s["error_messages"].values() for m in ms if "commit" in m]
     assert not commit_errors, s["error_messages"]
+
+
+def test_progress_bar_run(bootstrap, capsys):
+    # The bar's postfix reads the error tally every update: a run with progress on works.
+    result = run_workload(_workload(producer_rate=500, duration_s=2, consumer_groups=0),
+                          None, bootstrap=bootstrap, progress=True, mode="thread")
+    assert result.summary["delivered"] == result.summary["produced"] > 0
