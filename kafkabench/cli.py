@@ -451,7 +451,7 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
                                    progress=not args.no_progress)
     cols = [c for c in ("producer.compression.type", "producer.acks", "publish_rate", "publish_mb_s",
                         "publish_latency_ms_p99", "e2e_latency_ms_p50", "e2e_latency_ms_p99",
-                        "lag_max_msgs", "consume_rate") if c in table.columns]
+                        "lag_max_msgs", "consume_rate", "rate_held", "complete") if c in table.columns]
     if len(table):
         print(table[cols].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     if report is None:  # interrupted: run_sweep has said what is saved where
