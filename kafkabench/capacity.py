@@ -496,7 +496,8 @@ class PartitionThroughput:
     """Per-partition throughput derived from measured runs.
 
     Attributes:
-        produce_mb_s_per_partition: median `publish_mb_s` at `produce_partitions` / that count.
+        produce_mb_s_per_partition: median `publish_mb_s` at `produce_partitions` / that count
+            (both figures to 4 significant digits).
         consume_mb_s_per_partition: median `consume_mb_s` at `consume_partitions` / that count
             (NaN when no run consumed).
         produce_partitions: the partition count with the highest median publish MB/s.
@@ -523,6 +524,8 @@ def per_partition_throughput(
     1-partition run always wins) keeps the figure honest when the cluster or the client
     saturates: it is what one partition delivers when the topic runs at full speed.
     Runs should be max-rate runs (`target_rate` 0); rate-limited runs measure the limit.
+    The figures are rounded to 4 significant digits: a measurement is not more precise, and
+    a plan (and the planner's controls) then show 176.6 MB/s, not 176.62524663.
 
     Args:
         results: one row per run with `publish_mb_s`, `consume_mb_s` and the partition
@@ -552,7 +555,7 @@ def per_partition_throughput(
         if series.empty:
             return math.nan, 0
         count = series.idxmax()
-        return float(series[count] / count), int(count)
+        return float(f"{series[count] / count:.4g}"), int(count)
 
     produce, produce_partitions = best("publish_mb_s")
     if produce_partitions == 0:

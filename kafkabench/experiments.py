@@ -2,7 +2,7 @@
 
 | function | notebook |
 | --- | --- |
-| `scaling_consumers`, `lag_status`, `group_ids` | 02 consumer groups and lag |
+| `scaling_consumers`, `lag_status`, `group_ids`, `run_watched` | 02 consumer groups and lag |
 | `offline_shares`, `compare_strategies_live`, `consumer_balance`, `live_summary` | 03 partition strategies |
 | `check_capacity_plan` | 04 capacity planning |
 | `peak_rate`, `rate_latency_curve` | 05 end-to-end latency |
@@ -27,15 +27,18 @@ import numpy as np
 import pandas as pd
 
 from kafkabench import capacity
-from kafkabench.config import ClientProfile
-from kafkabench.errors import ConfigError
+from kafkabench.admin import delete_topics
+from kafkabench.cluster import resolve_bootstrap
+from kafkabench.config import ClientProfile, load_profile
+from kafkabench.errors import ClusterError, ConfigError
 from kafkabench.lag import group_status
 from kafkabench.partitioning import Partitioner, analyze, get_strategy
-from kafkabench.results import load
+from kafkabench.results import RunResult, load
+from kafkabench.runner import run_workload
 from kafkabench.sweep import SweepSpec, run_sweep
 from kafkabench.workload import Workload, key_sequence, load_workload
 
-__all__ = ["ci_mode", "size", "results_dir", "run_options", "group_ids", "scaling_consumers",
+__all__ = ["ci_mode", "size", "results_dir", "run_options", "group_ids", "run_watched", "scaling_consumers",
            "lag_status", "offline_shares", "compare_strategies_live", "consumer_balance",
            "live_summary", "check_capacity_plan", "peak_rate", "rate_latency_curve"]
 
@@ -101,6 +104,49 @@ def group_ids(workload: WorkloadSpec, run_id: str) -> list[str]:
     workload = load_workload(workload)
     return [f"{topic}-g{g}" for topic in workload.topic_names(run_id)
             for g in range(workload.consumer_groups)]
+
+
+def run_watched(workload: WorkloadSpec, monitor: Any, profile: ProfileSpec = None, *, run_id: str,
+                bootstrap: str | None = None, out: str | Path | None = None, progress: bool = True,
+                **options: Any) -> RunResult:
+    """Run a workload while a `widgets.lag_monitor` watches its groups, then stop the monitor
+    before the run's topics are deleted.
+
+    `run_workload` deletes its topics as it returns, and a monitor still sampling then
+    records only errors (UNKNOWN_TOPIC_OR_PART) as its last samples. Here the run keeps its
+    topics, the monitor stops with the group's final lag, and then the topics go.
+
+    Args:
+        workload: the load (with consumer groups, or there is nothing to watch).
+        monitor: the monitor (anything with `stop()`), watching `group_ids(workload, run_id)`.
+        profile: client profile.
+        run_id: the run's id, the one the monitor's group ids were made with.
+        bootstrap: bootstrap servers.
+        out: results folder (default `results_dir()`).
+        progress: show a progress bar.
+        **options: more `run_workload` options (default `run_options()`); `keep_topics=True`
+            keeps the topics after the monitor stops.
+
+    Returns:
+        The run.
+    """
+    workload = load_workload(workload)
+    options = {**run_options(), **options}
+    keep = options.pop("keep_topics", False)
+    result = None
+    try:
+        result = run_workload(workload, profile, bootstrap=bootstrap, out=out if out is not None else results_dir(),
+                              progress=progress, run_id=run_id, keep_topics=True, **options)
+    finally:
+        monitor.stop()
+        if not keep and options.get("topics") is None:
+            try:
+                delete_topics(resolve_bootstrap(bootstrap), workload.topic_names(run_id),
+                              conf=load_profile(profile).common, timeout_s=10)
+            except ClusterError as exc:  # after a failed run: that failure says more
+                if result is not None:
+                    result.summary.setdefault("warnings", []).append(f"could not delete topics: {exc}")
+    return result
 
 
 _SCALING_COLUMNS = ["consumers", "publish_rate", "consume_rate", "consume_mb_s", "e2e_latency_ms_p50",

@@ -7,7 +7,9 @@ computes a statistic or calls `.show()`: the numbers come from `stats`, `results
 
 All figures use the `kafkabench` template (registered in `plotly.io.templates`, not made the
 default): white background, the Okabe-Ito colour sequence (readable by colour-blind
-readers), hover showing values.
+readers) extended with Paul Tol's, hover showing values. Lines past the palette's length
+change dash style, so no two lines of a figure look alike. Numbers are shown in plain
+decimal notation (64,050, not 6.405e+04); log axes label 1, 2, 5, 10, 20, 50, ... in full.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
+
+from kafkabench.errors import ConfigError
 
 __all__ = [
     "TEMPLATE",
@@ -40,10 +44,13 @@ __all__ = [
     "summary_table",
 ]
 
-#: Okabe-Ito, reordered so the first colours are the most distinct on white.
+#: Okabe-Ito, reordered so the first colours are the most distinct on white, then Paul Tol's
+#: muted colours that Okabe-Ito lacks (both readable by colour-blind readers).
 COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#999999",
-          "#000000", "#F0E442"]
+          "#000000", "#F0E442", "#882255", "#44AA99", "#332288", "#999933"]
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+#: d3 format of numbers in hover text and ticks: 4 significant digits, never an exponent.
+NUMBER_FORMAT = ",.4~r"
 
 TEMPLATE = "kafkabench"
 _template = go.layout.Template(pio.templates["plotly_white"])
@@ -97,6 +104,7 @@ _TITLES = {
     "brokers": "brokers",
 }
 _AGGREGATES = ("median", "mean", "min", "max", "std")
+_SETTING_PREFIXES = ("producer.", "consumer.", "common.", "workload.", "profile.", "run.")
 _LATENCY = re.compile(r"^(publish_latency|e2e_latency|publish_delay)_(ms|us)_(\w+)$")
 _UNIT_WORDS = {"ms": "ms", "us": "µs"}
 
@@ -152,6 +160,42 @@ def axis_title(column: str) -> str:
 # ------------------------------------------------------------------------- helpers
 
 
+def line_style(i: int) -> tuple[str, str]:
+    """Colour and dash of the i-th line of a figure: colours first, then dash styles.
+
+    Args:
+        i: the line's position (0-based).
+
+    Returns:
+        (colour, dash): lines 0 to len(COLORS) - 1 are solid in distinct colours; later
+        lines reuse the colours with the next dash style.
+    """
+    return COLORS[i % len(COLORS)], DASHES[(i // len(COLORS)) % len(DASHES)]
+
+
+def _plain(value: float) -> str:
+    """A tick number in plain notation: 0.005, 20, 2,000, 5M."""
+    if value >= 1e6:
+        return f"{value / 1e6:g}M"
+    return f"{value:,.6f}".rstrip("0").rstrip(".") if value < 1 else f"{value:,.0f}"
+
+
+def _log_axis(fig: go.Figure, axis: str, data: Sequence[Any], **selector: Any) -> None:
+    """Make an axis logarithmic with ticks labelled in full at 1, 2, 5, 10, 20, 50, ...
+
+    Plotly alone labels the 2s and 5s of a short log axis as bare "2" and "5", which read
+    as wrong values. Over more than three decades only the powers of ten are labelled.
+    """
+    values = _num(np.concatenate([_num(d) for d in data])) if len(data) else np.array([])
+    values = values[np.isfinite(values) & (values > 0)]
+    low, high = (values.min(), values.max()) if len(values) else (1.0, 10.0)
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    mantissas = (1,) if last - first > 3 else (1, 2, 5)
+    ticks = [m * 10.0 ** e for e in range(first, last + 1) for m in mantissas]
+    update = fig.update_yaxes if axis == "y" else fig.update_xaxes
+    update(type="log", tickmode="array", tickvals=ticks, ticktext=[_plain(t) for t in ticks], **selector)
+
+
 def _figure(title: str | None = None, **layout: Any) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(template=TEMPLATE, title=title, **layout)
@@ -174,7 +218,9 @@ def _axis_values(series: pd.Series) -> list[Any] | np.ndarray:
 
 
 def _hover_columns(frame: pd.DataFrame, columns: Sequence[str] | None) -> tuple[np.ndarray | None, str]:
-    """customdata holding `columns` as text, and the hovertemplate lines showing them."""
+    """customdata holding `columns` as text, and the hovertemplate lines showing them
+    (columns the frame lacks are left out)."""
+    columns = [c for c in columns or () if c in frame]
     if not columns:
         return None, ""
     custom = np.array([[_key(v) for v in frame[c]] for c in columns], dtype=object).T
@@ -188,7 +234,7 @@ def _missing(value: Any) -> bool:
         return False
 
 
-def _hover(x_title: str, y_title: str, *, y_format: str = ".4~g", extra: str = "") -> str:
+def _hover(x_title: str, y_title: str, *, y_format: str = NUMBER_FORMAT, extra: str = "") -> str:
     return (f"<b>%{{fullData.name}}</b><br>{x_title}: %{{x}}<br>{y_title}: %{{y:{y_format}}}"
             f"{extra}<extra></extra>")
 
@@ -235,8 +281,16 @@ def throughput_vs(df: pd.DataFrame, x: str, y: str = "publish_rate", color: str 
         hover_data: more columns to show on hover (e.g. `run_id`).
 
     Returns:
-        The figure: one trace per `color` value (one trace when `color` is None).
+        The figure: one trace per `color` value (one trace when `color` is None); the y axis
+        starts at 0, so that a small difference looks small.
+
+    Raises:
+        ConfigError: several rows share one (x, color) point, as runs of a sweep do when
+            other settings varied too. Plotly would stack them into one bar (or zig-zag a
+            line through them); aggregate first, e.g. `sweep.summarize(runs, [x, color])`
+            for the median per point, or colour by the other setting.
     """
+    _one_row_per_point(df, x, color)
     if error_y is True:
         base = y.rsplit("_", 1)[0] if y.rsplit("_", 1)[-1] in _AGGREGATES else y
         error_y = (f"{base}_min", f"{base}_max")
@@ -259,19 +313,39 @@ def throughput_vs(df: pd.DataFrame, x: str, y: str = "publish_rate", color: str 
             errors = {"type": "data", "symmetric": False, "visible": True,
                       "array": _num(part[high]) - ys, "arrayminus": ys - _num(part[low])}
         custom, extra = _hover_columns(part, hover_data)
+        colour, dash = line_style(i)
         common = {"x": xs, "y": ys, "name": name, "error_y": errors, "customdata": custom,
-                  "marker_color": COLORS[i % len(COLORS)],
-                  "hovertemplate": _hover(x_title, y_title, extra=extra)}
+                  "marker_color": colour, "hovertemplate": _hover(x_title, y_title, extra=extra)}
         if categorical:
             fig.add_trace(go.Bar(**common))
         else:
-            fig.add_trace(go.Scatter(mode="lines+markers", line_color=COLORS[i % len(COLORS)], **common))
+            fig.add_trace(go.Scatter(mode="lines+markers", line={"color": colour, "dash": dash}, **common))
     fig.update_layout(showlegend=color is not None, barmode="group")
+    fig.update_yaxes(rangemode="tozero")
     if log_x:
-        fig.update_xaxes(type="log")
+        _log_axis(fig, "x", [df[x]])
     if categorical:
         fig.update_xaxes(type="category")
     return fig
+
+
+def _one_row_per_point(df: pd.DataFrame, x: str, color: str | None) -> None:
+    """Raise ConfigError when rows repeat an (x, color) pair, naming what differs between them."""
+    keys = [x] if color is None else [x, color]
+    text = df[keys].map(_key)
+    repeated = text.duplicated(keep=False)
+    if not repeated.any():
+        return
+    first = text[repeated].iloc[0]
+    rows = df[(text == first).all(axis=1)]
+    differ = [c for c in df.columns if c not in keys and str(c).startswith(_SETTING_PREFIXES)
+              and rows[c].map(_key).nunique() > 1]
+    at = ", ".join(f"{k}={first[k]}" for k in keys)
+    how = (f"they differ in {', '.join(differ)}: " if differ else "")
+    raise ConfigError(
+        f"{len(rows)} rows share the point {at}, so plotly would stack or zig-zag them; {how}"
+        f"aggregate first, e.g. sweep.summarize(rows, {keys!r}) for the median per point, "
+        "or pass color= the setting that tells them apart")
 
 
 def throughput_over_time(timeseries: pd.DataFrame, *, title: str | None = None) -> go.Figure:
@@ -303,8 +377,14 @@ def throughput_over_time(timeseries: pd.DataFrame, *, title: str | None = None) 
                                  fillcolor="rgba(153,153,153,0.15)", hovertemplate="%{y:,.0f} messages"),
                       secondary_y=True)
     fig.update_xaxes(title_text=axis_title("t"))
-    fig.update_yaxes(title_text="messages per second (msg/s)", secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(title_text=axis_title("backlog"), secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text="messages per second (msg/s)", secondary_y=False, rangemode="nonnegative")
+    # Plotly syncs an overlaying axis' ticks to the main grid (0, 247, 494, ...): ask for its
+    # own round ticks. A backlog of 0 throughout would get a -1..1 range: show 0 alone.
+    backlog = _num(timeseries["backlog"]) if "backlog" in timeseries else np.array([])
+    fig.update_yaxes(title_text=axis_title("backlog"), secondary_y=True, showgrid=False,
+                     rangemode="nonnegative", tickmode="auto", tickformat=",~r")
+    if not (backlog > 0).any():
+        fig.update_yaxes(secondary_y=True, range=[0, 1], tickmode="array", tickvals=[0])
     if not len(t):
         _empty(fig, "no time series recorded")
     return fig
@@ -355,10 +435,13 @@ def latency_spectrum(spectrum: pd.DataFrame, *, color: str = "metric", title: st
         fig.add_trace(go.Scatter(
             x=_percentile_x(part["percentile"]), y=_num(part["value_ms"]), name=label, mode="lines",
             line={"color": colour, "dash": dash}, customdata=_num(part["percentile"]),
-            hovertemplate=f"<b>{label}</b><br>p%{{customdata:.3f}}: %{{y:.4~g}} ms<extra></extra>"))
+            hovertemplate=f"<b>{label}</b><br>p%{{customdata:.3f}}: %{{y:,.4~r}} ms<extra></extra>"))
     fig.update_xaxes(type="log", tickvals=[100.0 / (100.0 - p) for p in _PERCENTILE_TICKS],
                      ticktext=[f"{p:g}%" for p in _PERCENTILE_TICKS])
-    fig.update_yaxes(type="log" if log_y else "linear", rangemode="tozero")
+    if log_y:
+        _log_axis(fig, "y", [t.y for t in fig.data])
+    else:
+        fig.update_yaxes(type="linear", rangemode="tozero")
     return fig
 
 
@@ -396,10 +479,13 @@ def latency_over_time(timeseries: pd.DataFrame, *, columns: Sequence[str] | None
         fig.add_trace(go.Scatter(x=t, y=_num(timeseries[column]), name=_bare(axis_title(column)),
                                  mode="lines+markers", marker={"size": 4},
                                  line={"color": colour, "dash": dash},
-                                 hovertemplate=f"%{{y:.4~g}} {unit}"))
+                                 hovertemplate=f"%{{y:,.4~r}} {unit}"))
     units = {m.group(2) for m in map(_LATENCY.match, columns) if m}
     fig.update_yaxes(title_text=f"latency ({_UNIT_WORDS[units.pop()]})" if len(units) == 1 else "latency")
-    fig.update_yaxes(type="log" if log_y else "linear")
+    if log_y:
+        _log_axis(fig, "y", [t.y for t in fig.data])
+    else:
+        fig.update_yaxes(type="linear", rangemode="tozero")
     if not columns or not len(t):
         _empty(fig, "no latency recorded")
     return fig
@@ -409,10 +495,10 @@ def rate_vs_latency(df: pd.DataFrame, x: str = "publish_rate",
                     y: str | Sequence[str] = ("e2e_latency_ms_p50", "e2e_latency_ms_p99"), *,
                     target: str | float | None = None, title: str | None = None,
                     log_y: bool = True, hover_data: Sequence[str] | None = None) -> go.Figure:
-    """Latency against throughput, up to saturation (rows in sweep order, e.g. rising target).
+    """Latency against throughput, up to saturation: points joined in order of `x`.
 
     Args:
-        df: one row per run or sweep point.
+        df: one row per run or sweep point (any order).
         x: achieved rate column.
         y: latency column(s), one line each.
         target: a column of target rates (e.g. `target_rate`): each point gets a hollow
@@ -426,6 +512,7 @@ def rate_vs_latency(df: pd.DataFrame, x: str = "publish_rate",
         The figure: a line per `y` column, plus the target markers or line.
     """
     ys = [y] if isinstance(y, str) else list(y)
+    df = df.sort_values(x, kind="stable")  # a line through points out of x order zig-zags
     x_title = axis_title(x)
     fig = _figure(title or "latency vs throughput", xaxis_title=x_title,
                   yaxis_title="latency (ms)" if all("_ms_" in c for c in ys) else axis_title(ys[0]))
@@ -433,8 +520,9 @@ def rate_vs_latency(df: pd.DataFrame, x: str = "publish_rate",
     xs = _num(df[x])
     for i, column in enumerate(ys):
         name = _bare(axis_title(column))
+        colour, dash = line_style(i)
         fig.add_trace(go.Scatter(x=xs, y=_num(df[column]), name=name, mode="lines+markers",
-                                 line={"color": COLORS[i % len(COLORS)]}, customdata=custom,
+                                 line={"color": colour, "dash": dash}, customdata=custom,
                                  hovertemplate=_hover(x_title, axis_title(column), extra=extra)))
     if isinstance(target, str):
         # One trace: target marker -> achieved marker per point, None-separated segments.
@@ -446,12 +534,17 @@ def rate_vs_latency(df: pd.DataFrame, x: str = "publish_rate",
         fig.add_trace(go.Scatter(x=tx, y=ty, mode="markers", name=_bare(axis_title(target)),
                                  marker={"symbol": "circle-open", "size": 9, "color": COLORS[6]},
                                  customdata=xs,
-                                 hovertemplate=(f"target: %{{x:,.4~g}}<br>achieved: %{{customdata:,.4~g}}"
+                                 hovertemplate=(f"target: %{{x:,.4~r}}<br>achieved: %{{customdata:,.4~r}}"
                                                 "<extra></extra>")))
     elif target is not None and not _missing(target):
         fig.add_vline(x=float(target), line={"color": COLORS[3], "dash": "dash"},
-                      annotation_text=f"target {float(target):,.4g}", annotation_position="top left")
-    fig.update_yaxes(type="log" if log_y else "linear")
+                      annotation_text=f"target {format_number(float(target))}",
+                      annotation_position="top left")
+    fig.update_xaxes(rangemode="tozero")
+    if log_y:
+        _log_axis(fig, "y", [df[c] for c in ys])
+    else:
+        fig.update_yaxes(type="linear", rangemode="tozero")
     return fig
 
 
@@ -479,8 +572,8 @@ def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
         raise ValueError(f"by must be 'partition' or 'group', not {by!r}")
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     fig.update_layout(template=TEMPLATE, title=title or "consumer lag", hovermode="closest", height=560)
-    fig.update_yaxes(title_text=axis_title("lag_msgs"), row=1, col=1, rangemode="tozero")
-    fig.update_yaxes(title_text=axis_title("lag_s"), row=2, col=1, rangemode="tozero")
+    fig.update_yaxes(title_text=axis_title("lag_msgs"), row=1, col=1, rangemode="nonnegative")
+    fig.update_yaxes(title_text=axis_title("lag_s"), row=2, col=1, rangemode="nonnegative")
     fig.update_xaxes(title_text=axis_title("t"), row=2, col=1)
     lag = lag[lag["partition"] >= 0] if "partition" in lag else lag  # -1: a group-level error row
     if lag.empty:
@@ -494,20 +587,20 @@ def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
         label = f"p{partition}" if not several_topics else f"{topic}:{partition}"
         name = label if len(groups) == 1 and by == "partition" else f"{group} {label}"
         if by == "group":
-            colour, legend, show = COLORS[gi % len(COLORS)], str(group), group not in in_legend
+            (colour, dash), legend, show = line_style(gi), str(group), group not in in_legend
             in_legend.add(group)
         else:
-            colour, legend, show = COLORS[i % len(COLORS)], f"{group}/{topic}/{partition}", True
+            (colour, dash), legend, show = line_style(i), f"{group}/{topic}/{partition}", True
         t = _num(part["t"])
         status = [_key(s) for s in part["status"]] if "status" in part else None
         for row, column in ((1, "lag_msgs"), (2, "lag_s")):
             unit = "messages" if column == "lag_msgs" else "s"
             fig.add_trace(go.Scatter(
-                x=t, y=_num(part[column]), mode="lines", line={"color": colour, "width": 1.5},
+                x=t, y=_num(part[column]), mode="lines", line={"color": colour, "dash": dash, "width": 1.5},
                 name=str(group) if by == "group" else name, legendgroup=legend,
                 showlegend=row == 1 and show,
                 customdata=status,
-                hovertemplate=(f"<b>{name}</b><br>t %{{x:.1f}} s: %{{y:,.4~g}} {unit}"
+                hovertemplate=(f"<b>{name}</b><br>t %{{x:.1f}} s: %{{y:,.4~r}} {unit}"
                                + ("<br>status %{customdata}" if status else "") + "<extra></extra>")),
                 row=row, col=1)
     if rebalances is not None and not rebalances.empty:
@@ -601,7 +694,7 @@ def partition_heatmap(df: pd.DataFrame, x: str = "partition", y: str = "strategy
         colorscale="Blues", colorbar={"title": {"text": axis_title(z)},
                                       "tickformat": ".0%" if is_share else None},
         hovertemplate=(f"{axis_title(y)} %{{y}}<br>{axis_title(x)} %{{x}}<br>{axis_title(z)}: "
-                       f"%{{z:{'.2%' if is_share else '.4~g'}}}<extra></extra>")))
+                       f"%{{z:{'.2%' if is_share else ',.4~r'}}}<extra></extra>")))
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category", autorange="reversed")
     return fig
@@ -633,12 +726,13 @@ def capacity_sensitivity(sens: pd.DataFrame, output: str = "partitions", *, kind
                       xaxis_title=axis_title("factor"), yaxis_title=out_title, hovermode="closest")
         for i, (name, part) in enumerate(sens.groupby("input", sort=False)):
             part = part.sort_values("factor", kind="stable")
+            colour, dash = line_style(i)
             fig.add_trace(go.Scatter(
                 x=_num(part["factor"]), y=_num(part[output]), name=str(name), mode="lines+markers",
-                line={"color": COLORS[i % len(COLORS)], "dash": DASHES[(i // len(COLORS)) % len(DASHES)]},
+                line={"color": colour, "dash": dash},
                 customdata=_num(part["value"]),
-                hovertemplate=(f"<b>{name}</b> = %{{customdata:,.4~g}} (×%{{x}})<br>"
-                               f"{out_title}: %{{y:,.4~g}}<extra></extra>")))
+                hovertemplate=(f"<b>{name}</b> = %{{customdata:,.4~r}} (×%{{x}})<br>"
+                               f"{out_title}: %{{y:,.4~r}}<extra></extra>")))
         fig.update_xaxes(tickformat=".2~f", ticksuffix="×")
         return fig
     factors = _num(sens["factor"])
@@ -665,8 +759,8 @@ def capacity_sensitivity(sens: pd.DataFrame, output: str = "partitions", *, kind
             y=names, x=widths, base=bases, orientation="h", name=f"input ×{f:g}",
             marker_color=COLORS[3] if i == 0 else COLORS[0], opacity=0.85,
             customdata=np.array([[b[1], b[2]] for b in bars[f]], dtype=float).reshape(-1, 2),
-            hovertemplate=(f"<b>%{{y}}</b> ×{f:g} = %{{customdata[1]:,.4~g}}<br>"
-                           f"{out_title}: %{{customdata[0]:,.4~g}}<extra></extra>")))
+            hovertemplate=(f"<b>%{{y}}</b> ×{f:g} = %{{customdata[1]:,.4~r}}<br>"
+                           f"{out_title}: %{{customdata[0]:,.4~r}}<extra></extra>")))
     if bases:
         fig.add_vline(x=bases[0], line={"color": COLORS[6], "dash": "dash", "width": 1},
                       annotation_text="plan", annotation_position="top")
@@ -700,7 +794,7 @@ def predicted_vs_measured(df: pd.DataFrame, *, title: str | None = None) -> go.F
             fig.add_trace(go.Bar(
                 x=[label], y=[value], name=label, legendgroup=label, showlegend=i == 0,
                 marker_color=COLORS[6] if j == 0 else COLORS[0],
-                hovertemplate=f"<b>{metric}</b><br>{label}: %{{y:,.4~g}}{suffix}<extra></extra>"),
+                hovertemplate=f"<b>{metric}</b><br>{label}: %{{y:,.4~r}}{suffix}<extra></extra>"),
                 row=1, col=i + 1)
         fig.update_yaxes(title_text=axis_title(metric) if not unit else f"{metric} ({unit})",
                          row=1, col=i + 1, rangemode="tozero")
@@ -712,47 +806,112 @@ def predicted_vs_measured(df: pd.DataFrame, *, title: str | None = None) -> go.F
 # ------------------------------------------------------------------------- tables
 
 
-def _cell(value: Any) -> str:
+def format_number(value: Any) -> str:
+    """A value as table text: numbers to 4 significant digits in plain notation, NaN blank.
+
+    Examples: 64050.4 -> "64,050", 176.62524663 -> "176.6", 0.01234567 -> "0.01235",
+    3.0 -> "3", True -> "True", {"a": 1} -> "a: 1".
+
+    Args:
+        value: a cell value.
+
+    Returns:
+        The text.
+    """
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
+        value = float(value)
         if math.isnan(value):
             return ""
+        if math.isinf(value):
+            return "∞" if value > 0 else "-∞"
         if value.is_integer() and abs(value) < 1e15:
             return f"{int(value):,}"
-        return f"{value:,.4g}" if abs(value) >= 1 else f"{value:.4g}"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        decimals = 3 - math.floor(math.log10(abs(value)))
+        text = f"{value:,.{decimals}f}".rstrip("0").rstrip(".")
+        return text if text not in ("0", "-0") else f"{value:.3g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
+        return ", ".join(f"{k}: {format_number(v)}" for k, v in value.items())
     if _missing(value):
         return ""
     return str(value)
 
 
+_CHAR_PX = 7.2  # width of a character of the 12 px table font, plus a little
+_HEADER_LINE_PX = 17
+_NOTEBOOK_PX = 900  # about the width of a JupyterLab output area
+
+
+def _header_lines(name: str, width: int) -> list[str]:
+    """A column name broken after `_`, `.` or spaces into lines of at most `width` characters
+    (plotly wraps table text only at spaces, and clips a long name at its column's edge)."""
+    lines: list[str] = []
+    for token in re.findall(r"[^_.\s]*[_.\s]*", name):
+        if token and lines and len(lines[-1]) + len(token) <= width:
+            lines[-1] += token
+        elif token:
+            lines.append(token)
+    return [line.strip() for line in lines] or [""]
+
+
 def summary_table(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
-                  title: str | None = None) -> go.Figure:
-    """A plotly Table of summary rows (runs, sweep points, plan rows), for reports.
+                  title: str | None = None, transpose: bool | None = None) -> go.Figure:
+    """A plotly Table of summary rows (runs, sweep points, plan rows).
+
+    Column names are kept as they are (they are what code refers to) but broken after `_`
+    and `.` over as many header lines as their column's width needs; a table wider than a
+    notebook is drawn at its natural width (scroll sideways) instead of clipping its text.
 
     Args:
         df: the rows.
         columns: columns to show, in order (default all; missing ones are shown blank).
         title: figure title.
+        transpose: show one row per column instead: a "quantity" column of the column names
+            and a "value" column (one column per row of `df`, headed by its index, when
+            there are several). Default: transposed when `df` has one row and more than four
+            columns, which reads better than one long line.
 
     Returns:
-        The figure: one Table trace; numbers formatted to 4 significant digits, NaN blank.
+        The figure: one Table trace; numbers to 4 significant digits (`format_number`),
+        NaN blank.
     """
     columns = list(df.columns) if columns is None else list(columns)
-    cells = [[_cell(v) for v in df[c]] if c in df else [""] * len(df) for c in columns]
+    if transpose is None:
+        transpose = len(df) == 1 and len(columns) > 4
+    if transpose:
+        values = {"quantity": [str(c) for c in columns]}
+        for n, (label, row) in enumerate(df.iterrows()):
+            values["value" if len(df) == 1 else str(label)] = [row[c] if c in df else None for c in columns]
+        df, columns = pd.DataFrame(values), list(values)
+    cells = [[format_number(v) for v in df[c]] if c in df else [""] * len(df) for c in columns]
     fig = _figure(title, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
     stripes = (["#FFFFFF", "#F6F8FA"] * (len(df) // 2 + 1))[:len(df)]
-    # Relative widths: long run ids get room, numbers stay narrow.
-    widths = [max([len(str(c)), *map(len, column)]) + 2 for c, column in zip(columns, cells)]
+    # Widths in characters: the longest cell or header; when that makes the table wider than
+    # a notebook, headers break into lines and only their longest unbreakable part counts.
+    longest = [max(map(len, column), default=0) for column in cells]
+    widths = [max(n, len(str(c))) + 2 for c, n in zip(columns, longest)]
+    headers = [[str(c)] for c in columns]
+    if sum(widths) * _CHAR_PX + 20 > _NOTEBOOK_PX:
+        widths, headers = [], []
+        for c, n in zip(columns, longest):
+            width = max(n, min(len(str(c)), 10), *map(len, re.split(r"(?<=[_.\s])", str(c))))
+            widths.append(width + 2)
+            headers.append(_header_lines(str(c), width))
+    lines = max(map(len, headers), default=1)
     fig.add_trace(go.Table(
         columnwidth=widths,
-        header={"values": [f"<b>{c}</b>" for c in columns], "fill_color": "#E8EEF4",
-                "align": "left", "font": {"size": 12}},
+        header={"values": ["<b>" + "<br>".join(h) + "</b>" for h in headers], "fill_color": "#E8EEF4",
+                "align": "left", "font": {"size": 12}, "height": 10 + _HEADER_LINE_PX * lines},
         cells={"values": cells, "align": ["left"] + ["right"] * (len(columns) - 1),
-               "fill_color": [stripes] * len(columns), "font": {"size": 12}}))
-    fig.update_layout(height=max(160, min(900, 60 + 28 * (len(df) + 1))) + (40 if title else 0))
+               "fill_color": [stripes] * len(columns), "font": {"size": 12}, "height": 26}))
+    rows_px = 10 + _HEADER_LINE_PX * lines + 26 * len(df)
+    fig.update_layout(height=max(120, min(900, rows_px + 30)) + (40 if title else 0))
+    natural = sum(widths) * _CHAR_PX + 20
+    if natural > _NOTEBOOK_PX:
+        fig.update_layout(width=round(natural), autosize=False)
     return fig

@@ -21,7 +21,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from kafkabench import __version__, plots
-from kafkabench.results import HEADLINE, RunResult, load, load_results
+from kafkabench.results import HEADLINE, RunResult, load, load_many, load_results
+from kafkabench.sweep import summarize
 
 __all__ = ["write_report", "load_runs", "differing_settings"]
 
@@ -45,6 +46,7 @@ h3 { margin-top: 1.5rem; color: #333; }
 .settings { font-family: ui-monospace, Menlo, monospace; font-size: 0.8rem; color: #444; }
 nav a { margin-right: 1rem; }
 .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 0.5rem; }
+.wide { overflow-x: auto; }
 @media (max-width: 900px) { .grid { grid-template-columns: 1fr; } }
 """
 
@@ -71,7 +73,8 @@ def load_runs(results: Runs) -> list[RunResult]:
         if isinstance(item, RunResult):
             runs.append(item)
         else:
-            runs.extend(load(p) for p in load_results(item)["path"])
+            # A damaged run is skipped with a warning naming its folder, not fatal.
+            runs.extend(load_many(item))
     return runs
 
 
@@ -130,10 +133,12 @@ class _Html:
 
     def figure(self, fig: go.Figure) -> None:
         self._n += 1
-        self.parts.append(fig.to_html(
+        markup = fig.to_html(
             full_html=False, include_plotlyjs=not self._plotlyjs_written, div_id=f"kb-fig-{self._n}",
             default_height=f"{fig.layout.height or 450}px",
-            config={"displaylogo": False, "responsive": True}))
+            config={"displaylogo": False, "responsive": True})
+        # A figure wider than the page (a table of many columns) scrolls sideways.
+        self.parts.append(f'<div class="wide">{markup}</div>' if fig.layout.width else markup)
         self._plotlyjs_written = True
 
 
@@ -214,9 +219,16 @@ def _comparison(doc: _Html, runs: Sequence[RunResult], labels: Sequence[str],
         frame[column] = frame[column].map(_setting_text)
     for column in differ[:_MAX_COMPARISONS]:
         color = next((c for c in differ[:2] if c != column), None)
-        doc.figure(plots.throughput_vs(frame, column, "publish_mb_s", color if len(differ) > 1 else None,
-                                       hover_data=["run", "run_id"],
-                                       title=f"publish throughput by {plots.axis_title(column)}"))
+        keys = [column] + ([color] if color else [])
+        title = f"publish throughput by {plots.axis_title(column)}"
+        if _repeats(frame, keys):
+            # Runs that differ in more settings share a bar: show their median, min to max.
+            points = summarize(frame.drop(columns="point", errors="ignore"), keys, metrics=["publish_mb_s"])
+            doc.figure(plots.throughput_vs(points, column, "publish_mb_s_median", color, error_y=True,
+                                           hover_data=["runs"], title=f"{title} (median of runs)"))
+        else:
+            doc.figure(plots.throughput_vs(frame, column, "publish_mb_s", color,
+                                           hover_data=["run", "run_id"], title=title))
     spectra = [r.spectrum().assign(run=label) for r, label in zip(runs, labels)]
     spectra = [s for s in spectra if not s.empty]
     if spectra:
@@ -232,6 +244,11 @@ def _comparison(doc: _Html, runs: Sequence[RunResult], labels: Sequence[str],
         doc.figure(plots.rate_vs_latency(ordered, "publish_rate", y,
                                          target="target_rate" if rate_limited else None,
                                          hover_data=["run"], title="latency vs publish rate, all runs"))
+
+
+def _repeats(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
+    """Whether rows repeat a combination of `keys` (compared as display text)."""
+    return bool(frame[list(keys)].map(_setting_text).duplicated().any())
 
 
 def _sweep_params(sweep: pd.DataFrame) -> list[str]:
@@ -250,9 +267,18 @@ def _sweep(doc: _Html, sweep: pd.DataFrame, sweep_x: str | Sequence[str] | None)
         doc.text('<p class="note">No swept setting found to plot against.</p>')
         return
     x, color = params[0], (params[1] if len(params) > 1 else None)
+    keys = [x] + ([color] if color else [])
     for metric in ("publish_rate", "publish_mb_s"):
         y = next((c for c in (f"{metric}_median", f"{metric}_mean", metric) if c in sweep), None)
         if y is None:
+            continue
+        if _repeats(sweep, keys):
+            # Points that differ in the other swept settings: the median over them.
+            points = summarize(sweep.drop(columns="point", errors="ignore"), keys, metrics=[y])
+            points = points.rename(columns={f"{y}_median": y})
+            doc.figure(plots.throughput_vs(points, x, y, color, error_y=(f"{y}_min", f"{y}_max"),
+                                           title=f"{plots.axis_title(y)} vs {plots.axis_title(x)}, "
+                                                 f"median over {', '.join(params[len(keys):])}"))
             continue
         base = y.rsplit("_", 1)[0] if y != metric else metric
         bars = (f"{base}_min", f"{base}_max")

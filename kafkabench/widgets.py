@@ -8,7 +8,8 @@ attributes (`figure`, `table`).
 
 Figures are shown in `ipywidgets.Output` areas as plotly's own mimetype (rendered by the
 jupyterlab-plotly extension that ships with plotly), because `plotly.graph_objects.FigureWidget`
-needs the optional `anywidget` package in plotly 6+.
+needs the optional `anywidget` package in plotly 6+. They are not plotly-"responsive": see
+`_bundle`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 _STYLE = {"description_width": "initial"}
+#: Height of a panel's figure that does not set its own.
+FIGURE_HEIGHT_PX = 420
 WorkloadSpec = Workload | Mapping[str, Any] | str | Path | None
 ProfileSpec = ClientProfile | Mapping[str, Any] | str | Path | None
 
@@ -57,7 +60,14 @@ def _bundle(item: Any) -> dict[str, Any]:
     """A display_data output for a figure, a DataFrame or text."""
     if isinstance(item, go.Figure):
         spec = json.loads(pio.to_json(item, validate=False))
-        spec["config"] = {"displaylogo": False, "responsive": True}
+        # Not `responsive`: the JupyterLab renderer gives a figure without a height 360 px and
+        # then calls Plots.resize, which deletes width and height from a figure that lacks
+        # either; a responsive figure's container is then sized "100%" of an auto-height
+        # parent, i.e. 0 px. Whether that happens depended on the new output node's height
+        # when plotly first drew, which alternated between redraws of the same Output area:
+        # the tuning panel lost its latency chart on every other run.
+        spec["config"] = {"displaylogo": False}
+        spec["layout"].setdefault("height", FIGURE_HEIGHT_PX)
         data = {"application/vnd.plotly.v1+json": spec,
                 "text/plain": f"<plotly Figure: {item.layout.title.text or ''}>"}
     elif isinstance(item, pd.DataFrame):
@@ -70,10 +80,8 @@ def _bundle(item: Any) -> dict[str, Any]:
 
 
 def _cell(value: Any) -> str:
-    """A table cell as text: floats to 4 significant digits, NaN blank."""
-    if isinstance(value, float):
-        return "" if value != value else f"{value:,.4g}"
-    return "" if value is None or value is pd.NA else str(value)
+    """A table cell as text: numbers to 4 significant digits in plain notation, NaN blank."""
+    return plots.format_number(value)
 
 
 def _show(output: widgets.Output, *items: Any) -> None:
@@ -130,12 +138,14 @@ class ProducerTuningPanel(widgets.VBox):
     """
 
     def __init__(self, *, bootstrap: str | None = None, workload: WorkloadSpec = None,
-                 profile: ProfileSpec = None, duration_s: float = 5,
+                 profile: ProfileSpec = None, duration_s: float = 5, warmup_s: float | None = None,
                  out: str | Path | None = None, progress: bool = True):
         self.bootstrap = bootstrap
         base = load_workload(workload) if workload is not None else Workload(
-            name="tuning", partitions=3, consumer_groups=1, consumers_per_group=1)
-        self.base_workload = dataclasses.replace(base, consumer_groups=max(1, base.consumer_groups))
+            name="tuning", partitions=3, consumer_groups=1, consumers_per_group=1, warmup_s=1.0)
+        self.base_workload = dataclasses.replace(
+            base, consumer_groups=max(1, base.consumer_groups),
+            warmup_s=base.warmup_s if warmup_s is None else float(warmup_s))
         self.base_profile = load_profile(profile)
         self.out = out
         self.progress = progress
@@ -214,21 +224,34 @@ class ProducerTuningPanel(widgets.VBox):
 
         Returns:
             The run, or None when it failed (the error is shown in the panel).
+
+        Raises:
+            Exception: anything but a `KafkabenchError` (a bug), after showing it in the panel.
         """
         self.run_button.disabled = True
         self.message.value = _info_html("running…")
         s = self.settings()
+        failure: Exception | None = None
         try:
             workload, profile = self.workload_and_profile()
-            with self.progress_area:  # captures the progress bar in a notebook; a no-op elsewhere
-                result = run_workload(workload, profile, bootstrap=self.bootstrap, out=self.out,
-                                      progress=self.progress)
+            # Captures the progress bar in a notebook (a no-op elsewhere). In a kernel, an
+            # exception leaving `with output:` is printed there and swallowed: catch it inside.
+            with self.progress_area:
+                try:
+                    result = run_workload(workload, profile, bootstrap=self.bootstrap, out=self.out,
+                                          progress=self.progress)
+                except Exception as exc:  # noqa: BLE001 - reported below, bugs re-raised
+                    failure = exc
             self.progress_area.clear_output()
         except KafkabenchError as exc:
-            self.message.value = _error_html(exc)
-            return None
+            failure = exc
         finally:
             self.run_button.disabled = False
+        if failure is not None:
+            self.message.value = _error_html(failure)
+            if isinstance(failure, KafkabenchError):
+                return None
+            raise failure
         n = len(self.runs) + 1
         self.runs.append(result)
         self.labels.append(f"#{n} {s['compression.type']} acks={s['acks']} linger={s['linger.ms']} "
@@ -255,15 +278,19 @@ class ProducerTuningPanel(widgets.VBox):
                          "message_size": s.get("workload.message_size"),
                          **{c: s.get(c) for c in TUNING_COLUMNS[6:]}})
         self.table = pd.DataFrame(rows, columns=TUNING_COLUMNS)
-        spectra = [r.spectrum().assign(run=label) for label, r in zip(self.labels, self.runs)]
+        # Charts name runs "#1", "#2" (the table says what each is): the full labels made a
+        # legend wider than the latency chart, squeezing its plot to a few pixels.
+        short = [label.split(" ", 1)[0] for label in self.labels]
+        spectra = [r.spectrum().assign(run=n) for n, r in zip(short, self.runs)]
         spectra = [s[s["metric"].isin(["publish_latency_us", "e2e_latency_us"])]
                    for s in spectra if not s.empty]
         if self.runs:
             self.figure = plots.latency_spectrum(pd.concat(spectra, ignore_index=True) if spectra else
                                                  pd.DataFrame(columns=["metric", "percentile", "value_ms"]),
                                                  log_y=True, title="latency by percentile")
-            self.throughput_figure = plots.throughput_vs(self.table, "run", "publish_mb_s",
-                                                         hover_data=["publish_rate", "run_id"],
+            chart = self.table.assign(settings=self.table["run"], run=short)
+            self.throughput_figure = plots.throughput_vs(chart, "run", "publish_mb_s",
+                                                         hover_data=["settings", "publish_rate", "run_id"],
                                                          title="publish throughput")
             self.throughput_figure.update_xaxes(title_text=None)
         else:
@@ -271,6 +298,11 @@ class ProducerTuningPanel(widgets.VBox):
         _show(self.plot_area, self.figure)
         _show(self.bar_area, self.throughput_figure)
         _show(self.table_area, self.table if self.runs else None)
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 partition", "3 partitions"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _with(options: Iterable[int], value: Any) -> list[int]:
@@ -284,14 +316,18 @@ def _with(options: Iterable[int], value: Any) -> list[int]:
 
 
 def producer_tuning_panel(*, bootstrap: str | None = None, workload: WorkloadSpec = None,
-                          duration_s: float = 5, profile: ProfileSpec = None,
+                          duration_s: float = 5, warmup_s: float | None = None, profile: ProfileSpec = None,
                           out: str | Path | None = None, progress: bool = True) -> ProducerTuningPanel:
     """A panel to try producer settings against a cluster and compare the runs.
 
     Args:
         bootstrap: bootstrap servers (default: KAFKABENCH_BOOTSTRAP or the embedded cluster).
-        workload: base workload (default: 3 partitions, one consumer group of one consumer).
-        duration_s: initial run duration.
+        workload: base workload (default: 3 partitions, one consumer group of one consumer,
+            a 1 s warm-up).
+        duration_s: initial run duration (measured, after the warm-up).
+        warmup_s: unmeasured seconds at the start of every run (default: the workload's).
+            Without one, a short run's p99 latency is mostly the cold start of a fresh topic
+            and new clients (measured: p99 25-106 ms instead of 10 ms on a busy machine).
         profile: base client profile; the panel's controls override its producer settings.
         out: folder to save every run in (for `write_report` later), or None.
         progress: show a progress bar while running.
@@ -300,7 +336,7 @@ def producer_tuning_panel(*, bootstrap: str | None = None, workload: WorkloadSpe
         The panel; `panel.run()` runs once, as the Run button does.
     """
     return ProducerTuningPanel(bootstrap=bootstrap, workload=workload, profile=profile,
-                               duration_s=duration_s, out=out, progress=progress)
+                               duration_s=duration_s, warmup_s=warmup_s, out=out, progress=progress)
 
 
 # ------------------------------------------------------------------------- partitioning
@@ -414,9 +450,12 @@ class CapacityPlanner(widgets.VBox):
         measured: the `PartitionThroughput` the per-partition inputs were prefilled from, or None.
     """
 
-    def __init__(self, results: pd.DataFrame | str | Path | None = None, **inputs: Any):
+    def __init__(self, results: pd.DataFrame | str | Path | None = None, *,
+                 inputs: capacity.CapacityInputs | None = None, **values: Any):
         self.measured: capacity.PartitionThroughput | None = None
         self.inputs: capacity.CapacityInputs | None = None
+        # Inputs without a control (daily_ingress_gb, max_partitions_per_broker) come from here.
+        self._base = inputs
         self.table = pd.DataFrame()
         self.sensitivity = pd.DataFrame()
         self.figure: go.Figure | None = None
@@ -435,11 +474,17 @@ class CapacityPlanner(widgets.VBox):
                 defaults["produce_mb_s_per_partition"] = m.produce_mb_s_per_partition
                 if m.consume_mb_s_per_partition == m.consume_mb_s_per_partition:  # not NaN
                     defaults["consume_mb_s_per_partition"] = m.consume_mb_s_per_partition
-                note = _info_html(f"per-partition throughput measured in {m.runs} run(s): produce "
-                                  f"{m.produce_mb_s_per_partition:.3g} MB/s (at {m.produce_partitions} "
-                                  f"partitions), consume {m.consume_mb_s_per_partition:.3g} MB/s")
+                note = _info_html(
+                    f"per-partition throughput measured in {_count(m.runs, 'run')}: produce "
+                    f"{_cell(m.produce_mb_s_per_partition)} MB/s (at "
+                    f"{_count(m.produce_partitions, 'partition')}), consume "
+                    f"{_cell(m.consume_mb_s_per_partition)} MB/s"
+                    + (f" (at {_count(m.consume_partitions, 'partition')})" if m.consume_partitions else ""))
+        given = dataclasses.asdict(inputs) if inputs is not None else {}
+        if inputs is not None and results is not None:
+            note += _info_html(" · the inputs given replace the measured figures")
         values = {**{f.name: f.default for f in dataclasses.fields(capacity.CapacityInputs)
-                     if f.default is not dataclasses.MISSING}, **defaults, **inputs}
+                     if f.default is not dataclasses.MISSING}, **defaults, **given, **values}
 
         def number(name: str, description: str, lo: float, hi: float,
                    step: float) -> widgets.BoundedFloatText:
@@ -481,8 +526,11 @@ class CapacityPlanner(widgets.VBox):
         self.update()
 
     def capacity_inputs(self) -> capacity.CapacityInputs:
-        """The CapacityInputs of the current control values."""
-        return capacity.CapacityInputs(**{name: c.value for name, c in self.controls.items()})
+        """The CapacityInputs of the current control values (and of `inputs=` for the rest)."""
+        values = {name: c.value for name, c in self.controls.items()}
+        if self._base is not None:
+            return dataclasses.replace(self._base, **values)
+        return capacity.CapacityInputs(**values)
 
     def update(self) -> pd.DataFrame:
         """Plan with the current inputs and redraw.
@@ -509,18 +557,24 @@ class CapacityPlanner(widgets.VBox):
         return self.table
 
 
-def capacity_planner(results: pd.DataFrame | str | Path | None = None, **inputs: Any) -> CapacityPlanner:
+def capacity_planner(results: pd.DataFrame | str | Path | None = None, *,
+                     inputs: capacity.CapacityInputs | None = None, **values: Any) -> CapacityPlanner:
     """A panel planning partitions, storage, network and brokers, with a sensitivity chart.
+
+    Pass the `CapacityInputs` a notebook planned with as `inputs=`, so the panel starts from
+    the same plan (every input, not only the target: consumers alone can change the
+    partition count).
 
     Args:
         results: measured runs (`load_results()` frame or a results folder): the
             per-partition throughputs are prefilled with `capacity.per_partition_throughput`.
-        **inputs: initial `CapacityInputs` values (e.g. target_mb_s=250).
+        inputs: initial inputs, all of them; they win over `results`.
+        **values: initial `CapacityInputs` values (e.g. target_mb_s=250); they win over both.
 
     Returns:
         The panel; `panel.update()` replans, as changing a control does.
     """
-    return CapacityPlanner(results, **inputs)
+    return CapacityPlanner(results, inputs=inputs, **values)
 
 
 # ------------------------------------------------------------------------- lag
@@ -529,7 +583,9 @@ def capacity_planner(results: pd.DataFrame | str | Path | None = None, **inputs:
 class LagMonitor(widgets.VBox):
     """A live lag chart: a `LagSampler` thread samples, each sample redraws the chart.
 
-    Stops on the Stop button, on `stop()`, or after `max_duration_s`.
+    Stops on the Stop button, on `stop()`, or after `max_duration_s`. Stop it before the
+    watched topics are deleted (`experiments.run_watched` does), or its last samples are
+    errors.
 
     Attributes:
         sampler: the running (or last) LagSampler, None before the first start.
@@ -537,12 +593,14 @@ class LagMonitor(widgets.VBox):
     """
 
     def __init__(self, groups: str | Iterable[str], *, bootstrap: str | None = None, interval_s: float = 1.0,
-                 max_duration_s: float = 600.0, conf: Mapping[str, Any] | None = None):
+                 max_duration_s: float = 600.0, conf: Mapping[str, Any] | None = None,
+                 missing_committed: str = "earliest"):
         self.groups = [groups] if isinstance(groups, str) else list(groups)
         self.bootstrap = bootstrap
         self.interval_s = interval_s
         self.max_duration_s = max_duration_s
         self.conf = conf
+        self.missing_committed = missing_committed
         self.sampler: LagSampler | None = None
         self.figure: go.Figure | None = None
         self._timer: threading.Timer | None = None
@@ -567,7 +625,8 @@ class LagMonitor(widgets.VBox):
                 return
             try:
                 bootstrap = resolve_bootstrap(self.bootstrap)
-                self.sampler = LagSampler(bootstrap, self.groups, interval_s=self.interval_s, conf=self.conf)
+                self.sampler = LagSampler(bootstrap, self.groups, interval_s=self.interval_s, conf=self.conf,
+                                          missing_committed=self.missing_committed)
             except KafkabenchError as exc:
                 self.status.value = _error_html(exc)
                 return
@@ -623,12 +682,15 @@ class LagMonitor(widgets.VBox):
 
 
 def lag_monitor(groups: str | Iterable[str], *, bootstrap: str | None = None, interval_s: float = 1.0,
-                max_duration_s: float = 600.0, start: bool = True) -> LagMonitor:
+                max_duration_s: float = 600.0, start: bool = True,
+                missing_committed: str = "earliest") -> LagMonitor:
     """A live lag chart of consumer groups, refreshed at every sample.
 
     The groups of a run are named `<topic_prefix>-<run_id>-<topic index>-g<group index>`
-    (e.g. `kb-myrun-0-g0`): pass `run_id="myrun"` to `run_workload` to know them in advance.
-    The chart keeps refreshing while the notebook runs another cell.
+    (e.g. `kb-myrun-0-g0`): pass `run_id="myrun"` to `run_workload` to know them in advance,
+    and run it with `experiments.run_watched(workload, monitor, run_id=...)`, which stops the
+    monitor before the run deletes its topics. The chart keeps refreshing while the
+    notebook runs another cell.
 
     Args:
         groups: consumer group id(s).
@@ -636,11 +698,16 @@ def lag_monitor(groups: str | Iterable[str], *, bootstrap: str | None = None, in
         interval_s: seconds between samples.
         max_duration_s: stop by itself after this long.
         start: start sampling right away (else on the Start button).
+        missing_committed: lag of a partition the group has not committed yet: "earliest"
+            (the default, as `run_workload` measures: from the log start, where a new
+            kafkabench consumer starts reading; a group commits only every 5 s, so a short run
+            would otherwise show no lag at all) or "nan" (unknown, as `kafka-consumer-groups`).
 
     Returns:
         The monitor; `monitor.stop()` stops it, `monitor.frame()` has the samples.
     """
-    monitor = LagMonitor(groups, bootstrap=bootstrap, interval_s=interval_s, max_duration_s=max_duration_s)
+    monitor = LagMonitor(groups, bootstrap=bootstrap, interval_s=interval_s, max_duration_s=max_duration_s,
+                         missing_committed=missing_committed)
     if start:
         monitor.start()
     return monitor

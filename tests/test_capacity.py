@@ -239,3 +239,14 @@ def test_bad_inputs_name_parameter_and_value(call, param, value):
     with pytest.raises(ConfigError) as exc:
         call()
     assert param in str(exc.value) and value in str(exc.value)
+
+
+def test_per_partition_throughput_keeps_4_significant_digits():
+    # 04 printed 176.62524663 MB/s per partition: more digits than any measurement has.
+    results = pd.DataFrame({"workload.partitions": [3], "publish_mb_s": [529.8757399],
+                            "consume_mb_s": [1000.0 / 3 * 2]})
+    got = per_partition_throughput(results)
+    assert got.produce_mb_s_per_partition == 176.6 and got.consume_mb_s_per_partition == 222.2
+    inputs = CapacityInputs(target_mb_s=100, produce_mb_s_per_partition=got.produce_mb_s_per_partition,
+                            consume_mb_s_per_partition=got.consume_mb_s_per_partition)
+    assert plan(inputs).partitions == 1

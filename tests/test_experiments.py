@@ -9,7 +9,7 @@ from kafkabench import capacity, experiments
 from kafkabench.errors import ConfigError
 from kafkabench.experiments import (_owners, check_capacity_plan, compare_strategies_live, consumer_balance,
                                     group_ids, lag_status, live_summary, offline_shares, rate_latency_curve,
-                                    scaling_consumers, size)
+                                    run_watched, scaling_consumers, size)
 from kafkabench.results import load
 
 # Tiny live runs: about 1 s of load at a low rate, in threads (as CI mode runs them).
@@ -96,3 +96,24 @@ def test_rate_latency_curve_rows_follow_the_rates(bootstrap):
     curve = rate_latency_curve([2000, 500], LIVE, bootstrap=bootstrap, progress=False)
     assert curve["target_rate"].tolist() == [500, 2000]
     assert curve["publish_delay_ms_p99"].notna().all()
+
+
+def test_run_watched_monitor_sees_the_backlog_and_stops_before_the_topic_goes(bootstrap):
+    # 02: the monitor showed no lag (no commit yet: NA) while the run measured 20-30k messages
+    # behind, and ended on UNKNOWN_TOPIC_OR_PART errors because the run deleted its topic first.
+    from kafkabench import widgets
+    from kafkabench.admin import list_topics
+    from kafkabench.results import make_run_id
+
+    workload = {**LIVE, "consumer_groups": 1, "backlog_messages": 3000, "producer_rate": 1000}
+    run_id = make_run_id("watched")
+    monitor = widgets.lag_monitor(group_ids(workload, run_id), bootstrap=bootstrap, interval_s=0.25)
+    run = run_watched(workload, monitor, run_id=run_id, bootstrap=bootstrap, progress=False)
+    assert not monitor.running
+    frame = monitor.frame()
+    behind = frame.groupby("t")["lag_msgs"].sum(min_count=1)
+    assert behind.max() > 0, frame  # uncommitted partitions count from the log start
+    assert set(frame["status"]) <= {"OK", "WARN"} and monitor.sampler.errors().empty
+    assert "error" not in monitor.status.value
+    assert not [t for t in list_topics(bootstrap) if run_id in t]  # deleted after the monitor stopped
+    assert run.summary["consumed"] >= 3000

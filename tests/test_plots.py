@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import pytest
 
 from kafkabench import plots
+from kafkabench.errors import ConfigError
 from kafkabench.lag import lag_frame
 from kafkabench.results import empty_lag, empty_rebalances, empty_timeseries
 
@@ -95,7 +96,8 @@ def test_throughput_vs_one_line_per_color_with_min_max_error_bars():
 
 
 def test_throughput_vs_error_y_true_infers_min_max_and_log_x():
-    fig = plots.throughput_vs(_sweep(), "producer.linger.ms", "publish_rate_median", error_y=True,
+    none = _sweep()[lambda d: d["producer.compression.type"] == "none"]
+    fig = plots.throughput_vs(none, "producer.linger.ms", "publish_rate_median", error_y=True,
                               log_x=True, title="t")
     assert len(fig.data) == 1 and fig.layout.xaxis.type == "log"
     assert fig.data[0].error_y.arrayminus is not None
@@ -357,3 +359,122 @@ def test_plots_never_show(monkeypatch):
     plots.throughput_over_time(_timeseries())
     plots.lag_over_time(_lag(), _rebalances())
     plots.latency_spectrum(_spectrum())
+
+
+# ------------------------------------------------------------------ what readers saw wrong (issue 9)
+
+
+def _acks_runs():
+    """01's CI sweep: four runs share acks=all and batch.size 1M, differing in the other settings."""
+    return pd.DataFrame({
+        "point": ["p0", "p1", "p2", "p3"], "producer.acks": ["all"] * 4,
+        "producer.batch.size": [1_000_000] * 4, "producer.compression.type": ["none", "none", "lz4", "lz4"],
+        "producer.linger.ms": [0, 20, 0, 20], "publish_rate": [239e3, 285e3, 134e3, 307e3]})
+
+
+def test_throughput_vs_refuses_rows_that_plotly_would_stack_into_one_bar():
+    with pytest.raises(ConfigError, match=r"4 rows share the point producer\.acks=all.*"
+                                          r"compression\.type.*linger\.ms.*summarize"):
+        plots.throughput_vs(_acks_runs(), "producer.acks", "publish_rate", color="producer.batch.size")
+
+
+def test_acks_bars_are_the_median_of_the_runs_not_their_sum():
+    from kafkabench.sweep import summarize
+    runs = pd.concat([_acks_runs(), _acks_runs().assign(**{"producer.acks": "1", "publish_rate": 1e5})])
+    bars = summarize(runs.drop(columns="point"), ["producer.acks", "producer.batch.size"],
+                     metrics=["publish_rate"])
+    fig = plots.throughput_vs(bars, "producer.acks", "publish_rate_median", color="producer.batch.size",
+                              error_y=True)
+    (bar,) = fig.data
+    assert isinstance(bar, go.Bar) and list(bar.x) == ["all", "1"]  # one bar per acks value
+    assert list(bar.y) == [262e3, 1e5]  # median of 239k, 285k, 134k, 307k; not their 965k sum
+    assert list(bar.error_y.arrayminus) == [262e3 - 134e3, 0] and list(bar.error_y.array) == [45e3, 0]
+
+
+def test_throughput_vs_rate_axis_starts_at_zero():
+    # 02: two consume rates 1.5 % apart looked like a cliff on an axis zoomed to them.
+    df = pd.DataFrame({"consumers": [1, 2], "consume_rate": [9850.0, 10000.0]})
+    fig = plots.throughput_vs(df, "consumers", "consume_rate")
+    assert fig.layout.yaxis.rangemode == "tozero"
+
+
+def test_zero_backlog_axis_shows_zero_not_negative_ticks():
+    ts = _timeseries().assign(backlog=[0, 0, 0])
+    fig = plots.throughput_over_time(ts)
+    assert tuple(fig.layout.yaxis2.range) == (0, 1) and tuple(fig.layout.yaxis2.tickvals) == (0,)
+    busy = plots.throughput_over_time(_timeseries())
+    assert busy.layout.yaxis2.rangemode == "nonnegative" and busy.layout.yaxis2.range is None
+    assert busy.layout.yaxis2.tickmode == "auto"  # its own round ticks, not synced to the left axis
+    assert busy.layout.yaxis.rangemode == "nonnegative"
+
+
+def test_rate_vs_latency_joins_points_in_rate_order():
+    df = pd.DataFrame({"publish_rate": [3000.0, 1000.0, 2000.0], "target_rate": [3000.0, 1000.0, 2000.0],
+                       "e2e_latency_ms_p50": [30.0, 10.0, 20.0], "e2e_latency_ms_p99": [90.0, 50.0, 70.0]})
+    fig = plots.rate_vs_latency(df, target="target_rate")
+    assert list(fig.data[0].x) == [1000.0, 2000.0, 3000.0] and list(fig.data[0].y) == [10.0, 20.0, 30.0]
+    assert list(fig.data[1].y) == [50.0, 70.0, 90.0]
+    assert fig.layout.xaxis.rangemode == "tozero"
+
+
+def test_log_axes_label_every_tick_in_full():
+    # plotly alone labels 20 and 50 on a short log axis as "2" and "5"
+    df = pd.DataFrame({"publish_rate": [1000.0, 2000.0], "e2e_latency_ms_p99": [3.0, 80.0]})
+    axis = plots.rate_vs_latency(df, y="e2e_latency_ms_p99").layout.yaxis
+    assert axis.type == "log" and axis.tickmode == "array"
+    labels = dict(zip(axis.tickvals, axis.ticktext))
+    assert labels[2.0] == "2" and labels[20.0] == "20" and labels[50.0] == "50" and labels[100.0] == "100"
+    assert labels[1.0] == "1" and 0.5 not in labels
+    wide = plots.latency_spectrum(_spectrum().assign(value_ms=lambda d: d["value_ms"] * np.tile([1e-3, 1e3], 6)),
+                                  log_y=True).layout.yaxis
+    assert set(wide.ticktext) >= {"0.001", "1", "1,000", "10,000"} and "2" not in wide.ticktext  # decades only
+    assert not [t for t in wide.ticktext if "e" in t]
+
+
+def test_many_lines_never_share_a_colour_and_a_dash():
+    sens = pd.DataFrame([{"input": f"in{i}", "factor": f, "value": f, "partitions": i * f}
+                         for i in range(16) for f in (0.5, 1.0)])
+    fig = plots.capacity_sensitivity(sens, "partitions")
+    styles = {(t.line.color, t.line.dash) for t in fig.data}
+    assert len(fig.data) == 16 and len(styles) == 16
+    assert len({t.line.color for t in fig.data[:len(plots.COLORS)]}) == len(plots.COLORS) >= 12
+    lag = lag_frame([(t, "g", "topic", p, 0, 5, 5, 0.1, "OK", pd.Timestamp("2026-01-01", tz="UTC"))
+                     for t in (0.0, 1.0) for p in range(14)])
+    lines = [t for t in plots.lag_over_time(lag).data if t.yaxis == "y"]
+    assert len({(t.line.color, t.line.dash) for t in lines}) == 14
+
+
+@pytest.mark.parametrize("value, text", [
+    (64050.4, "64,050"), (176.62524663, "176.6"), (5.0188, "5.019"), (0.01234567, "0.01235"),
+    (3.0, "3"), (1234.5678, "1,235"), (2 ** 40, "1,099,511,627,776"), (math.nan, ""), (True, "True"),
+    ({"_MSG_TIMED_OUT": 2.0}, "_MSG_TIMED_OUT: 2"), (-0.5, "-0.5"), (0.0000123456, "0.00001235"),
+])
+def test_numbers_are_shown_in_plain_notation(value, text):
+    assert plots.format_number(value) == text
+
+
+def test_hover_numbers_have_no_exponent():
+    fig = plots.throughput_vs(pd.DataFrame({"consumers": [1], "consume_rate": [64050.4]}), "consumers",
+                              "consume_rate")
+    assert plots.NUMBER_FORMAT == ",.4~r" and f"%{{y:{plots.NUMBER_FORMAT}}}" in fig.data[0].hovertemplate
+
+
+def test_wide_table_keeps_whole_headers_and_its_width():
+    row = {"run_id": "20261129-063416-quickstart-b9e6", "publish_rate": 5000.0, "rate_held": True,
+           "publish_mb_s": 2.56, "consume_rate": 4999.5, "publish_latency_ms_p99": 1354.2,
+           "e2e_latency_ms_p50": 111.3, "e2e_latency_ms_p99": 417.0, "publish_delay_us_p99": 64050.4,
+           "lag_max_msgs": 22477, "rebalances": 2}
+    table = plots.summary_table(pd.DataFrame([row] * 3))
+    headers = list(table.data[0].header.values)
+    # broken after "_" into lines, nothing dropped: the header reads back as the column name
+    assert [h.removeprefix("<b>").removesuffix("</b>").replace("<br>", "") for h in headers] == list(row)
+    assert "<b>publish_<br>latency_<br>ms_p99</b>" in headers
+    assert table.data[0].header.height >= 10 + 17 * 3
+    widths = table.data[0].columnwidth
+    assert all(w >= len(max(h.split("<br>"), key=len)) - 7 for w, h in zip(widths, headers))
+    assert table.layout.width and table.layout.width >= sum(widths) * 7  # scrolls rather than clips
+    one = plots.summary_table(pd.DataFrame([row]))  # one run: a quantity/value list
+    assert list(one.data[0].header.values) == ["<b>quantity</b>", "<b>value</b>"]
+    assert list(one.data[0].cells.values[0]) == list(row) and one.data[0].cells.values[1][8] == "64,050"
+    small = plots.summary_table(pd.DataFrame([row] * 2), ["run_id", "publish_rate"])
+    assert list(small.data[0].header.values) == ["<b>run_id</b>", "<b>publish_rate</b>"]

@@ -6,7 +6,9 @@ import re
 import pandas as pd
 import pytest
 
+from kafkabench import plots
 from kafkabench.errors import KafkabenchError
+from kafkabench.plots import throughput_vs
 from kafkabench.lag import lag_frame
 from kafkabench.report import differing_settings, load_runs, write_report
 from kafkabench.results import RunResult, save
@@ -111,3 +113,26 @@ def test_differing_settings_treats_unset_as_default():
     df = pd.DataFrame({"producer.compression.type": [math.nan, "lz4"], "producer.acks": [1.0, 1.0],
                        "workload.name": ["a", "b"], "workload.partitions": [3, 6], "publish_rate": [1, 2]})
     assert differing_settings(df) == ["producer.compression.type", "workload.partitions"]
+
+
+def test_report_compares_runs_that_differ_in_several_settings_by_their_median(tmp_path, monkeypatch):
+    # Runs differing in compression, linger and message size: the (compression, linger) bars
+    # each got two runs, which plotly stacked into one bar of their sum.
+    runs = []
+    for compression, linger, size, rate in (("none", 0, 100, 1000.0), ("none", 0, 200, 3000.0),
+                                            ("lz4", 0, 100, 2000.0), ("lz4", 0, 200, 4000.0),
+                                            ("lz4", 5, 100, 500.0)):
+        run = _run(f"{compression}-{linger}-{size}", compression=compression, rate=rate)
+        run.summary.update({"producer.linger.ms": linger, "workload.message_size": size})
+        runs.append(run)
+    figures = []
+    monkeypatch.setattr(plots, "throughput_vs", lambda *a, **k: figures.append(throughput_vs(*a, **k))
+                        or figures[-1])
+    page = write_report(runs, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "publish throughput by compression.type (median of runs)" in page
+    by_compression = figures[0]
+    linger0 = next(t for t in by_compression.data if t.name == "0")
+    # none: 2.0 MB/s, the median of 1 and 3; lz4: 3.0, of 2 and 4 (not their sums, 4 and 6)
+    assert dict(zip(linger0.x, linger0.y)) == {"none": 2.0, "lz4": 3.0}
+    # the wide summary table is drawn at its width and scrolls, rather than clipping headers
+    assert page.count('<div class="wide">') >= 1

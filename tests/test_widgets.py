@@ -9,6 +9,7 @@ import uuid
 
 import pandas as pd
 import plotly.graph_objects as go
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kafkabench import widgets as kw
@@ -67,6 +68,28 @@ def test_capacity_planner_prefills_from_measured_results():
     assert [t.name for t in panel.figure.data] == ["input ×0.5", "input ×1.5"]
 
 
+def test_capacity_planner_starts_from_the_plan_it_is_given():
+    # 04: the plan said 2 partitions (2 consumers), the planner 1: it got the target, not the consumers.
+    from kafkabench import capacity
+    results = pd.DataFrame({"workload.partitions": [1, 3], "publish_mb_s": [150.0, 529.9],
+                            "consume_mb_s": [200.0, 600.0]})
+    measured = capacity.per_partition_throughput(results)
+    inputs = capacity.CapacityInputs(target_mb_s=0.2 * 529.9, produce_mb_s_per_partition=measured.produce_mb_s_per_partition,
+                                     consume_mb_s_per_partition=measured.consume_mb_s_per_partition,
+                                     consumers=2, retention_days=7, replication_factor=3,
+                                     max_partitions_per_broker=10)
+    panel = kw.capacity_planner(results, inputs=inputs)
+    assert panel.inputs == inputs  # every input, also those without a control
+    planned = capacity.plan(inputs).as_dict()
+    assert planned["partitions"] == 2
+    assert panel.table.set_index("quantity")["value"].to_dict() == planned
+    assert kw.capacity_planner(inputs=inputs, consumers=3).inputs.consumers == 3  # values win
+    # the measured note: figures as the controls show them, "1 partition" in the singular
+    assert "produce 176.6 MB/s (at 3 partitions)" in panel.children[0].value
+    one = kw.capacity_planner(results.iloc[:1])
+    assert "(at 1 partition)" in one.children[0].value and "1 partitions" not in one.children[0].value
+
+
 def test_capacity_planner_shows_bad_inputs_as_a_message():
     panel = kw.capacity_planner()
     panel.controls["produce_mb_s_per_partition"].value = 0
@@ -105,10 +128,33 @@ def test_producer_tuning_panel_runs_and_accumulates(bootstrap, tmp_path):
     assert len(panel.throughput_figure.data[0].x) == 2
     assert len(panel.figure.data) == 4
     assert PLOTLY_MIME in _mimes(panel.plot_area)[0]
+    # The second run's latency chart: data, short legend names, and a fixed height that
+    # JupyterLab's plotly renderer cannot collapse (a "responsive" figure lost it every other run).
+    assert all(len(t.x) > 0 for t in panel.figure.data)
+    assert [t.name for t in panel.figure.data][2:] == ["#2 · publish latency", "#2 · end-to-end latency"]
+    for area in (panel.plot_area, panel.bar_area):
+        (bundle,) = area.outputs
+        spec = bundle["data"][PLOTLY_MIME]
+        assert "responsive" not in spec["config"] and spec["layout"]["height"] >= 300
+    assert run.summary["workload.warmup_s"] == 1.0  # the cold start is not measured
     assert len(list(tmp_path.iterdir())) == 2  # both runs saved for a report
 
     panel.clear_button.click()
     assert panel.runs == [] and panel.table.empty and panel.plot_area.outputs == ()
+
+
+def test_producer_tuning_panel_reports_a_failed_run_and_stays_usable(monkeypatch):
+    # In a kernel, `with output:` swallowed the exception and run() then failed with an
+    # UnboundLocalError: the panel must say what failed and re-raise a bug.
+    def broken(*args, **kwargs):
+        raise RuntimeError("worker exploded")
+
+    monkeypatch.setattr(kw, "run_workload", broken)
+    panel = kw.producer_tuning_panel(bootstrap="127.0.0.1:1", duration_s=1, progress=False)
+    with pytest.raises(RuntimeError, match="worker exploded"):
+        panel.run()
+    assert "RuntimeError" in panel.message.value and "worker exploded" in panel.message.value
+    assert not panel.run_button.disabled and panel.runs == []
 
 
 def test_producer_tuning_panel_shows_cluster_errors_not_tracebacks():
