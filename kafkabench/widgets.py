@@ -254,8 +254,11 @@ class ProducerTuningPanel(widgets.VBox):
             raise failure
         n = len(self.runs) + 1
         self.runs.append(result)
+        size = s["message_size"]
+        rate = f"{s['producer_rate']:,}/s" if s["producer_rate"] else "max"
         self.labels.append(f"#{n} {s['compression.type']} acks={s['acks']} linger={s['linger.ms']} "
-                           f"batch={_size(s['batch.size'])}")
+                           f"batch={_size(s['batch.size'])} size={_size(size)} "
+                           f"rate={rate}")
         warnings = result.summary.get("warnings") or []
         self.message.value = _info_html("; ".join([f"run #{n} done", *map(str, warnings)]))
         self._render()
@@ -278,9 +281,7 @@ class ProducerTuningPanel(widgets.VBox):
                          "message_size": s.get("workload.message_size"),
                          **{c: s.get(c) for c in TUNING_COLUMNS[6:]}})
         self.table = pd.DataFrame(rows, columns=TUNING_COLUMNS)
-        # Charts name runs "#1", "#2" (the table says what each is): the full labels made a
-        # legend wider than the latency chart, squeezing its plot to a few pixels.
-        short = [label.split(" ", 1)[0] for label in self.labels]
+        short = _short_labels(self.labels)
         spectra = [r.spectrum().assign(run=n) for n, r in zip(short, self.runs)]
         spectra = [s[s["metric"].isin(["publish_latency_us", "e2e_latency_us"])]
                    for s in spectra if not s.empty]
@@ -300,8 +301,20 @@ class ProducerTuningPanel(widgets.VBox):
         _show(self.table_area, self.table if self.runs else None)
 
 
+def _short_labels(labels: list[str]) -> list[str]:
+    """Run labels for charts: "#n" and only the settings that differ between the runs.
+
+    The full labels ("#1 none acks=all linger=5 batch=1M") made the latency chart's legend
+    wider than the chart, squeezing its plot to a few pixels; the table keeps them.
+    """
+    parts = [label.split(" ") for label in labels]
+    differ = [i for i in range(1, max(map(len, parts), default=1))
+              if len({tuple(p[i:i + 1]) for p in parts}) > 1]
+    return [" ".join([p[0], *(p[i] for i in differ if i < len(p))]) for p in parts]
+
+
 def _count(n: int, noun: str) -> str:
-    """"1 partition", "3 partitions"."""
+    """The count and its noun, plural unless 1: "1 partition", "3 partitions"."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
@@ -327,7 +340,8 @@ def producer_tuning_panel(*, bootstrap: str | None = None, workload: WorkloadSpe
         duration_s: initial run duration (measured, after the warm-up).
         warmup_s: unmeasured seconds at the start of every run (default: the workload's).
             Without one, a short run's p99 latency is mostly the cold start of a fresh topic
-            and new clients (measured: p99 25-106 ms instead of 10 ms on a busy machine).
+            and new clients (measured on a CPU-starved 2-core machine: p99 25-106 ms without
+            a 1 s warm-up, 10 ms with it).
         profile: base client profile; the panel's controls override its producer settings.
         out: folder to save every run in (for `write_report` later), or None.
         progress: show a progress bar while running.

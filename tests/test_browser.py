@@ -103,8 +103,11 @@ _RUNNING_JS = r"""() => [...document.querySelectorAll('.jp-NotebookPanel .jp-Inp
   .some(e => e.textContent.includes('*'))"""
 
 # What a panel's charts show: trace names and x values (run labels for the bar chart).
+# Each chart's data: trace names, x values and, for tables, the cells (the panel's comparison
+# table names each run's settings; its charts label runs "#1", "#2", ...).
 _CHARTS_JS = r"""panel => [...panel.querySelectorAll('.js-plotly-plot')].map(
-  g => JSON.stringify((g.data || []).map(t => [t.name, Array.from(t.x || [])])))"""
+  g => JSON.stringify((g.data || []).map(t => [t.name, Array.from(t.x || []),
+                                               t.cells ? t.cells.values : null])))"""
 
 
 def _free_port() -> int:
@@ -361,7 +364,7 @@ def test_tuning_panel_redraws_after_a_control_changes(lab: Lab):
         value = "zstd" if compression.input_value() == "lz4" else "lz4"
         compression.select_option(value)
         panel.locator("button", has_text=re.compile(r"^\s*Run\s*$")).click()
-        # The run's label (and so the charts) names its compression.type.
+        # The comparison table (a chart of the panel) names the new run's compression.type.
         page.wait_for_function(
             f"([panel, before, value]) => ({_CHARTS_JS})(panel)"
             f".some((c, i) => c.includes(value) && !(before[i] || '').includes(value))",

@@ -113,7 +113,9 @@ def test_run_watched_monitor_sees_the_backlog_and_stops_before_the_topic_goes(bo
     frame = monitor.frame()
     behind = frame.groupby("t")["lag_msgs"].sum(min_count=1)
     assert behind.max() > 0, frame  # uncommitted partitions count from the log start
-    assert set(frame["status"]) <= {"OK", "WARN"} and monitor.sampler.errors().empty
+    # Never ERR (a deleted topic used to end the monitor that way). STALL is a fair verdict
+    # while auto-commit (every 5 s) has not moved an owned partition's offset for a window.
+    assert set(frame["status"]) <= {"OK", "WARN", "STALL"} and monitor.sampler.errors().empty
     assert "error" not in monitor.status.value
     assert not [t for t in list_topics(bootstrap) if run_id in t]  # deleted after the monitor stopped
     assert run.summary["consumed"] >= 3000

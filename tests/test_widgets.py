@@ -74,7 +74,8 @@ def test_capacity_planner_starts_from_the_plan_it_is_given():
     results = pd.DataFrame({"workload.partitions": [1, 3], "publish_mb_s": [150.0, 529.9],
                             "consume_mb_s": [200.0, 600.0]})
     measured = capacity.per_partition_throughput(results)
-    inputs = capacity.CapacityInputs(target_mb_s=0.2 * 529.9, produce_mb_s_per_partition=measured.produce_mb_s_per_partition,
+    inputs = capacity.CapacityInputs(target_mb_s=0.2 * 529.9,
+                                     produce_mb_s_per_partition=measured.produce_mb_s_per_partition,
                                      consume_mb_s_per_partition=measured.consume_mb_s_per_partition,
                                      consumers=2, retention_days=7, replication_factor=3,
                                      max_partitions_per_broker=10)
@@ -131,7 +132,10 @@ def test_producer_tuning_panel_runs_and_accumulates(bootstrap, tmp_path):
     # The second run's latency chart: data, short legend names, and a fixed height that
     # JupyterLab's plotly renderer cannot collapse (a "responsive" figure lost it every other run).
     assert all(len(t.x) > 0 for t in panel.figure.data)
-    assert [t.name for t in panel.figure.data][2:] == ["#2 · publish latency", "#2 · end-to-end latency"]
+    # named by what differs between the runs, not by every setting
+    assert [t.name for t in panel.figure.data][::2] == ["#1 none acks=all linger=5 · publish latency",
+                                                        "#2 lz4 acks=1 linger=20 · publish latency"]
+    assert list(panel.throughput_figure.data[0].x) == ["#1 none acks=all linger=5", "#2 lz4 acks=1 linger=20"]
     for area in (panel.plot_area, panel.bar_area):
         (bundle,) = area.outputs
         spec = bundle["data"][PLOTLY_MIME]
