@@ -734,6 +734,10 @@ def capacity_sensitivity(sens: pd.DataFrame, output: str = "partitions", *, kind
                 hovertemplate=(f"<b>{name}</b> = %{{customdata:,.4~r}} (×%{{x}})<br>"
                                f"{out_title}: %{{y:,.4~r}}<extra></extra>")))
         fig.update_xaxes(tickformat=".2~f", ticksuffix="×")
+        values = _num(sens[output])
+        values = values[np.isfinite(values)]
+        if len(values) and (values == np.round(values)).all() and values.max() - values.min() <= 10:
+            fig.update_yaxes(dtick=1)  # counts (partitions, brokers): no 2.5 partitions tick
         return fig
     factors = _num(sens["factor"])
     low, high = np.nanmin(factors), np.nanmax(factors)
@@ -912,6 +916,6 @@ def summary_table(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
     rows_px = 10 + _HEADER_LINE_PX * lines + 26 * len(df)
     fig.update_layout(height=max(120, min(900, rows_px + 30)) + (40 if title else 0))
     natural = sum(widths) * _CHAR_PX + 20
-    if natural > _NOTEBOOK_PX:
-        fig.update_layout(width=round(natural), autosize=False)
+    if natural > _NOTEBOOK_PX or transpose:  # a quantity/value list reads best narrow
+        fig.update_layout(width=max(360, round(natural)), autosize=False)
     return fig

@@ -432,6 +432,13 @@ def test_log_axes_label_every_tick_in_full():
     assert not [t for t in wide.ticktext if "e" in t]
 
 
+def test_sensitivity_of_a_count_has_whole_ticks():
+    sens = pd.DataFrame([{"input": "consumers", "factor": f, "value": f, "partitions": p,
+                          "storage_total_gb": 2.5 * f} for f, p in ((0.5, 1), (1.0, 2), (1.5, 3))])
+    assert plots.capacity_sensitivity(sens, "partitions").layout.yaxis.dtick == 1
+    assert plots.capacity_sensitivity(sens, "storage_total_gb").layout.yaxis.dtick is None
+
+
 def test_many_lines_never_share_a_colour_and_a_dash():
     sens = pd.DataFrame([{"input": f"in{i}", "factor": f, "value": f, "partitions": i * f}
                          for i in range(16) for f in (0.5, 1.0)])
