@@ -90,7 +90,6 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
     events: list[dict[str, Any]] = []
     conf = dict(spec.config)
     commit = effective_commit_mode(spec.commit, conf)
-    consumer: Consumer | None = None
 
     def rebalance(event: str):
         def callback(c: Consumer, partitions) -> None:

@@ -188,10 +188,6 @@ def _check_message_size(size: int, producer_conf: dict[str, Any], topic_limits: 
                 "smaller messages")
 
 
-def _check_reachable(bootstrap: str, conf: dict[str, Any], timeout_s: float = 10.0) -> None:
-    check_reachable(bootstrap, conf, timeout_s)
-
-
 class _NoBar:
     """Stands in for a tqdm bar when progress is off (tqdm(disable=True) still prints)."""
 
@@ -277,7 +273,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         strategy = get_strategy(partitioner, workload.partitions)
     bootstrap = resolve_bootstrap(bootstrap)
     common = dict(profile.common)
-    _check_reachable(bootstrap, common)
+    check_reachable(bootstrap, common)
 
     payloads = tuple(payload_pool(workload, seed=0))
     headers = tuple((k, v.encode()) for k, v in workload.headers.items()) or None
@@ -748,7 +744,7 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
         raise ConfigError(f"messages={messages!r}: must be >= 1")
     bootstrap = resolve_bootstrap(bootstrap)
     common = dict(profile.common)
-    _check_reachable(bootstrap, common)
+    check_reachable(bootstrap, common)
     group = group or f"kb-consume-{uuid.uuid4().hex[:8]}"
     workload = Workload(name=f"consume-{topic}", consumer_groups=1, consumers_per_group=1)
     spec = ConsumerSpec(worker="consumer-0", group=group, topics=(topic,), max_messages=messages,
