@@ -38,6 +38,7 @@ run: setup
 	@echo "The embedded cluster is still running: \`make down\` stops it, \`make lab\` opens the notebooks."
 
 test: setup browser-deps
+	$(BIN)/ruff check .
 	KAFKABENCH_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:cacheprovider tests notebooks --nbval-lax $(PYTEST_ARGS)
 
 lab: setup

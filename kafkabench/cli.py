@@ -10,8 +10,8 @@ import dataclasses
 import json
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from kafkabench import KAFKA_VERSION, __version__
 from kafkabench.errors import KafkabenchError

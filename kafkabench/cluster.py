@@ -229,7 +229,7 @@ class LocalCluster:
         return self.base_dir / STATE_FILE
 
     @classmethod
-    def attach(cls, name: str = DEFAULT_NAME, base_dir: str | Path | None = None) -> "LocalCluster":
+    def attach(cls, name: str = DEFAULT_NAME, base_dir: str | Path | None = None) -> LocalCluster:
         """The cluster described by a state file, started earlier by any process.
 
         Raises:
@@ -311,7 +311,7 @@ class LocalCluster:
         }
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
-    def start(self, node: int | None = None) -> "LocalCluster":
+    def start(self, node: int | None = None) -> LocalCluster:
         """Start the whole cluster, or restart one stopped node.
 
         Args:
@@ -541,7 +541,7 @@ class LocalCluster:
                            alive=n.alive, paused=n.paused, role="broker,controller")
                 for n in self.nodes]
 
-    def __enter__(self) -> "LocalCluster":
+    def __enter__(self) -> LocalCluster:
         self._owned = True
         return self.start()
 

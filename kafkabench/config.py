@@ -231,6 +231,31 @@ class ClientProfile:
             **sections,
         ).validate()
 
+    def with_settings(self, common: Mapping[str, Any] | None = None,
+                      producer: Mapping[str, Any] | None = None,
+                      consumer: Mapping[str, Any] | None = None) -> ClientProfile:
+        """This profile with settings laid over it: the one way the CLI, sweeps and Locust
+        apply `k=v` settings to a profile.
+
+        Args:
+            common: Settings for both roles, replacing this profile's values of the same keys.
+            producer: Producer settings, likewise.
+            consumer: Consumer settings, likewise.
+
+        Returns:
+            A new, validated profile with the same name; this one when nothing is laid over.
+
+        Raises:
+            ConfigError: A setting librdkafka refuses, named with its value.
+        """
+        layers = {"common": common or {}, "producer": producer or {}, "consumer": consumer or {}}
+        if not any(layers.values()):
+            return self
+        return ClientProfile(
+            name=self.name, replication_factor=self.replication_factor,
+            topic_config=self.topic_config,
+            **{s: {**getattr(self, s), **layers[s]} for s in _SECTIONS}).validate()
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> ClientProfile:
         """Load a kafkabench profile YAML or an OMB `driver-kafka/*.yaml` file as it is.
@@ -243,6 +268,23 @@ class ClientProfile:
             (OMB files are always named after the file).
         """
         return cls.from_dict(read_yaml(path, "client profile"), name=Path(path).stem)
+
+
+def parse_kv(text: str, option: str = "") -> tuple[str, str]:
+    """"key=value" -> (key, value), both stripped: the one `k=v` parser of kafkabench.
+
+    Args:
+        text: The argument, e.g. "linger.ms=5".
+        option: The option it came from, named in the error (e.g. "--producer-props").
+
+    Raises:
+        ConfigError: No "=" or an empty key, quoting the argument.
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        where = f"{option} " if option else ""
+        raise ConfigError(f"{where}{text!r}: expected key=value")
+    return key.strip(), value.strip()
 
 
 def _settings(section: str, settings: Any) -> FrozenDict:

@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-
 from confluent_kafka import (
-    TIMESTAMP_NOT_AVAILABLE, Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -474,7 +477,7 @@ class LagSampler:
         if partitions is not None:
             self._deleted -= set(partitions)  # created again
             gone = topics - set(partitions)
-            for g, tps in per_group.items():
+            for tps in per_group.values():
                 for topic in {tp[0] for tp in tps} - gone:
                     tps.update((topic, p) for p in partitions[topic])
         # A deleted topic is reported once, then ignored: a group's offsets of it may linger.

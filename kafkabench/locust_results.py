@@ -24,7 +24,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -514,7 +514,7 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
     # Before the lag sampler and Locust start: otherwise a dead cluster is Locust's log tail.
     check_reachable(bootstrap, client_profile.common)
     name = name or path.stem
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     run_id = make_run_id(f"locust-{name}", started_at.astimezone())
     named_topic = topic is None
     topic = topic or f"kb-{run_id}"

@@ -31,7 +31,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
 
@@ -853,7 +853,7 @@ class OrderEvent:
             items.append({"sku": f"SKU-{product:03d}-{rng.randrange(10_000):04d}",
                           "name": _PRODUCTS[product], "qty": rng.randint(1, 5),
                           "unit_price": round(rng.uniform(2.0, 150.0), 2)})
-        created = (now or datetime.now(timezone.utc)) - timedelta(seconds=rng.uniform(0, 3600))
+        created = (now or datetime.now(UTC)) - timedelta(seconds=rng.uniform(0, 3600))
         return cls(order_id=f"ord-{rng.getrandbits(48):012x}", user_id=f"user-{rng.randrange(users)}",
                    status=rng.choices(ORDER_STATUSES, weights=_STATUS_WEIGHTS)[0],
                    amount=round(sum(i["qty"] * i["unit_price"] for i in items), 2),

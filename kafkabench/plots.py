@@ -534,7 +534,7 @@ def rate_vs_latency(df: pd.DataFrame, x: str = "publish_rate",
         fig.add_trace(go.Scatter(x=tx, y=ty, mode="markers", name=_bare(axis_title(target)),
                                  marker={"symbol": "circle-open", "size": 9, "color": COLORS[6]},
                                  customdata=xs,
-                                 hovertemplate=(f"target: %{{x:,.4~r}}<br>achieved: %{{customdata:,.4~r}}"
+                                 hovertemplate=("target: %{x:,.4~r}<br>achieved: %{customdata:,.4~r}"
                                                 "<extra></extra>")))
     elif target is not None and not _missing(target):
         fig.add_vline(x=float(target), line={"color": COLORS[3], "dash": "dash"},
@@ -889,7 +889,7 @@ def summary_table(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
         transpose = len(df) == 1 and len(columns) > 4
     if transpose:
         values = {"quantity": [str(c) for c in columns]}
-        for n, (label, row) in enumerate(df.iterrows()):
+        for label, row in df.iterrows():
             values["value" if len(df) == 1 else str(label)] = [row[c] if c in df else None for c in columns]
         df, columns = pd.DataFrame(values), list(values)
     cells = [[format_number(v) for v in df[c]] if c in df else [""] * len(df) for c in columns]

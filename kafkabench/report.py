@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from kafkabench import __version__, plots
-from kafkabench.results import HEADLINE, RunResult, load_many, load_results
+from kafkabench.results import HEADLINE, RunResult, load_many
 from kafkabench.sweep import summarize
 
 __all__ = ["write_report", "load_runs", "differing_settings"]

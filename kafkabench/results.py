@@ -20,7 +20,7 @@ import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +178,7 @@ def save(result: RunResult, out_dir: str | os.PathLike = "results", *,
             "schema_version": SCHEMA_VERSION,
             "kafkabench_version": __version__,
             "run_id": run_id,
-            "saved_at": datetime.now(timezone.utc).isoformat(),
+            "saved_at": datetime.now(UTC).isoformat(),
             "summary": result.summary,
             "config": result.config,
             "histograms": {name: rec.encode() for name, rec in result.histograms.items()},

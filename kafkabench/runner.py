@@ -15,15 +15,14 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from kafkabench import KAFKA_VERSION, __version__
 import psutil
 
+from kafkabench import KAFKA_VERSION, __version__
 from kafkabench.admin import admin_client, create_topic, delete_topics
 from kafkabench.cluster import check_reachable, resolve_bootstrap
 from kafkabench.config import ClientProfile, load_profile
@@ -34,8 +33,13 @@ from kafkabench.producer import ProducerSpec, run_producer
 from kafkabench.results import RunResult, make_run_id, save
 from kafkabench.stats import LatencyRecorder, parse_statistics
 from kafkabench.workers import ErrorCounts, Report, WorkerDied, WorkerPool, in_spawned_bootstrap
-from kafkabench.workload import (Workload, effective_replication_factor, key_sequence,
-                                 load_workload, payload_pool)
+from kafkabench.workload import (
+    Workload,
+    effective_replication_factor,
+    key_sequence,
+    load_workload,
+    payload_pool,
+)
 
 HISTOGRAMS = ("publish_latency_us", "publish_delay_us", "e2e_latency_us")
 # Consumers joining a group: the first rebalance takes a few seconds on a fresh group.
@@ -331,7 +335,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     consumer_specs: list[ConsumerSpec] = []
     group_of: dict[str, str] = {}
     groups: list[str] = []
-    for ti, topic in enumerate(topic_names):
+    for topic in topic_names:
         for g in range(workload.consumer_groups):
             group = f"{topic}-g{g}"
             groups.append(group)
@@ -344,7 +348,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                 topic_of[name] = topic
 
     tally = _Tally()
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     interrupted = False
     failure: str | None = None
     warnings: list[str] = []
@@ -752,7 +756,7 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
                         config=profile.consumer_config(bootstrap, group,
                                                        **{"statistics.interval.ms": STATS_INTERVAL_MS}))
     tally, pool = _Tally(), WorkerPool("thread")
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     tally.t0_wall, t_go = time.time(), time.monotonic()
     me = psutil.Process()
     cpu0 = sum(me.cpu_times()[:2])

@@ -16,8 +16,14 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from kafkabench.admin import create_topic, delete_topics, describe_topic, list_topics
-from kafkabench.cluster import (LocalCluster, _is_kafka_process, _lock_node_dir, check_reachable,
-                                clusters_home, resolve_bootstrap)
+from kafkabench.cluster import (
+    LocalCluster,
+    _is_kafka_process,
+    _lock_node_dir,
+    check_reachable,
+    clusters_home,
+    resolve_bootstrap,
+)
 from kafkabench.errors import ClusterError, ConfigError, NoClusterError
 
 

@@ -5,10 +5,9 @@ import pickle
 from pathlib import Path
 
 import pytest
-
-from kafkabench.cluster import librdkafka_logger
 from confluent_kafka import Consumer, Producer
 
+from kafkabench.cluster import librdkafka_logger
 from kafkabench.config import PRESETS, ClientProfile, load_profile
 from kafkabench.errors import ConfigError
 

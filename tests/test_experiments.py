@@ -7,9 +7,20 @@ import pytest
 
 from kafkabench import capacity, experiments
 from kafkabench.errors import ConfigError
-from kafkabench.experiments import (_owners, check_capacity_plan, compare_strategies_live, consumer_balance,
-                                    group_ids, lag_status, live_summary, offline_shares, rate_latency_curve,
-                                    run_watched, scaling_consumers, size)
+from kafkabench.experiments import (
+    _owners,
+    check_capacity_plan,
+    compare_strategies_live,
+    consumer_balance,
+    group_ids,
+    lag_status,
+    live_summary,
+    offline_shares,
+    rate_latency_curve,
+    run_watched,
+    scaling_consumers,
+    size,
+)
 from kafkabench.results import load
 
 # Tiny live runs: about 1 s of load at a low rate, in threads (as CI mode runs them).

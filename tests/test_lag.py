@@ -17,10 +17,15 @@ from kafkabench.admin import create_topic, delete_topics
 from kafkabench.errors import ConfigError
 from kafkabench.install import install_kafka
 from kafkabench.lag import (
-    LAG_COLUMNS, LagSampler, LagTable, Observation, OldestReader, group_status, lag_frame,
+    LAG_COLUMNS,
+    LagSampler,
+    LagTable,
+    Observation,
+    OldestReader,
+    group_status,
+    lag_frame,
     partition_status,
 )
-
 
 # ------------------------------------------------------------------ LagTable
 

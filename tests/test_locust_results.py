@@ -10,8 +10,17 @@ import pytest
 from kafkabench import plots
 from kafkabench.errors import ConfigError, KafkabenchError
 from kafkabench.locust_results import (
-    HISTORY_COLUMNS, STATS_COLUMNS, TIMESERIES_COLUMNS, error_counts, locust_timeseries,
-    locustfile_path, planned_users, read_history, read_stats, run_locust, shape_tick,
+    HISTORY_COLUMNS,
+    STATS_COLUMNS,
+    TIMESERIES_COLUMNS,
+    error_counts,
+    locust_timeseries,
+    locustfile_path,
+    planned_users,
+    read_history,
+    read_stats,
+    run_locust,
+    shape_tick,
     users_over_time,
 )
 from kafkabench.results import load, save

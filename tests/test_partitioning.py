@@ -135,7 +135,7 @@ def test_str_and_bytes_keys_agree_and_cache_is_consistent():
     part = get_strategy("murmur2_random", 9)
     first = [part.partition(b"k-%d" % i) for i in range(100)]
     again = [part.partition(b"k-%d" % i) for i in range(100)]
-    as_str = [part.partition("k-%d" % i) for i in range(100)]
+    as_str = [part.partition(f"k-{i}") for i in range(100)]
     fresh = get_strategy("murmur2_random", 9)
     assert first == again == as_str == [fresh.partition(bytearray(b"k-%d" % i)) for i in range(100)]
 

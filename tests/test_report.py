@@ -8,8 +8,8 @@ import pytest
 
 from kafkabench import plots
 from kafkabench.errors import KafkabenchError
-from kafkabench.plots import throughput_vs
 from kafkabench.lag import lag_frame
+from kafkabench.plots import throughput_vs
 from kafkabench.report import differing_settings, load_runs, write_report
 from kafkabench.results import RunResult, save
 from kafkabench.stats import LatencyRecorder

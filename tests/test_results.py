@@ -11,7 +11,14 @@ from kafkabench import results as res
 from kafkabench.errors import KafkabenchError
 from kafkabench.lag import lag_frame
 from kafkabench.results import (
-    SCHEMA_VERSION, RunResult, compare, list_results, load, load_results, make_run_id, save,
+    SCHEMA_VERSION,
+    RunResult,
+    compare,
+    list_results,
+    load,
+    load_results,
+    make_run_id,
+    save,
 )
 from kafkabench.stats import LatencyRecorder, parse_statistics
 

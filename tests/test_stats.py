@@ -7,8 +7,15 @@ from pathlib import Path
 import pytest
 
 from kafkabench.stats import (
-    PERCENTILE_LADDER, SUMMARY_KEYS, IntervalRecorder, LatencyRecorder, StatsCollector,
-    parse_cgrp_states, parse_statistics, scale_us, spectrum,
+    PERCENTILE_LADDER,
+    SUMMARY_KEYS,
+    IntervalRecorder,
+    LatencyRecorder,
+    StatsCollector,
+    parse_cgrp_states,
+    parse_statistics,
+    scale_us,
+    spectrum,
 )
 
 DATA = Path(__file__).parent / "data"
