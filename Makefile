@@ -6,15 +6,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 KB := $(BIN)/kafkabench
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 RESULTS ?= results
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: setup browser-deps run test lab bench down clean
 
+# Everything: the package, the notebooks' Jupyter stack and the test tools. A Locust worker
+# machine needs only `pip install .` (no extras).
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed"'
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed (pandas 3, tomllib)"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[jupyter,dev]'
+	@touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[jupyter,dev,bench]'
 	@touch $@
 
 setup: $(STAMP)
@@ -45,7 +52,7 @@ lab: setup
 	@$(KB) cluster status >/dev/null 2>&1 || $(KB) cluster up
 	$(BIN)/jupyter lab notebooks
 
-bench: setup
+bench: setup $(BENCH_STAMP)
 	$(BIN)/python benchmarks/vs_kafka_perf_tools.py
 
 down:

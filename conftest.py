@@ -2,12 +2,17 @@
 
 Clusters start on first use and stop when the session ends. Set KAFKABENCH_TEST_BOOTSTRAP
 to run the broker tests against an external cluster instead (3-broker tests then skip).
+
+`run_child` and `explain` are for tests that run a child process: every assertion about a
+child shows what it printed (`from conftest import explain, run_child`).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -19,6 +24,52 @@ _clusters: dict[int, LocalCluster] = {}
 # `with`-owned clusters: their brokers die with this process even if it crashes.
 _stack = ExitStack()
 _root = Path(tempfile.mkdtemp(prefix="kafkabench-test-"))
+
+
+# Characters of a child's stdout and of its stderr that `explain` shows (the end of each).
+EXPLAIN_CHARS = 6000
+
+
+def _text(output: str | bytes | None) -> str:
+    if isinstance(output, bytes):
+        output = output.decode(errors="replace")
+    output = (output or "").rstrip()
+    if len(output) > EXPLAIN_CHARS:
+        output = f"[... {len(output) - EXPLAIN_CHARS} characters cut ...]\n" + output[-EXPLAIN_CHARS:]
+    return output or "(nothing)"
+
+
+def explain(proc: subprocess.CompletedProcess | subprocess.TimeoutExpired) -> str:
+    """A child's command, exit status, stdout and stderr, for an assertion message.
+
+    Args:
+        proc: what `run_child` (or `subprocess.run(..., capture_output=True)`) returned, or
+            the `TimeoutExpired` it raised.
+    """
+    args = proc.args if isinstance(proc, subprocess.CompletedProcess) else proc.cmd
+    args = args if isinstance(args, str) else " ".join(str(a) for a in args)
+    status = (f"exit status {proc.returncode}" if isinstance(proc, subprocess.CompletedProcess)
+              else f"killed after its {proc.timeout:g} s timeout")
+    return (f"child `{args[:300]}`: {status}\n"
+            f"--- stdout ---\n{_text(proc.stdout)}\n--- stderr ---\n{_text(proc.stderr)}")
+
+
+def run_child(args: Sequence[str], *, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """Run a child process to its end, capturing its output as text.
+
+    Args:
+        args: the command.
+        timeout: seconds; a child still running then is killed and the test fails, showing
+            what it printed so far.
+        **kwargs: more `subprocess.run` arguments (env, cwd, input).
+
+    Returns:
+        The CompletedProcess; assert on it with `explain(proc)` as the message.
+    """
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(explain(exc), pytrace=False)
 
 
 def embedded_cluster(brokers: int) -> LocalCluster:

@@ -3,7 +3,7 @@ and vs locust-plugins' KafkaUser, on the same broker in the same minutes.
 
 Each repetition runs, in alternating order:
 - kafkabench's Locust user: `locustfiles/producer_load.py`, one process, --users users at
-  full speed (order events, ~600 B on average, headers, keyed by user id);
+  full speed (order events, ~550 B on average, headers, keyed by order id);
 - the same with `--kafka-producer-per-user` (one producer per user instead of per process);
 - locust-plugins' `KafkaUser` (`locust_plugins.users.kafka`) sending the same order events
   from the same number of users (it calls `producer.poll()` with no timeout after each send);
@@ -25,8 +25,10 @@ machine's cores: compare the ratios, not the absolute figures across machines.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
+import sys
 import tempfile
 import textwrap
 import uuid
@@ -114,6 +116,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each run")
     parser.add_argument("--users", type=int, default=5, help="Locust users of each Locust run")
     args = parser.parse_args()
+    # Imported by the plugin's locustfile in Locust's subprocess: say so here, not in its log.
+    if importlib.util.find_spec("locust_plugins") is None:
+        sys.exit("locust_vs_direct.py needs locust-plugins: `make bench` or pip install -e '.[bench]'")
 
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kb-bench-")))

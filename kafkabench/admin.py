@@ -1,21 +1,27 @@
-"""Topic administration on confluent-kafka's AdminClient: create, describe, delete.
+"""Topic and group administration on confluent-kafka's AdminClient: create, describe, delete
+topics, list consumer groups.
 
 `conf` arguments carry client security settings (TLS/SASL) for external clusters as
 librdkafka keys; every call has a timeout, so a dead broker is an error within seconds.
+Lookups of named topics ask for those topics only (DescribeTopics), never for the metadata
+of the whole cluster, which is large on a cluster with thousands of topics.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
+from confluent_kafka.admin import AdminClient, NewTopic, TopicDescription
 
 from kafkabench.cluster import librdkafka_logger
 from kafkabench.errors import ClusterError
+
+log = logging.getLogger(__name__)
 
 TIMEOUT_S = 30.0
 NEW_TOPIC_GRACE_S = 5.0
@@ -71,8 +77,8 @@ def _too_few_brokers(admin: AdminClient, bootstrap: str, name: str, replication_
                      reason: str) -> str:
     """The error for a replication factor above the broker count, saying how to run anyway."""
     try:
-        brokers = len(admin.list_topics(timeout=5).brokers)
-    except KafkaException:
+        brokers = len(admin.describe_cluster(request_timeout=5).result(timeout=10).nodes)
+    except (KafkaException, TimeoutError):
         brokers = None
     why = (f"the cluster at {bootstrap} has {brokers} broker(s)" if brokers and brokers < replication_factor
            else reason)
@@ -88,25 +94,46 @@ def _wait_for_leaders(admin: AdminClient, name: str, partitions: int, timeout_s:
     # and a producer that asks too early gets UNKNOWN_TOPIC_OR_PART.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        md = admin.list_topics(topic=name, timeout=min(5.0, timeout_s))
-        t = md.topics.get(name)
-        if t is not None and t.error is None and len(t.partitions) >= partitions and all(
-                p.leader >= 0 for p in t.partitions.values()):
+        try:
+            t = _describe(admin, name, min(5.0, timeout_s))
+        except (KafkaException, TimeoutError):
+            t = None  # not known to the broker asked yet, or a slow answer: ask again
+        if t is not None and len(t.partitions) >= partitions and all(
+                p.leader is not None for p in t.partitions):
             return
         time.sleep(0.1)
     raise ClusterError(f"topic {name!r} has no leader for every partition after {timeout_s} s")
+
+
+def _describe(admin: AdminClient, name: str, timeout_s: float) -> TopicDescription:
+    """One topic's description (DescribeTopics for that topic only).
+
+    Raises:
+        KafkaException: the broker's error, e.g. UNKNOWN_TOPIC_OR_PART.
+        TimeoutError: no answer within `timeout_s` and a little more.
+    """
+    future = admin.describe_topics(TopicCollection([name]), request_timeout=timeout_s)[name]
+    return future.result(timeout=timeout_s + 1.0)
 
 
 def describe_topic(bootstrap: str, name: str, *, conf: Mapping[str, Any] | None = None,
                    timeout_s: float = 10.0) -> pd.DataFrame:
     """Partitions of a topic with leader, replicas and in-sync replicas.
 
+    Only this topic's metadata is requested (DescribeTopics), which never auto-creates it.
+
+    Args:
+        bootstrap: bootstrap servers.
+        name: the topic.
+        conf: extra client settings (security).
+        timeout_s: how long the cluster may take to answer.
+
     Returns:
         DataFrame with columns topic, partition, leader, replicas, isr (lists of broker ids);
         leader -1 means the partition has no leader now.
 
     Raises:
-        ClusterError: the topic does not exist or the cluster did not answer.
+        ClusterError: the topic does not exist (named) or the cluster did not answer.
     """
     admin = admin_client(bootstrap, conf)
     # Brokers learn new topics from the controller one by one: a topic created a moment ago
@@ -114,21 +141,60 @@ def describe_topic(bootstrap: str, name: str, *, conf: Mapping[str, Any] | None 
     deadline = time.monotonic() + NEW_TOPIC_GRACE_S
     while True:
         try:
-            # Metadata for all topics: asking for one by name auto-creates it on brokers
-            # with auto.create.topics.enable=true (the default).
-            md = admin.list_topics(timeout=timeout_s)
-        except KafkaException as exc:
-            raise ClusterError(f"cannot describe topic {name!r} at {bootstrap}: {exc}") from exc
-        t = md.topics.get(name)
-        if (t is not None and t.error is None) or time.monotonic() >= deadline:
+            t = _describe(admin, name, timeout_s)
             break
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise ClusterError(f"cannot describe topic {name!r} at {bootstrap}: {err.str()}") from exc
+            if time.monotonic() >= deadline:
+                raise ClusterError(f"topic {name!r} does not exist at {bootstrap}; "
+                                   "`kafkabench topic list` shows the topics there") from None
+        except TimeoutError as exc:
+            raise ClusterError(f"cannot describe topic {name!r} at {bootstrap}: no answer within "
+                               f"{timeout_s} s") from exc
         time.sleep(0.2)
-    if t is None or t.error is not None:
-        raise ClusterError(f"topic {name!r} not found at {bootstrap}"
-                           + (f": {t.error.str()}" if t is not None and t.error else ""))
-    rows = [{"topic": name, "partition": p.id, "leader": p.leader, "replicas": list(p.replicas),
-             "isr": list(p.isrs)} for p in sorted(t.partitions.values(), key=lambda p: p.id)]
+    rows = [{"topic": name, "partition": p.id, "leader": p.leader.id if p.leader is not None else -1,
+             "replicas": [n.id for n in p.replicas], "isr": [n.id for n in p.isr]}
+            for p in sorted(t.partitions, key=lambda p: p.id)]
     return pd.DataFrame(rows, columns=["topic", "partition", "leader", "replicas", "isr"])
+
+
+def list_consumer_groups(bootstrap: str, *, conf: Mapping[str, Any] | None = None,
+                         timeout_s: float = 10.0) -> list[str]:
+    """Ids of every consumer group of the cluster (ListGroups), in any state.
+
+    Args:
+        bootstrap: bootstrap servers.
+        conf: extra client settings (security).
+        timeout_s: how long the cluster may take to answer.
+
+    Returns:
+        Sorted group ids, empty groups (committed offsets, no members) included.
+
+    Raises:
+        ClusterError: the cluster did not answer, or a broker refused the listing.
+    """
+    admin = admin_client(bootstrap, conf)
+    try:
+        listing = admin.list_consumer_groups(request_timeout=timeout_s).result(timeout=timeout_s + 1.0)
+    except KafkaException as exc:
+        raise ClusterError(f"cannot list consumer groups at {bootstrap}: {exc.args[0].str()}") from exc
+    except TimeoutError as exc:
+        raise ClusterError(f"cannot list consumer groups at {bootstrap}: no answer within "
+                           f"{timeout_s} s") from exc
+    if listing.errors:
+        reasons = "; ".join(_text(e) for e in listing.errors)
+        if not listing.valid:
+            raise ClusterError(f"cannot list consumer groups at {bootstrap}: {reasons}")
+        log.warning("some brokers of %s did not list their consumer groups: %s", bootstrap, reasons)
+    return sorted(g.group_id for g in listing.valid)
+
+
+def _text(error: Any) -> str:
+    """A KafkaException or KafkaError as its message."""
+    err = error.args[0] if isinstance(error, KafkaException) and error.args else error
+    return err.str() if hasattr(err, "str") else str(err)
 
 
 def list_topics(bootstrap: str, *, conf: Mapping[str, Any] | None = None,

@@ -6,17 +6,55 @@ User mistakes (`KafkabenchError`) are caught once, here, and printed without a t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import math
+import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from kafkabench import KAFKA_VERSION, __version__
 from kafkabench.errors import KafkabenchError
 
 Handler = Callable[[argparse.Namespace], int | None]
+
+DESCRIPTION = """\
+Load-test Apache Kafka: start a local KRaft cluster, run workloads (kafkabench or
+OpenMessaging Benchmark YAML) and measure throughput, latency and consumer lag, benchmark
+like Kafka's own perf tools, sweep client settings, and compare saved results.
+
+main commands:
+  cluster up | status | down   an embedded Kafka cluster on this machine
+  run WORKLOAD                 run a workload, print and save its result
+  produce, consume             kafka-producer-perf-test / kafka-consumer-perf-test look-alikes
+  lag                          lag of consumer groups: messages, seconds, Burrow-style status
+  sweep, quickstart            grids of client settings, with an HTML report
+  results, report              list, show and compare saved runs; HTML report
+  topic                        create, describe, list, delete topics
+  locust                       run a Locust file headless, saved like any run
+
+examples:
+  kafkabench cluster up
+  kafkabench run workloads/quickstart.yaml --set producer_rate=5000 --set duration_s=1m
+  kafkabench produce --bootstrap-server localhost:9092 --topic t --num-records 100000 \\
+      --record-size 100 --throughput -1 --command-property acks=all
+  kafkabench lag --bootstrap-server localhost:9092 --all-groups --once --format json
+
+Commands that talk to a cluster take --bootstrap-server (default: $KAFKABENCH_BOOTSTRAP, else
+the running embedded cluster), --profile and --command-config for TLS/SASL clusters.
+`kafkabench COMMAND --help` shows a command's options and an example.
+"""
+
+#: Settings that say how to reach the cluster; they go to every client of a command.
+CONNECTION_PREFIXES = ("security.", "sasl.", "ssl.", "ssl_", "enable.ssl.", "enable.sasl.")
+_MIB = 1024 * 1024  # Kafka's perf tools count MB as 2**20 bytes
+# shtab's completion actions (shtab.FILE, shtab.DIRECTORY), without importing shtab.
+_FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
+_DIR = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/", "tcsh": "d"}
 
 
 def _cmd_kafka_install(args: argparse.Namespace) -> None:
@@ -106,87 +144,245 @@ def _node_action(action: str) -> Handler:
     return handler
 
 
-def _reachable_bootstrap(explicit: str | None) -> str:
-    """The bootstrap servers of --bootstrap (or the default cluster), checked to answer."""
+def _duration(text: str) -> float:
+    """argparse type: a duration (`90`, `90s`, `5m`, `1h30m`) in seconds."""
+    from kafkabench.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except KafkabenchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _duration_ms(text: str) -> float:
+    """argparse type: a duration in seconds, a bare number being milliseconds (Kafka's tools)."""
+    from kafkabench.units import parse_duration
+
+    try:
+        return parse_duration(text, unit="ms")
+    except KafkabenchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _pairs(pairs: Iterable[str], option: str) -> dict[str, str]:
+    """`key=value` arguments of `option` as a dict (later ones win)."""
+    from kafkabench.config import parse_kv
+
+    return dict(parse_kv(kv, option) for kv in pairs)
+
+
+def read_properties(path: str | Path) -> dict[str, str]:
+    """A Java-style client properties file (`--command-config`, `--producer.config`).
+
+    Args:
+        path: The file: `key=value` lines; blank lines and lines starting with `#` or `!`
+            are skipped.
+
+    Returns:
+        The settings, values as text.
+
+    Raises:
+        ConfigError: The file cannot be read, or a line is not `key=value` (file and line named).
+    """
+    from kafkabench.config import parse_kv
+    from kafkabench.errors import ConfigError
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from exc
+    return dict(parse_kv(line, f"{path}, line {number}:") for number, line in enumerate(lines, 1)
+                if line.strip() and not line.lstrip().startswith(("#", "!")))
+
+
+def _typed(value: str) -> str | int | float:
+    """'5' -> 5 and '0.5' -> 0.5 (as YAML profiles give them); other text unchanged."""
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    if re.fullmatch(r"-?\d+\.\d*", value):
+        return float(value)
+    return value
+
+
+def _sections(settings: dict[str, str], role: str | None) -> dict[str, dict[str, Any]]:
+    """Client settings as profile sections: `producer.x` / `consumer.x` name a role, connection
+    settings (security, SASL, TLS) go to every client, others to the command's own `role`."""
+    sections: dict[str, dict[str, Any]] = {"common": {}, "producer": {}, "consumer": {}}
+    for key, text in settings.items():
+        prefix, dot, rest = key.partition(".")
+        if dot and prefix in ("producer", "consumer"):
+            sections[prefix][rest] = _typed(text)
+        elif role is None or key.startswith(CONNECTION_PREFIXES):
+            sections["common"][key] = _typed(text)
+        else:
+            sections[role][key] = _typed(text)
+    return sections
+
+
+def _client_profile(args: argparse.Namespace, role: str | None = None, *, base: Any = None,
+                    files: Sequence[str | None] = (), props: Sequence[tuple[str, list[str]]] = ()):
+    """--profile (else `base`) with the command's client settings laid over it: properties files
+    first (`files`, then --command-config), then `key=value` options (`props`, then
+    --command-property)."""
+    from kafkabench.config import load_profile
+
+    settings: dict[str, str] = {}
+    for path in (*files, args.command_config):
+        if path:
+            settings.update(read_properties(path))
+    for option, pairs in (*props, ("--command-property", args.command_property)):
+        settings.update(_pairs(pairs, option))
+    profile = load_profile(args.profile if args.profile else base)
+    return profile.with_settings(**_sections(settings, role))
+
+
+def _connect(args: argparse.Namespace, profile: Any = None) -> tuple[str, dict[str, Any]]:
+    """The bootstrap servers of --bootstrap-server (or the default cluster), checked to answer
+    with the profile's common (security) settings; returns them and those settings."""
     from kafkabench.cluster import check_reachable, resolve_bootstrap
 
-    bootstrap = resolve_bootstrap(explicit)
-    check_reachable(bootstrap)
-    return bootstrap
+    profile = profile if profile is not None else _client_profile(args)
+    bootstrap = resolve_bootstrap(args.bootstrap)
+    check_reachable(bootstrap, profile.common)
+    return bootstrap, dict(profile.common)
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with plain JSON types only: NaN and infinities -> None, numpy scalars -> numbers,
+    timestamps -> ISO text, anything else unknown -> text."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_json_safe(v) for v in value]
+    return _json_scalar(value)
+
+
+def _json_scalar(value: Any) -> Any:
+    import pandas as pd
+
+    if hasattr(value, "dtype") and hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if pd.api.types.is_scalar(value) and pd.isna(value):  # pd.NA, pd.NaT
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(_json_safe(value), allow_nan=False), flush=True)
 
 
 def _cmd_topic_create(args: argparse.Namespace) -> None:
     from kafkabench.admin import create_topic
 
-    config = _overrides(args.config)
-    create_topic(_reachable_bootstrap(args.bootstrap), args.topic, args.partitions,
-                 args.replication_factor, config, exist_ok=args.if_not_exists)
+    bootstrap, conf = _connect(args)
+    # -1: the cluster's default.replication.factor, as kafka-topics.sh does.
+    rf = args.replication_factor if args.replication_factor is not None else -1
+    create_topic(bootstrap, args.topic, args.partitions, rf, _pairs(args.config, "--config"),
+                 conf=conf, exist_ok=args.if_not_exists)
     print(f"topic {args.topic!r} created")
 
 
 def _cmd_topic_describe(args: argparse.Namespace) -> None:
     from kafkabench.admin import describe_topic
 
-    print(describe_topic(_reachable_bootstrap(args.bootstrap), args.topic).to_string(index=False))
+    bootstrap, conf = _connect(args)
+    print(describe_topic(bootstrap, args.topic, conf=conf).to_string(index=False))
 
 
 def _cmd_topic_delete(args: argparse.Namespace) -> None:
     from kafkabench.admin import delete_topics
 
-    delete_topics(_reachable_bootstrap(args.bootstrap), args.topic)
+    bootstrap, conf = _connect(args)
+    delete_topics(bootstrap, args.topic, conf=conf)
     print(f"deleted {', '.join(args.topic)}")
 
 
 def _cmd_topic_list(args: argparse.Namespace) -> None:
     from kafkabench.admin import list_topics
 
-    print("\n".join(list_topics(_reachable_bootstrap(args.bootstrap))))
+    bootstrap, conf = _connect(args)
+    print("\n".join(list_topics(bootstrap, conf=conf)))
 
 
-def _overrides(pairs: list[str]) -> dict[str, str]:
-    return dict(_parse_kv(kv) for kv in pairs)
-
-
-def _print_summary(summary: dict) -> None:
+def _print_summary(summary: dict, file: Any = None) -> None:
     """The headline figures of a run, in the units users know from the perf tools."""
+    print("\n".join(_summary_lines(summary)), file=file or sys.stdout)
+
+
+def _summary_lines(s: dict) -> list[str]:
+    """The lines of `_print_summary`: counts and publish figures, then the optional sections."""
+    f = _figure_formatter(s)
+    lines = [f"run {s['run_id']} ({s['duration_s']:.1f} s)",
+             f"  produced {s['produced']:,}  delivered {s['delivered']:,}  "
+             f"failed {s['failed']:,}  consumed {s['consumed']:,}",
+             f"  publish   {f('publish_rate')} msg/s  {f('publish_mb_s', '.2f')} MB/s   "
+             f"latency ms p50 {f('publish_latency_ms_p50', '.2f')}  p99 {f('publish_latency_ms_p99', '.2f')}  "
+             f"p99.9 {f('publish_latency_ms_p99_9', '.2f')}  max {f('publish_latency_ms_max', '.2f')}"]
+    for section in (_schedule_lines, _loadgen_lines, _consume_lines, _problem_lines):
+        lines += section(s, f)
+    return lines
+
+
+def _figure_formatter(summary: dict) -> Callable[..., str]:
+    """`f(key, fmt)`: a summary figure formatted, "-" when missing or NaN."""
     def f(key: str, fmt: str = ",.0f") -> str:
         value = summary.get(key)
         return "-" if value is None or value != value else format(value, fmt)
+    return f
 
-    print(f"run {summary['run_id']} ({summary['duration_s']:.1f} s)")
-    print(f"  produced {summary['produced']:,}  delivered {summary['delivered']:,}  "
-          f"failed {summary['failed']:,}  consumed {summary['consumed']:,}")
-    print(f"  publish   {f('publish_rate')} msg/s  {f('publish_mb_s', '.2f')} MB/s   "
-          f"latency ms p50 {f('publish_latency_ms_p50', '.2f')}  p99 {f('publish_latency_ms_p99', '.2f')}  "
-          f"p99.9 {f('publish_latency_ms_p99_9', '.2f')}  max {f('publish_latency_ms_max', '.2f')}")
-    if summary.get("target_rate"):
-        print(f"  schedule  target {f('target_rate')} msg/s, held: {summary.get('rate_held')}   "
-              f"publish delay us p50 {f('publish_delay_us_p50')}  p99 {f('publish_delay_us_p99')}  "
-              f"max {f('publish_delay_us_max')}")
-        if summary.get("held_reason"):
-            print(f"            {summary['held_reason']}")
-    if summary.get("loadgen_cpu_s") is not None:
-        print(f"  loadgen   CPU {f('loadgen_cpu_s', '.1f')} s ({f('loadgen_cores', '.2f')} cores), "
-              f"{f('cpu_us_per_msg', '.2f')} us per message "
-              f"(producers {f('producer_cpu_us_per_msg', '.2f')} us)")
-    if summary.get("consumed"):
-        print(f"  consume   {f('consume_rate')} msg/s  {f('consume_mb_s', '.2f')} MB/s   "
-              f"end-to-end ms p50 {f('e2e_latency_ms_p50', '.2f')}  p99 {f('e2e_latency_ms_p99', '.2f')}  "
-              f"p99.9 {f('e2e_latency_ms_p99_9', '.2f')}  max {f('e2e_latency_ms_max', '.2f')}")
-        print(f"  lag       max {f('lag_max_msgs')} msgs / {f('lag_max_s', '.2f')} s, "
-              f"status {summary.get('lag_status', '-')}, rebalances {summary.get('rebalances', 0)}")
-    if summary.get("errors"):
-        print(f"  errors    {summary['errors']}")
-        for code, texts in (summary.get("error_messages") or {}).items():
-            for text in texts:
-                print(f"            {code}: {text.splitlines()[0][:300]}")
-    if summary.get("lag_errors"):
-        print(f"  lag sampler errors: {summary['lag_errors']}, e.g. "
-              f"{'; '.join(summary.get('lag_error_messages') or [])[:300]}")
-    for w in summary.get("warnings") or []:
-        print(f"  warning:  {w}")
-    if summary.get("complete") is False:
-        print(f"  INCOMPLETE: {'; '.join(summary.get('incomplete') or [])}")
+
+def _schedule_lines(s: dict, f: Callable[..., str]) -> list[str]:
+    if not s.get("target_rate"):
+        return []
+    lines = [f"  schedule  target {f('target_rate')} msg/s, held: {s.get('rate_held')}   "
+             f"publish delay us p50 {f('publish_delay_us_p50')}  p99 {f('publish_delay_us_p99')}  "
+             f"max {f('publish_delay_us_max')}"]
+    if s.get("held_reason"):
+        lines.append(f"            {s['held_reason']}")
+    return lines
+
+
+def _loadgen_lines(s: dict, f: Callable[..., str]) -> list[str]:
+    if s.get("loadgen_cpu_s") is None:
+        return []
+    return [f"  loadgen   CPU {f('loadgen_cpu_s', '.1f')} s ({f('loadgen_cores', '.2f')} cores), "
+            f"{f('cpu_us_per_msg', '.2f')} us per message "
+            f"(producers {f('producer_cpu_us_per_msg', '.2f')} us)"]
+
+
+def _consume_lines(s: dict, f: Callable[..., str]) -> list[str]:
+    if not s.get("consumed"):
+        return []
+    return [f"  consume   {f('consume_rate')} msg/s  {f('consume_mb_s', '.2f')} MB/s   "
+            f"end-to-end ms p50 {f('e2e_latency_ms_p50', '.2f')}  p99 {f('e2e_latency_ms_p99', '.2f')}  "
+            f"p99.9 {f('e2e_latency_ms_p99_9', '.2f')}  max {f('e2e_latency_ms_max', '.2f')}",
+            f"  lag       max {f('lag_max_msgs')} msgs / {f('lag_max_s', '.2f')} s, "
+            f"status {s.get('lag_status', '-')}, rebalances {s.get('rebalances', 0)}"]
+
+
+def _problem_lines(s: dict, f: Callable[..., str]) -> list[str]:
+    """Errors, lag sampler errors, warnings and what made the run incomplete."""
+    lines = _error_lines(s)
+    if s.get("lag_errors"):
+        lines.append(f"  lag sampler errors: {s['lag_errors']}, e.g. "
+                     f"{'; '.join(s.get('lag_error_messages') or [])[:300]}")
+    lines += [f"  warning:  {w}" for w in s.get("warnings") or []]
+    if s.get("complete") is False:
+        lines.append(f"  INCOMPLETE: {'; '.join(s.get('incomplete') or [])}")
+    return lines
+
+
+def _error_lines(s: dict) -> list[str]:
+    """Failures by Kafka error code, with the first messages of each."""
+    if not s.get("errors"):
+        return []
+    return [f"  errors    {s['errors']}"] + [
+        f"            {code}: {text.splitlines()[0][:300]}"
+        for code, texts in (s.get("error_messages") or {}).items() for text in texts]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -201,12 +397,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # it, the workload's and the profile's must agree (workload.effective_replication_factor).
     explicit = ({"replication_factor": values["replication_factor"]}
                 if values.get("replication_factor") is not None else {})
-    result = run_workload(workload, args.profile, bootstrap=args.bootstrap, out=args.out,
-                          progress=not args.no_progress, commit=args.commit,
-                          partitioner=args.partitioner, **explicit)
-    _print_summary(result.summary)
+    profile = _client_profile(args)
+    # With --json, stdout holds the JSON line only: anything else printed goes to stderr.
+    text_out = sys.stderr if args.json else sys.stdout
+    with contextlib.redirect_stdout(text_out):
+        result = run_workload(workload, profile, bootstrap=args.bootstrap, out=args.out or None,
+                              progress=not (args.no_progress or args.json), commit=args.commit,
+                              partitioner=args.partitioner, **explicit)
+    if args.json:
+        _print_json(result.summary)
+    else:
+        _print_summary(result.summary)
     if args.out:
-        print(f"saved to {Path(args.out) / result.run_id}")
+        print(f"saved to {Path(args.out) / result.run_id}", file=text_out)
     return _exit_code(result.summary)
 
 
@@ -221,88 +424,89 @@ def _exit_code(summary: dict) -> int:
 
 
 def _yaml_values(pairs: list[str]) -> dict:
+    """--set FIELD=VALUE values read as YAML; a duration such as 5m for a field in seconds."""
     import yaml
 
     from kafkabench.errors import ConfigError
+    from kafkabench.units import parse_duration
 
     values = {}
-    for key, text in _overrides(pairs).items():
+    for key, text in _pairs(pairs, "--set").items():
         try:
             values[key] = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             reason = getattr(exc, "problem", None) or exc
             raise ConfigError(f"{key}={text!r}: the value is not valid YAML ({reason}); "
                               "put text in quotes") from None
+        if key.endswith("_s") and isinstance(values[key], str):  # duration_s=5m, warmup_s=30s
+            try:
+                values[key] = parse_duration(values[key])
+            except ConfigError as exc:
+                raise ConfigError(f"--set {key}: {exc}") from None
     return values
-
-
-def _profile_with(profile: str | None, role: str, props: list[str], config_file: str | None):
-    """A profile from --profile plus perf-tool style --producer-props / --consumer.config."""
-    from kafkabench.config import ClientProfile, load_profile
-
-    base = load_profile(profile)
-    settings = dict(getattr(base, role))
-    if config_file:
-        settings.update(_read_properties(config_file))
-    settings.update(_yaml_values(props))
-    data = base.to_dict()
-    data[role] = settings
-    return ClientProfile.from_dict(data, name=base.name)
-
-
-def _read_properties(path: str) -> dict[str, str]:
-    from kafkabench.errors import ConfigError
-
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path!r}: {exc}") from exc
-    return dict(_parse_kv(line) for line in lines if line.strip() and not line.lstrip().startswith("#"))
 
 
 def _cmd_produce(args: argparse.Namespace) -> int:
     from kafkabench.admin import create_topic
-    from kafkabench.cluster import check_reachable, resolve_bootstrap
     from kafkabench.runner import run_workload
     from kafkabench.workload import Workload
 
-    profile = _profile_with(args.profile, "producer", args.producer_props, args.producer_config)
-    bootstrap = resolve_bootstrap(args.bootstrap)
-    check_reachable(bootstrap, profile.common)
+    profile = _client_profile(args, "producer", files=[args.producer_config],
+                              props=[("--producer-props", args.producer_props)])
+    bootstrap, conf = _connect(args, profile)
     workload = Workload(name=f"produce-{args.topic}", message_size=args.record_size,
                         producer_rate=max(0.0, args.throughput), consumer_groups=0,
                         message_count=args.num_records, duration_s=0, payload=args.payload,
                         key_distribution="none" if not args.keys else "round-robin",
                         key_count=max(1, args.keys), partitions=args.partitions)
-    create_topic(bootstrap, args.topic, args.partitions, -1, conf=dict(profile.common), exist_ok=True)
+    # -1: the cluster's default.replication.factor, as the Java tool's auto-created topics get.
+    create_topic(bootstrap, args.topic, args.partitions, -1, conf=conf, exist_ok=True)
     result = run_workload(workload, profile, bootstrap=bootstrap, topics=[args.topic], out=args.out,
                           progress=not args.no_progress)
     s = result.summary
-    # The line kafka-producer-perf-test prints, for side-by-side comparison.
-    print(f"{s['delivered']} records sent, {s['delivery_rate']:.1f} records/sec "
-          f"({s['publish_mb_s']:.2f} MB/sec), {s['publish_latency_ms_avg']:.2f} ms avg latency, "
-          f"{s['publish_latency_ms_max']:.2f} ms max latency, {s['publish_latency_ms_p50']:.0f} ms 50th, "
-          f"{s['publish_latency_ms_p95']:.0f} ms 95th, {s['publish_latency_ms_p99']:.0f} ms 99th, "
-          f"{s['publish_latency_ms_p99_9']:.0f} ms 99.9th.")
+    print(producer_performance_line(s, workload.mean_message_size))
     if s["failed"]:
         print(f"{s['failed']} records failed: {s['errors']}")
     return 0 if not s["failed"] else 1
 
 
+def _java_int(value: float) -> int:
+    """A latency as Kafka's tools print it: whole milliseconds (0 when there is none)."""
+    return int(value) if value == value else 0
+
+
+def producer_performance_line(summary: dict, record_size: float) -> str:
+    """The final line of Kafka's ProducerPerformance (kafka-producer-perf-test), same format.
+
+    Args:
+        summary: A run's summary (`delivered`, `delivery_rate`, `publish_latency_ms_*`).
+        record_size: Mean record size in bytes; MB/sec counts MB as 1024 * 1024 bytes.
+    """
+    s, rate = summary, summary["delivery_rate"]
+    percentiles = ", ".join(f"{_java_int(s[f'publish_latency_ms_{p}'])} ms {name}" for p, name in
+                            (("p50", "50th"), ("p95", "95th"), ("p99", "99th"), ("p99_9", "99.9th")))
+    return (f"{s['delivered']} records sent, {rate:f} records/sec ({rate * record_size / _MIB:.2f} MB/sec), "
+            f"{s['publish_latency_ms_avg']:.2f} ms avg latency, {s['publish_latency_ms_max']:.2f} ms max "
+            f"latency, {percentiles}.")
+
+
 def _cmd_consume(args: argparse.Namespace) -> int:
     from kafkabench.runner import consume_topic
 
-    profile = _profile_with(args.profile, "consumer", args.consumer_props, args.consumer_config)
+    profile = _client_profile(args, "consumer", files=[args.consumer_config],
+                              props=[("--consumer-props", args.consumer_props)])
     result = consume_topic(args.topic, messages=args.messages, group=args.group, profile=profile,
-                           bootstrap=args.bootstrap, timeout_s=args.timeout / 1000.0,
+                           bootstrap=args.bootstrap, timeout_s=args.timeout,
                            progress=not args.no_progress, out=args.out,
                            record_latency=not args.no_latency)
     s = result.summary
-    print("start.time, elapsed.sec, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
-          "rebalance.time.ms, e2e.p50.ms, e2e.p99.ms")
-    print(f"{s['started_at']}, {s['duration_s']:.3f}, {s['consumed_bytes'] / 1e6:.4f}, "
-          f"{s['consume_mb_s']:.4f}, {s['consumed']}, {s['consume_rate']:.1f}, "
-          f"{s['rebalance_time_ms']}, {s['e2e_latency_ms_p50']:.2f}, {s['e2e_latency_ms_p99']:.2f}")
+    header, row = consumer_performance_lines(s)
+    if not args.hide_header:
+        print(header)
+    print(row)
+    if s.get("e2e_latency_ms_p50") == s.get("e2e_latency_ms_p50") and not args.no_latency:
+        print(f"end-to-end latency ms: p50 {s['e2e_latency_ms_p50']:.2f}, p99 {s['e2e_latency_ms_p99']:.2f}, "
+              f"max {s['e2e_latency_ms_max']:.2f}", file=sys.stderr)
     for warning in s.get("warnings") or []:
         print(f"kafkabench: warning: {warning}", file=sys.stderr)
     if s.get("interrupted"):
@@ -310,57 +514,130 @@ def _cmd_consume(args: argparse.Namespace) -> int:
     if args.messages and s["consumed"] < args.messages:
         print(f"kafkabench: warning: consumed {s['consumed']:,} of --messages {args.messages:,} "
               f"({args.messages - s['consumed']:,} short): topic {args.topic!r} had no more within "
-              f"--timeout {args.timeout} ms", file=sys.stderr)
+              f"--timeout {args.timeout:g} s", file=sys.stderr)
         return 1
     return 0
 
 
+CONSUMER_PERFORMANCE_HEADER = ("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, "
+                               "nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec")
+
+
+def consumer_performance_lines(summary: dict) -> tuple[str, str]:
+    """The header and the row of Kafka's ConsumerPerformance (kafka-consumer-perf-test).
+
+    Same columns and formats: times as yyyy-MM-dd HH:mm:ss:SSS local time, MB = 1024 * 1024
+    bytes, fetch.time.ms = elapsed - rebalance.time.ms (the time to join the group).
+
+    Args:
+        summary: A `consume_topic` summary (`started_at`, `duration_s`, `consumed`,
+            `consumed_bytes`, `rebalance_time_ms`).
+    """
+    from datetime import datetime, timedelta
+
+    start = datetime.fromisoformat(summary["started_at"]).astimezone()
+    elapsed_ms = round(summary["duration_s"] * 1000)
+    end = start + timedelta(milliseconds=elapsed_ms)
+    mb, records = summary.get("consumed_bytes", 0) / _MIB, summary["consumed"]
+    join_ms = _java_int(summary.get("rebalance_time_ms", math.nan))
+    fetch_ms = elapsed_ms - join_ms
+    row = (f"{_java_time(start)}, {_java_time(end)}, {mb:.4f}, {_per_s(mb, elapsed_ms):.4f}, {records}, "
+           f"{_per_s(records, elapsed_ms):.4f}, {join_ms}, {fetch_ms}, {_per_s(mb, fetch_ms):.4f}, "
+           f"{_per_s(records, fetch_ms):.4f}")
+    return CONSUMER_PERFORMANCE_HEADER, row
+
+
+def _java_time(t: Any) -> str:
+    """Java's SimpleDateFormat("yyyy-MM-dd HH:mm:ss:SSS")."""
+    return f"{t:%Y-%m-%d %H:%M:%S}:{t.microsecond // 1000:03d}"
+
+
+def _per_s(amount: float, ms: float) -> float:
+    """amount per second over `ms` milliseconds, as Java's double division gives it."""
+    if ms > 0:
+        return amount / (ms / 1000.0)
+    return math.nan if amount == 0 else math.inf
+
+
 def _cmd_lag(args: argparse.Namespace) -> int:
-    from kafkabench.cluster import resolve_bootstrap
     from kafkabench.errors import ClusterError, ConfigError
     from kafkabench.lag import LagSampler
 
     if args.samples is not None and args.samples < 1:
         raise ConfigError(f"--samples {args.samples!r}: give 1 or more (or leave it out)")
-    from kafkabench.cluster import check_reachable
-
-    bootstrap = resolve_bootstrap(args.bootstrap)
-    check_reachable(bootstrap)
-    sampler = LagSampler(bootstrap, args.group, interval_s=args.interval,
+    bootstrap, conf = _connect(args)
+    groups = args.group or _all_groups(bootstrap, conf)
+    if not groups:
+        print(f"kafkabench: no consumer groups at {bootstrap}", file=sys.stderr)
+        return 0
+    sampler = LagSampler(bootstrap, groups, interval_s=args.interval, conf=conf,
                          window=args.window, request_timeout_s=args.timeout)
-    deadline = time.monotonic() + args.duration if args.duration else None
-    samples = sampled = 0  # samples taken, samples without an ERR row
     try:
-        while True:
-            frame = sampler.sample_once()
-            samples += 1
-            sampled += not (frame["status"] == "ERR").any()
-            # The reason next to ERR; DELETED says the topic is gone.
-            frame = frame.assign(status=[f"{s} ({e})" if e else s
-                                         for s, e in zip(frame["status"], frame["error"])])
-            cols = ["group", "topic", "partition", "committed", "log_end", "lag_msgs", "lag_s",
-                    "oldest_age_s", "status"]
-            print(frame[cols].to_string(index=False, float_format="{:.2f}".format) if len(frame) else
-                  "(no committed offsets and no members yet)")
-            pending = (f"; window {samples}/{args.window} samples (STOP, STALL, WARN need a full one)"
-                       if samples < args.window else "")
-            print("group status: " + ", ".join(f"{g} {s}" for g, s in sampler.group_status().items())
-                  + pending)
-            if args.once or samples == args.samples or (deadline and time.monotonic() >= deadline):
-                break
-            time.sleep(args.interval)
-            print()
-    except KeyboardInterrupt:
-        pass
+        samples, sampled = _sample_lag(sampler, args, _LAG_PRINTERS[args.format])
     finally:
         sampler.close()
     if samples and not sampled:
         errors = sampler.errors()
         last = errors["error"].iloc[-1] if len(errors) else "no reason recorded"
-        raise ClusterError(f"could not sample the lag of {', '.join(args.group)} at {sampler.bootstrap} "
+        raise ClusterError(f"could not sample the lag of {', '.join(groups)} at {sampler.bootstrap} "
                            f"({samples} sample(s), {sampler.error_count} error(s), last: {last}); "
-                           "check that --bootstrap names a reachable cluster")
+                           "check that --bootstrap-server names a reachable cluster")
     return 0
+
+
+def _all_groups(bootstrap: str, conf: dict[str, Any]) -> list[str]:
+    from kafkabench.admin import list_consumer_groups
+
+    return list_consumer_groups(bootstrap, conf=conf)
+
+
+def _sample_lag(sampler: Any, args: argparse.Namespace, show: Callable[..., None]) -> tuple[int, int]:
+    """Sample until --once, --samples, --duration or Ctrl-C; returns (samples, samples without ERR)."""
+    deadline = time.monotonic() + args.duration if args.duration else None
+    samples = sampled = 0
+    try:
+        while True:
+            frame = sampler.sample_once()
+            samples += 1
+            sampled += not (frame["status"] == "ERR").any()
+            show(frame, sampler.group_status(), samples, args.window)
+            if args.once or samples == args.samples or (deadline and time.monotonic() >= deadline):
+                break
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        pass
+    return samples, sampled
+
+
+def _show_lag_table(frame: Any, status: dict[str, str], samples: int, window: int) -> None:
+    if samples > 1:
+        print()
+    # The reason next to ERR; DELETED says the topic is gone.
+    frame = frame.assign(status=[f"{s} ({e})" if e else s for s, e in zip(frame["status"], frame["error"])])
+    cols = ["group", "topic", "partition", "committed", "log_end", "lag_msgs", "lag_s", "oldest_age_s",
+            "status"]
+    print(frame[cols].to_string(index=False, float_format="{:.2f}".format) if len(frame) else
+          "(no committed offsets and no members yet)")
+    pending = (f"; window {samples}/{window} samples (STOP, STALL, WARN need a full one)"
+               if samples < window else "")
+    print("group status: " + ", ".join(f"{g} {s}" for g, s in status.items()) + pending, flush=True)
+
+
+def _show_lag_json(frame: Any, status: dict[str, str], samples: int, window: int) -> None:
+    """One JSON object per sample and line: time, group statuses, partition rows."""
+    import pandas as pd
+
+    when = frame["time"].max() if len(frame) else pd.Timestamp.now(tz="UTC")
+    _print_json({"time": when, "sample": samples, "window_full": samples >= window,
+                 "group_status": status, "partitions": frame.to_dict("records")})
+
+
+def _show_lag_csv(frame: Any, status: dict[str, str], samples: int, window: int) -> None:
+    """The partition rows of every sample as CSV, with one header line."""
+    print(frame.to_csv(index=False, header=samples == 1), end="", flush=True)
+
+
+_LAG_PRINTERS = {"table": _show_lag_table, "json": _show_lag_json, "csv": _show_lag_csv}
 
 
 def _cmd_results_list(args: argparse.Namespace) -> None:
@@ -425,6 +702,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from kafkabench.sweep import SweepSpec, run_sweep, summarize
 
     spec = SweepSpec.from_yaml(args.spec)
+    if args.profile or args.command_config or args.command_property:
+        spec = dataclasses.replace(spec, profile=_client_profile(args, base=spec.profile))
     table = run_sweep(spec, bootstrap=args.bootstrap, out=args.out, progress=not args.no_progress)
     summary = summarize(table, spec)
     if len(summary):
@@ -464,9 +743,12 @@ def _cmd_locust(args: argparse.Namespace) -> int:
     from kafkabench.locust_results import run_locust
     from kafkabench.results import save
 
+    conf = read_properties(args.command_config) if args.command_config else {}
+    conf.update(_pairs(args.command_property, "--command-property"))
+    conf.update(_pairs(args.conf, "--conf"))
     run = run_locust(args.locustfile, users=args.users, spawn_rate=args.spawn_rate,
                      run_time_s=args.run_time, bootstrap=args.bootstrap, topic=args.topic,
-                     group=args.group, profile=args.profile, conf=_overrides(args.conf),
+                     group=args.group, profile=args.profile, conf=conf,
                      rate=args.rate, shape=args.shape, workers=args.workers,
                      out_dir=Path(args.out) / "locust" if args.out else None)
     _print_summary(run.result.summary)
@@ -476,183 +758,304 @@ def _cmd_locust(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
-def _parse_kv(text: str) -> tuple[str, str]:
-    """'key=value' -> (key, value), with a clear error naming the bad argument."""
-    from kafkabench.errors import ConfigError
+def _cmd_completion(args: argparse.Namespace) -> None:
+    from kafkabench.errors import InstallError
 
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"expected key=value, got {text!r}")
-    return key.strip(), value.strip()
+    try:
+        import shtab
+    except ImportError:
+        raise InstallError("shell completion needs the shtab package: pip install shtab") from None
+    print(shtab.complete(build_parser(), shell=args.shell))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every kafkabench command."""
-    parser = argparse.ArgumentParser(prog="kafkabench", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"kafkabench {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log more (also librdkafka's log): -v INFO, -vv DEBUG; "
-                             "may also follow the command")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _command(sub: Any, name: str, help_: str, examples: Sequence[str], *,
+             parents: Sequence[argparse.ArgumentParser] = (), description: str | None = None):
+    """A subcommand parser whose --help ends with examples."""
+    label = "examples" if len(examples) > 1 else "example"
+    return sub.add_parser(name, parents=list(parents), help=help_,
+                          description=description or help_[:1].upper() + help_[1:] + ".",
+                          epilog=f"{label}:\n" + "\n".join(f"  {e}" for e in examples),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    kafka = sub.add_parser("kafka", help="the Apache Kafka distribution").add_subparsers(
-        dest="action", required=True)
-    p = kafka.add_parser("install", help=f"fetch Apache Kafka (default {KAFKA_VERSION}) into the cache")
-    p.add_argument("--version", default=KAFKA_VERSION)
+
+def _file(action: argparse.Action, kind: dict[str, str] = _FILE) -> argparse.Action:
+    """Mark an argument as a path for shell completion."""
+    action.complete = kind
+    return action
+
+
+def _client_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """Parent parsers: --bootstrap-server alone, and with --profile and client settings."""
+    bootstrap = argparse.ArgumentParser(add_help=False)
+    bootstrap.add_argument("--bootstrap-server", "--bootstrap", dest="bootstrap", metavar="HOST:PORT",
+                           help="bootstrap servers, host:port[,host:port...] (default: "
+                                "$KAFKABENCH_BOOTSTRAP, else the running embedded cluster)")
+    client = argparse.ArgumentParser(add_help=False, parents=[bootstrap])
+    _file(client.add_argument(
+        "--profile", help="client profile: a preset name or a YAML file (kafkabench or OMB "
+                          "driver-kafka format); its common settings (TLS/SASL) reach every "
+                          "client (default: the default preset)"))
+    _file(client.add_argument(
+        "--command-config", metavar="FILE",
+        help="client properties file (key=value lines, librdkafka names), laid over --profile"))
+    client.add_argument(
+        "--command-property", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+        help="client setting(s), repeatable, laid over --command-config; security.*, sasl.*, "
+             "ssl.* go to every client, producer.KEY / consumer.KEY to one role")
+    return bootstrap, client
+
+
+def _add_cluster_commands(sub: Any) -> None:
+    kafka = _command(sub, "kafka", "the Apache Kafka distribution (jars for the embedded cluster)",
+                     ["kafkabench kafka install"]).add_subparsers(dest="action", required=True)
+    p = _command(kafka, "install", f"fetch Apache Kafka (default {KAFKA_VERSION}) into the cache",
+                 ["kafkabench kafka install", f"kafkabench kafka install --version {KAFKA_VERSION}"])
+    p.add_argument("--version", default=KAFKA_VERSION, help="Kafka version (default: %(default)s)")
     p.set_defaults(func=_cmd_kafka_install)
 
-    cluster = sub.add_parser("cluster", help="the embedded KRaft cluster").add_subparsers(
-        dest="action", required=True)
+    cluster = _command(sub, "cluster", "the embedded KRaft cluster on this machine",
+                       ["kafkabench cluster up --brokers 3", "kafkabench cluster status"]
+                       ).add_subparsers(dest="action", required=True)
     name_opt = argparse.ArgumentParser(add_help=False)
-    name_opt.add_argument("--name", default="default", help="cluster name (default: default)")
-    p = cluster.add_parser("up", parents=[name_opt], help="start a cluster in the background")
-    p.add_argument("--brokers", type=int, choices=(1, 3), default=1)
-    p.add_argument("--port", type=int, action="append", help="fixed client port (repeat per broker)")
-    p.add_argument("--heap", help="JVM heap per broker, e.g. 1g")
+    name_opt.add_argument("--name", default="default", help="cluster name (default: %(default)s)")
+    p = _command(cluster, "up", "start a cluster in the background", [
+        "kafkabench cluster up", "kafkabench cluster up --brokers 3 --heap 1g"], parents=[name_opt])
+    p.add_argument("--brokers", type=int, choices=(1, 3), default=1,
+                   help="number of KRaft nodes, each broker and controller (default: %(default)s)")
+    p.add_argument("--port", type=int, action="append",
+                   help="fixed client port, repeat once per broker (default: free ports)")
+    p.add_argument("--heap", help="JVM heap per broker, e.g. 1g (default: Kafka's)")
     p.set_defaults(func=_cmd_cluster_up)
-    p = cluster.add_parser("status", parents=[name_opt], help="show each node")
-    p.add_argument("--json", action="store_true")
+    p = _command(cluster, "status", "show each node: pid, ports, state, role",
+                 ["kafkabench cluster status --json"], parents=[name_opt])
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=_cmd_cluster_status)
-    p = cluster.add_parser("down", parents=[name_opt], help="stop the cluster")
+    p = _command(cluster, "down", "stop the cluster", ["kafkabench cluster down --purge"],
+                 parents=[name_opt])
     p.add_argument("--purge", action="store_true", help="also delete its data and logs")
     p.set_defaults(func=_cmd_cluster_down)
     for action, text in (("stop", "clean shutdown of one node (SIGTERM)"),
                          ("kill", "hard kill of one node (SIGKILL)"),
                          ("start", "restart a stopped node"),
-                         ("pause", "freeze a node (SIGSTOP)"), ("resume", "unfreeze (SIGCONT)")):
-        p = cluster.add_parser(action, parents=[name_opt], help=text)
-        p.add_argument("node", type=int, help="node id (1-based)")
+                         ("pause", "freeze a node (SIGSTOP)"), ("resume", "unfreeze a node (SIGCONT)")):
+        p = _command(cluster, action, text, [f"kafkabench cluster {action} 2"], parents=[name_opt])
+        p.add_argument("node", type=int, help="node id (1-based, as `cluster status` shows)")
         p.set_defaults(func=_node_action(action))
 
-    bootstrap_opt = argparse.ArgumentParser(add_help=False)
-    bootstrap_opt.add_argument("--bootstrap", help="bootstrap servers (default: KAFKABENCH_BOOTSTRAP "
-                                                   "or the running embedded cluster)")
-    topic = sub.add_parser("topic", help="create, describe, list, delete topics").add_subparsers(
-        dest="action", required=True)
-    p = topic.add_parser("create", parents=[bootstrap_opt])
-    p.add_argument("topic")
-    p.add_argument("--partitions", type=int, default=1)
-    p.add_argument("--replication-factor", type=int, default=1)
-    p.add_argument("--config", action="append", default=[], help="topic config key=value")
-    p.add_argument("--if-not-exists", action="store_true")
+
+def _add_topic_commands(sub: Any, client: argparse.ArgumentParser) -> None:
+    topic = _command(sub, "topic", "create, describe, list, delete topics",
+                     ["kafkabench topic list --bootstrap-server localhost:9092"]
+                     ).add_subparsers(dest="action", required=True)
+    p = _command(topic, "create", "create a topic and wait for its partition leaders",
+                 ["kafkabench topic create orders --partitions 12 --config retention.ms=3600000"],
+                 parents=[client])
+    p.add_argument("topic", help="topic name")
+    p.add_argument("--partitions", type=int, default=1, help="number of partitions (default: %(default)s)")
+    p.add_argument("--replication-factor", type=int,
+                   help="copies of each partition (default: the cluster's default.replication.factor)")
+    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                   help="topic config, repeatable, e.g. retention.ms=3600000")
+    p.add_argument("--if-not-exists", action="store_true", help="succeed if the topic exists already")
     p.set_defaults(func=_cmd_topic_create)
-    p = topic.add_parser("describe", parents=[bootstrap_opt])
-    p.add_argument("topic")
+    p = _command(topic, "describe", "partitions of a topic with leader, replicas and in-sync replicas",
+                 ["kafkabench topic describe orders"], parents=[client])
+    p.add_argument("topic", help="topic name")
     p.set_defaults(func=_cmd_topic_describe)
-    p = topic.add_parser("list", parents=[bootstrap_opt])
+    p = _command(topic, "list", "names of the topics (internal ones left out)",
+                 ["kafkabench topic list --profile secure.yaml"], parents=[client])
     p.set_defaults(func=_cmd_topic_list)
-    p = topic.add_parser("delete", parents=[bootstrap_opt])
-    p.add_argument("topic", nargs="+")
+    p = _command(topic, "delete", "delete topics (a missing one is not an error)",
+                 ["kafkabench topic delete orders payments"], parents=[client])
+    p.add_argument("topic", nargs="+", help="topic names")
     p.set_defaults(func=_cmd_topic_delete)
-    p = sub.add_parser("run", parents=[bootstrap_opt], help="run a workload and measure it")
-    p.add_argument("workload", help="workload YAML (kafkabench or OpenMessaging Benchmark format)")
-    p.add_argument("--profile", help="client profile: a preset name or a YAML file "
-                                     "(kafkabench or OMB driver-kafka format)")
-    p.add_argument("--out", default="results", help="results folder (default: results)")
+
+
+def _add_run_commands(sub: Any, bootstrap: argparse.ArgumentParser,
+                      client: argparse.ArgumentParser) -> None:
+    from kafkabench.consumer import COMMIT_MODES
+
+    p = _command(sub, "run", "run a workload and measure it", [
+        "kafkabench run workloads/quickstart.yaml --set producer_rate=10000 --set duration_s=2m",
+        "kafkabench run workloads/omb/1-topic-16-partitions-1kb.yaml --profile kafka-latency "
+        "--bootstrap-server broker1:9092 --command-config client.properties --json"], parents=[client])
+    _file(p.add_argument("workload", help="workload YAML (kafkabench or OpenMessaging Benchmark format)"))
+    _file(p.add_argument("--out", default="results",
+                         help="results folder (default: %(default)s; '' saves nothing)"), _DIR)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a workload field, e.g. --set producer_rate=10000")
-    p.add_argument("--commit", default="auto", choices=("auto", "sync", "async"))
-    p.add_argument("--partitioner", help="partition strategy (kafkabench.partitioning)")
-    p.add_argument("--no-progress", action="store_true")
+                   help="override a workload field, repeatable, e.g. producer_rate=10000 "
+                        "(msgs/s) or duration_s=5m (fields ending in _s take durations)")
+    p.add_argument("--commit", default="auto", choices=COMMIT_MODES,
+                   help="consumer offset commits (default: %(default)s)")
+    p.add_argument("--partitioner", help="partition strategy in Python (kafkabench.partitioning) "
+                                         "(default: librdkafka's partitioner)")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as one JSON object on the last line of stdout "
+                        "(NaN as null); other text goes to stderr")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("produce", parents=[bootstrap_opt],
-                       help="producer benchmark with kafka-producer-perf-test's flags")
-    p.add_argument("--topic", required=True)
-    p.add_argument("--num-records", type=int, required=True)
-    p.add_argument("--record-size", type=int, default=100)
-    p.add_argument("--throughput", type=float, default=-1, help="msgs/s; -1 = unthrottled")
-    p.add_argument("--producer-props", nargs="*", default=[], metavar="KEY=VALUE")
-    p.add_argument("--producer.config", dest="producer_config", help="properties file")
-    p.add_argument("--profile", help="client profile to start from (preset or YAML)")
-    p.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created")
-    p.add_argument("--keys", type=int, default=0, help="round-robin over this many keys (0: no key)")
-    p.add_argument("--payload", default="random", help="random, text or a payload file")
-    p.add_argument("--out", default=None, help="also save the result here")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_produce)
-
-    p = sub.add_parser("consume", parents=[bootstrap_opt],
-                       help="consumer benchmark with kafka-consumer-perf-test's flags")
-    p.add_argument("--topic", required=True)
-    p.add_argument("--messages", type=int, help="stop after this many (default: until idle)")
-    p.add_argument("--group", help="consumer group (default: a new one)")
-    p.add_argument("--timeout", type=int, default=10000, help="ms without messages before stopping")
-    p.add_argument("--consumer-props", nargs="*", default=[], metavar="KEY=VALUE")
-    p.add_argument("--consumer.config", dest="consumer_config", help="properties file")
-    p.add_argument("--no-latency", action="store_true",
-                   help="do not record end-to-end latency (pure throughput, as the Java tool)")
-    p.add_argument("--profile", help="client profile to start from (preset or YAML)")
-    p.add_argument("--out", default=None, help="also save the result here")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_consume)
-
-    p = sub.add_parser("lag", parents=[bootstrap_opt],
-                       help="consumer lag (messages, seconds, Burrow status) of any group")
-    p.add_argument("--group", action="append", required=True, help="consumer group (repeatable)")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between samples")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--once", action="store_true", help="one sample, then exit")
-    p.add_argument("--samples", type=int, help="stop after this many samples")
-    p.add_argument("--window", type=int, default=10,
-                   help="samples in the Burrow status window (statuses are OK until it is full)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds allowed for each request")
-    p.set_defaults(func=_cmd_lag)
-
-    p = sub.add_parser("report", help="one self-contained HTML report of saved runs")
-    p.add_argument("results", nargs="+", help="run folders or folders containing runs")
-    p.add_argument("-o", "--output", default="report.html")
-    p.add_argument("--title", default="kafkabench report")
-    p.set_defaults(func=_cmd_report)
-
-    p = sub.add_parser("sweep", parents=[bootstrap_opt],
-                       help="run a grid of workload fields and librdkafka settings (resumable)")
-    p.add_argument("spec", help="sweep YAML: name, workload, profile, grid, repetitions")
-    p.add_argument("--out", default="results")
-    p.add_argument("--report", help="also write an HTML report here")
-    p.add_argument("--no-progress", action="store_true")
+    p = _command(sub, "sweep", "run a grid of workload fields and librdkafka settings (resumable)",
+                 ["kafkabench sweep sweeps/linger.yaml --report linger.html"], parents=[client],
+                 description="Run a grid of workload fields and librdkafka settings; runs already "
+                             "saved are not run again. --profile replaces the spec's profile; "
+                             "--command-config and --command-property lay settings over it.")
+    _file(p.add_argument("spec", help="sweep YAML: name, workload, profile, grid, repetitions"))
+    _file(p.add_argument("--out", default="results", help="results folder (default: %(default)s)"), _DIR)
+    _file(p.add_argument("--report", help="also write an HTML report to this file"))
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_sweep)
 
-    p = sub.add_parser("quickstart", parents=[bootstrap_opt],
-                       help="compression x acks sweep with a consumer group, and a report")
-    p.add_argument("--out", default="results")
-    p.add_argument("--report", default="report.html")
-    p.add_argument("--no-progress", action="store_true")
+    p = _command(sub, "quickstart", "compression x acks sweep with a consumer group, and a report",
+                 ["kafkabench cluster up && kafkabench quickstart"], parents=[bootstrap])
+    _file(p.add_argument("--out", default="results", help="results folder (default: %(default)s)"), _DIR)
+    _file(p.add_argument("--report", default="report.html", help="HTML report file (default: %(default)s)"))
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_quickstart)
 
-    p = sub.add_parser("locust", parents=[bootstrap_opt],
-                       help="run a locustfile headless, save its result like any other run")
-    p.add_argument("locustfile", help="a path, or producer_load / consumer_load / mixed")
-    p.add_argument("-u", "--users", type=int, default=5)
-    p.add_argument("-r", "--spawn-rate", type=float, default=5.0)
-    p.add_argument("-t", "--run-time", type=float, default=60.0, help="seconds")
+    p = _command(sub, "locust", "run a locustfile headless, save its result like any other run",
+                 ["kafkabench locust producer_load -u 10 -r 5 -t 5m --rate 1000"], parents=[client])
+    _file(p.add_argument("locustfile", help="a path, or producer_load / consumer_load / mixed"))
+    p.add_argument("-u", "--users", type=int, default=5, help="peak users (default: %(default)s)")
+    p.add_argument("-r", "--spawn-rate", type=float, default=5.0,
+                   help="users started per second (default: %(default)s)")
+    p.add_argument("-t", "--run-time", type=_duration, metavar="DURATION", default="60s",
+                   help="run time: 90, 90s, 5m, 1h30m (default: %(default)s)")
     p.add_argument("--workers", type=int, default=0,
-                   help="0: one process; N: a master and N workers on this machine")
+                   help="0: one process; N: a master and N workers on this machine (default: %(default)s)")
     p.add_argument("--topic", help="topic (default: a new one named after the run)")
-    p.add_argument("--group", help="consumer group whose lag is sampled")
-    p.add_argument("--profile", help="client profile: preset name or YAML path")
+    p.add_argument("--group", help="consumer group whose lag is sampled (default: TOPIC-group)")
     p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
-                   help="librdkafka setting (repeatable; prefix producer. or consumer.)")
-    p.add_argument("--rate", type=float, help="messages/s per producer user (0: full speed)")
+                   help="librdkafka setting, repeatable (prefix producer. or consumer. for one role)")
+    p.add_argument("--rate", type=float, help="messages/s per producer user (0: full speed; "
+                                              "default: the locustfile's)")
     p.add_argument("--shape", choices=("constant", "step", "spike"),
-                   help="load shape, for locustfiles with a KafkaLoadShape (mixed)")
-    p.add_argument("--out", default="results", help="results folder ('' to save nothing)")
+                   help="load shape, for locustfiles with a KafkaLoadShape (mixed) (default: none)")
+    _file(p.add_argument("--out", default="results",
+                         help="results folder (default: %(default)s; '' saves nothing)"), _DIR)
     p.set_defaults(func=_cmd_locust)
 
-    results = sub.add_parser("results", help="list, show and compare saved runs").add_subparsers(
-        dest="action", required=True)
-    p = results.add_parser("list")
-    p.add_argument("dir", nargs="?", default="results")
+
+def _add_perf_commands(sub: Any, client: argparse.ArgumentParser) -> None:
+    p = _command(sub, "produce", "producer benchmark with kafka-producer-perf-test's flags and output", [
+        "kafkabench produce --bootstrap-server localhost:9092 --topic t --num-records 1000000 "
+        "--record-size 100 --throughput -1 --command-property acks=all linger.ms=5"], parents=[client])
+    p.add_argument("--topic", required=True, help="topic (created with --partitions if missing)")
+    p.add_argument("--num-records", type=int, required=True, help="records to send")
+    p.add_argument("--record-size", type=int, default=100, help="bytes per record (default: %(default)s)")
+    p.add_argument("--throughput", type=float, default=-1,
+                   help="records/s in all; -1 = unthrottled (default: %(default)s)")
+    p.add_argument("--producer-props", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="producer settings (the tool's older name of --command-property)")
+    _file(p.add_argument("--producer.config", dest="producer_config", metavar="FILE",
+                         help="producer properties file (the older name of --command-config)"))
+    p.add_argument("--partitions", type=int, default=1,
+                   help="partitions if the topic is created (default: %(default)s)")
+    p.add_argument("--keys", type=int, default=0,
+                   help="round-robin over this many keys (default: %(default)s, no key)")
+    p.add_argument("--payload", default="random",
+                   help="random, text or a payload file (default: %(default)s)")
+    _file(p.add_argument("--out", help="also save the result in this results folder"), _DIR)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_produce)
+
+    p = _command(sub, "consume", "consumer benchmark with kafka-consumer-perf-test's flags and output", [
+        "kafkabench consume --bootstrap-server localhost:9092 --topic t --num-records 1000000 "
+        "--timeout 30s --no-latency"], parents=[client])
+    p.add_argument("--topic", required=True, help="topic to read from its start")
+    p.add_argument("--num-records", "--messages", dest="messages", type=int, metavar="N",
+                   help="stop after this many records (default: when idle for --timeout)")
+    p.add_argument("--group", help="consumer group (default: a new one)")
+    p.add_argument("--timeout", type=_duration_ms, metavar="DURATION", default="10000",
+                   help="stop after this long without records: milliseconds as in Kafka's tool, "
+                        "or 30s, 2m (default: %(default)s ms)")
+    p.add_argument("--consumer-props", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="consumer settings (older name of --command-property)")
+    _file(p.add_argument("--consumer.config", dest="consumer_config", metavar="FILE",
+                         help="consumer properties file (the older name of --command-config)"))
+    p.add_argument("--no-latency", action="store_true",
+                   help="do not record end-to-end latency (pure throughput, as the Java tool)")
+    p.add_argument("--hide-header", action="store_true", help="print the figures without the header line")
+    _file(p.add_argument("--out", help="also save the result in this results folder"), _DIR)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_consume)
+
+    p = _command(sub, "lag", "consumer lag (messages, seconds, Burrow status) of any group", [
+        "kafkabench lag --group orders-app --interval 5s --duration 10m",
+        "kafkabench lag --bootstrap-server localhost:9092 --all-groups --once --format json"],
+        parents=[client])
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--group", action="append", help="consumer group, repeatable")
+    which.add_argument("--all-groups", action="store_true",
+                       help="every consumer group of the cluster (as listed at start)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="table; json: one object per sample and line; csv: partition rows "
+                        "(default: %(default)s)")
+    p.add_argument("--interval", type=_duration, metavar="DURATION", default="2s",
+                   help="time between samples: 2, 2s, 1m (default: %(default)s)")
+    p.add_argument("--duration", type=_duration, metavar="DURATION",
+                   help="stop after this long, e.g. 10m (default: until Ctrl-C)")
+    p.add_argument("--once", action="store_true", help="one sample, then exit")
+    p.add_argument("--samples", type=int, help="stop after this many samples (default: until Ctrl-C)")
+    p.add_argument("--window", type=int, default=10,
+                   help="samples in the Burrow status window; statuses are OK until it is full "
+                        "(default: %(default)s)")
+    p.add_argument("--timeout", type=_duration, metavar="DURATION", default="5s",
+                   help="time allowed for each request (default: %(default)s)")
+    p.set_defaults(func=_cmd_lag)
+
+
+def _add_results_commands(sub: Any) -> None:
+    p = _command(sub, "report", "one self-contained HTML report of saved runs",
+                 ["kafkabench report results -o report.html"])
+    _file(p.add_argument("results", nargs="+", help="run folders or folders containing runs"), _DIR)
+    _file(p.add_argument("-o", "--output", default="report.html", help="HTML file (default: %(default)s)"))
+    p.add_argument("--title", default="kafkabench report", help="report title (default: %(default)s)")
+    p.set_defaults(func=_cmd_report)
+
+    results = _command(sub, "results", "list, show and compare saved runs",
+                       ["kafkabench results list", "kafkabench results compare RUN_A RUN_B"]
+                       ).add_subparsers(dest="action", required=True)
+    p = _command(results, "list", "one line per saved run with its headline figures",
+                 ["kafkabench results list results/"])
+    _file(p.add_argument("dir", nargs="?", default="results", help="results folder (default: %(default)s)"),
+          _DIR)
     p.set_defaults(func=_cmd_results_list)
     run_dir_opt = argparse.ArgumentParser(add_help=False)
-    run_dir_opt.add_argument("--dir", default="results",
-                             help="results folder run ids are looked up in (default: results)")
-    p = results.add_parser("show", parents=[run_dir_opt])
+    _file(run_dir_opt.add_argument("--dir", default="results",
+                                   help="results folder run ids are looked up in (default: %(default)s)"),
+          _DIR)
+    p = _command(results, "show", "the summary of one saved run",
+                 ["kafkabench results show 20260101-120000"], parents=[run_dir_opt])
     p.add_argument("run", help="a run folder, or a run id (or its start) from `results list`")
     p.set_defaults(func=_cmd_results_show)
-    p = results.add_parser("compare", parents=[run_dir_opt])
+    p = _command(results, "compare", "saved runs side by side, as ratios to the first",
+                 ["kafkabench results compare RUN_A RUN_B RUN_C"], parents=[run_dir_opt])
     p.add_argument("runs", nargs="+", help="run folders or run ids (the first is the baseline)")
     p.set_defaults(func=_cmd_results_compare)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every kafkabench command."""
+    parser = argparse.ArgumentParser(prog="kafkabench", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"kafkabench {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more (also librdkafka's log): -v INFO, -vv DEBUG; "
+                             "may also follow the command")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    bootstrap, client = _client_options()
+    _add_cluster_commands(sub)
+    _add_topic_commands(sub, client)
+    _add_run_commands(sub, bootstrap, client)
+    _add_perf_commands(sub, client)
+    _add_results_commands(sub)
+    p = _command(sub, "completion", "print a shell completion script (needs shtab)", [
+        "kafkabench completion bash > ~/.local/share/bash-completion/completions/kafkabench",
+        "kafkabench completion zsh > \"${fpath[1]}/_kafkabench\""])
+    p.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell")
+    p.set_defaults(func=_cmd_completion)
     return parser
 
 

@@ -446,13 +446,13 @@ class LocalCluster:
         from confluent_kafka.admin import AdminClient
 
         deadline = time.monotonic() + (timeout_s or self.startup_timeout_s)
-        expected = {n.id for n in self.nodes if n.alive}
+        expected = {n.id for n in self.nodes if self._running(n)}
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0,
                              "logger": _QUIET})
         seen: set[int] = set()
         while time.monotonic() < deadline:
             for n in self.nodes:
-                if n.id in expected and not n.alive:
+                if n.id in expected and not self._running(n):
                     raise ClusterError(f"Kafka node {n.id} exited during startup; "
                                        f"last lines of {n.log}:\n{_tail(n.log)}")
             try:
@@ -469,6 +469,17 @@ class LocalCluster:
                            f"last lines of {worst.log}:\n{_tail(worst.log)}")
 
     # ------------------------------------------------------------------ node control
+    def _running(self, n: Node) -> bool:
+        """Whether a node's JVM runs: by its process when this object launched it, else `alive`.
+
+        `alive` reads the command line in /proc, which is empty for a moment while an owned
+        node's launcher execs into java: polled then, a starting node looked exited.
+        """
+        proc = self._procs.get(n.id)
+        if proc is not None and proc.pid == n.pid:
+            return proc.poll() is None
+        return n.alive
+
     def _signal(self, node: int, sig: int) -> Node:
         n = self.node(node)
         if not n.alive:
@@ -511,7 +522,7 @@ class LocalCluster:
 
     def stop_all(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Stop every node: SIGTERM to all at once, SIGKILL to any left after `timeout_s`."""
-        live = [n for n in self.nodes if n.alive]
+        live = [n for n in self.nodes if self._running(n)]
         for n in live:
             for sig in (signal.SIGCONT, signal.SIGTERM):
                 try:

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -428,6 +429,90 @@ def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
         raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {e}") from None
 
 
+
+# --- YAML files that ship inside the package ----------------------------------------------
+
+#: kafkabench's own YAML files, installed with the package (the repo root links `workloads/`
+#: here): kafkabench workloads and client profiles, OMB workloads and driver files under omb/.
+WORKLOADS_DIR = Path(str(resources.files("kafkabench") / "workloads"))
+_PROFILE_KEYS = {"name", "common", "producer", "consumer", "replication_factor", "topic_config"}
+
+
+def _packaged_kind(path: Path) -> str:
+    """"client profile" or "workload", from a packaged YAML file's keys."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return "unreadable"
+    if isinstance(data, Mapping) and set(data) <= _PROFILE_KEYS | _OMB_DRIVER_KEYS:
+        return "client profile"
+    return "workload"
+
+
+def packaged_files(kind: str) -> list[str]:
+    """Names of the YAML files of one kind that ship with kafkabench.
+
+    Args:
+        kind: "workload" or "client profile".
+
+    Returns:
+        Paths relative to `WORKLOADS_DIR` without ".yaml", e.g. "quickstart" or
+        "omb/driver-kafka/kafka-latency": each is a name `load_workload` / `load_profile` take.
+    """
+    return sorted(str(p.relative_to(WORKLOADS_DIR).with_suffix(""))
+                  for p in WORKLOADS_DIR.rglob("*.yaml") if _packaged_kind(p) == kind)
+
+
+def packaged_file(spec: str | Path, kind: str) -> Path | None:
+    """The packaged YAML file a relative path or a name stands for, when there is one.
+
+    So that `workloads/quickstart.yaml`, `quickstart.yaml` and `quickstart` name the same file
+    from any folder, installed or not. Callers try the path as given first: a file of that
+    name in the current folder wins.
+
+    Args:
+        spec: "workloads/<path>", "<path>" (relative to `WORKLOADS_DIR`, ".yaml" optional) or a
+            bare name, also looked up in the subfolders (OMB's files).
+        kind: "workload" or "client profile": a file of the other kind is not returned.
+
+    Returns:
+        The file inside the installed package, or None.
+    """
+    path = Path(spec)
+    parts = path.parts[1:] if path.parts[:1] == ("workloads",) else path.parts
+    if path.is_absolute() or not parts or ".." in parts:
+        return None
+    rel = Path(*parts)
+    names = [rel] if rel.suffix in (".yaml", ".yml") else [rel.with_name(f"{rel.name}.yaml"), rel]
+    candidates = [WORKLOADS_DIR / name for name in names]
+    if len(path.parts) == 1:
+        candidates += sorted(WORKLOADS_DIR.rglob(names[0].name))
+    return next((c for c in candidates if c.is_file() and _packaged_kind(c) == kind), None)
+
+
+def resolve_yaml(spec: str | Path, kind: str) -> Path:
+    """A YAML path as given when it exists, else the packaged file it names (`packaged_file`).
+
+    Args:
+        spec: A path, or the name of a file that ships with kafkabench.
+        kind: "workload" or "client profile", for the lookup and the message.
+
+    Returns:
+        The path to read (`read_yaml` reports a folder or an unreadable file).
+
+    Raises:
+        ConfigError: Neither exists; the message lists kafkabench's files of that kind.
+    """
+    path = Path(spec)
+    found = path if path.exists() else packaged_file(path, kind)
+    if found is None:
+        raise ConfigError(
+            f"{kind} {str(spec)!r}: no such file; give a YAML path, or one of kafkabench's "
+            f"{kind} files by name (e.g. workloads/NAME.yaml or NAME): "
+            f"{', '.join(packaged_files(kind))}")
+    return found
+
+
 # --- OpenMessaging Benchmark driver-kafka/*.yaml -------------------------------------------
 
 _OMB_DRIVER_KEYS = {
@@ -583,6 +668,9 @@ def load_profile(
     Args:
         spec: None for the default preset, a preset name (see `PRESETS`), a kafkabench or
             OMB driver YAML path, a mapping (see `ClientProfile.from_dict`) or a profile.
+            A path or name that does not exist here is looked up among the files that ship
+            with kafkabench (`packaged_file`): `workloads/omb/driver-kafka/kafka-latency.yaml`
+            and `kafka-latency` work from any folder.
 
     Returns:
         The profile, checked against librdkafka.
@@ -598,8 +686,12 @@ def load_profile(
         return ClientProfile.from_dict(spec)
     if isinstance(spec, str) and spec in PRESETS:
         return PRESETS[spec].validate()
-    if isinstance(spec, Path) or (isinstance(spec, str) and (re.search(r"[/\\.]", spec)
-                                                             or Path(spec).exists())):
-        return ClientProfile.from_yaml(spec)
+    if isinstance(spec, Path) or (isinstance(spec, str) and re.search(r"[/\\.]", spec)):
+        return ClientProfile.from_yaml(resolve_yaml(spec, "client profile"))
+    if isinstance(spec, str):
+        found = Path(spec) if Path(spec).exists() else packaged_file(spec, "client profile")
+        if found is not None:
+            return ClientProfile.from_yaml(found)
     raise ConfigError(f"unknown client profile {spec!r}; presets are {', '.join(PRESETS)}, "
+                      f"kafkabench's profile files {', '.join(packaged_files('client profile'))}, "
                       "or give a YAML file path")

@@ -14,6 +14,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
+from kafkabench.errors import ConfigError
 from kafkabench.stats import LatencyRecorder, StatsCollector
 from kafkabench.workers import Control, ErrorCounts, Report, cpu_seconds
 
@@ -25,6 +26,25 @@ CONSUME_TIMEOUT_S = 0.1
 # auto-commit does. Committing after every consume batch flooded the group coordinator on
 # 3 brokers (hundreds of OffsetCommit timeouts, a member lost its session).
 COMMIT_INTERVAL_S = 1.0
+
+
+def check_commit_mode(value: Any, where: str = "commit") -> str:
+    """The one check of a consumer commit mode, wherever one is given.
+
+    Args:
+        value: the mode as given (CLI option, sweep axis, `run_workload` argument, spec).
+        where: how the error names the setting, e.g. "sweep point 3: run.commit".
+
+    Returns:
+        `value`, one of `COMMIT_MODES`.
+
+    Raises:
+        ConfigError: `value` is not one of `COMMIT_MODES`.
+    """
+    if value not in COMMIT_MODES:
+        raise ConfigError(f"{where}={value!r} is not a commit mode: use one of "
+                          f"{', '.join(COMMIT_MODES)}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +72,9 @@ class ConsumerSpec:
     record_latency: bool = True
     max_messages: int | None = None
     commit_interval_s: float = COMMIT_INTERVAL_S
+
+    def __post_init__(self) -> None:
+        check_commit_mode(self.commit, f"consumer {self.worker!r}: commit")
 
 
 def effective_commit_mode(commit: str, config: dict[str, Any]) -> str:

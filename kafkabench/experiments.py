@@ -30,6 +30,7 @@ from kafkabench import capacity
 from kafkabench.admin import delete_topics
 from kafkabench.cluster import resolve_bootstrap
 from kafkabench.config import ClientProfile, load_profile
+from kafkabench.contract import column_names, summary_names
 from kafkabench.errors import ClusterError, ConfigError
 from kafkabench.lag import group_status
 from kafkabench.partitioning import Partitioner, analyze, get_strategy
@@ -157,9 +158,10 @@ def run_watched(workload: WorkloadSpec, monitor: Any, profile: ProfileSpec = Non
     return result
 
 
-_SCALING_COLUMNS = ["consumers", "publish_rate", "consume_rate", "consume_mb_s", "e2e_latency_ms_p50",
-                    "e2e_latency_ms_p99", "lag_max_msgs", "lag_max_s", "lag_final_msgs", "lag_status",
-                    "rebalances", "duration_s", "run_id", "path"]
+_SCALING_COLUMNS = ["consumers", *summary_names(
+    "publish_rate", "consume_rate", "consume_mb_s", "e2e_latency_ms_p50", "e2e_latency_ms_p99",
+    "lag_max_msgs", "lag_max_s", "lag_final_msgs", "lag_status", "rebalances", "duration_s", "run_id"),
+    "path"]
 
 
 def scaling_consumers(counts: Iterable[int], workload: WorkloadSpec, profile: ProfileSpec = None, *,
@@ -204,8 +206,8 @@ def lag_status(lag: pd.DataFrame) -> pd.DataFrame:
         lag_msgs, lag_s, status (OK, WARN, ERR, STOP, STALL), and `group_status`, the
         group's worst partition status.
     """
-    columns = ["group", "topic", "partition", "committed", "log_end", "lag_msgs", "lag_s", "status",
-               "group_status"]
+    columns = [*column_names("lag", "group", "topic", "partition", "committed", "log_end", "lag_msgs",
+                             "lag_s", "status"), "group_status"]
     lag = lag[lag["partition"] >= 0] if len(lag) else lag
     if lag.empty:
         return pd.DataFrame(columns=columns)
@@ -433,10 +435,11 @@ def peak_rate(workload: WorkloadSpec, profile: ProfileSpec = None, *, bootstrap:
     return float(table["publish_rate"].iloc[-1])
 
 
-_CURVE_COLUMNS = ["target_rate", "publish_rate", "rate_held", "publish_mb_s", "e2e_latency_ms_p50",
-                  "e2e_latency_ms_p99", "e2e_latency_ms_p99_9", "publish_latency_ms_p50",
-                  "publish_latency_ms_p99", "publish_delay_ms_p50", "publish_delay_ms_p99",
-                  "lag_max_msgs", "lag_max_s", "run_id", "path"]
+_CURVE_COLUMNS = [*summary_names("target_rate", "publish_rate", "rate_held", "publish_mb_s",
+                                  "e2e_latency_ms_p50", "e2e_latency_ms_p99", "e2e_latency_ms_p99_9",
+                                  "publish_latency_ms_p50", "publish_latency_ms_p99"),
+                  "publish_delay_ms_p50", "publish_delay_ms_p99",
+                  *summary_names("lag_max_msgs", "lag_max_s", "run_id"), "path"]
 
 
 def rate_latency_curve(rates: Iterable[float], workload: WorkloadSpec, profile: ProfileSpec = None, *,

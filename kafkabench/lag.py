@@ -25,6 +25,7 @@ from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -287,10 +288,10 @@ class LagSampler:
     """Samples committed offsets, log-end offsets and lag of consumer groups.
 
     Per sample: one DescribeGroups for all groups (owners and topics), one OffsetFetch per group
-    (the AdminClient API takes one group per request), one metadata request for partition
-    counts and deleted topics, one ListOffsets for every partition of every group, and one
-    batched read of the record at the committed offset of each lagging partition whose offset
-    moved since it was last read (`OldestReader`), for `oldest_age_s`.
+    (the AdminClient API takes one group per request), one DescribeTopics of the groups' topics
+    (partition counts and deleted topics), one ListOffsets for every partition of every group,
+    and one batched read of the record at the committed offset of each lagging partition whose
+    offset moved since it was last read (`OldestReader`), for `oldest_age_s`.
 
     A partition without a committed offset has committed, lag_msgs and lag_s NA (as
     `kafka-consumer-groups` shows "-"), unless `missing_committed="earliest"`, which counts it
@@ -398,17 +399,34 @@ class LagSampler:
             out[g] = owned
         return out
 
-    def _partitions(self, topics: set[str], t: float) -> dict[str, list[int]] | None:
-        """{topic: partitions} of the topics that exist; None when metadata failed."""
+    def _partitions(self, topics: set[str], t: float) -> dict[str, list[int] | None]:
+        """{topic: its partitions, or None when the topic does not exist} of the groups' topics.
+
+        DescribeTopics of these topics only: a metadata request for every topic made each
+        sample pay for the whole cluster's. A topic whose description failed otherwise is
+        left out (and the error recorded): its partitions stay those the groups know.
+        """
         if not topics:
             return {}
         try:
-            md = self._admin.list_topics(timeout=self.request_timeout_s)
-        except Exception as exc:  # noqa: BLE001 - fall back to the partitions the group knows
-            self._error(t, "", f"Metadata failed: {_text(exc)}")
-            return None
-        return {name: sorted(md.topics[name].partitions) for name in topics if name in md.topics
-                and not _is_unknown_topic(md.topics[name].error)}
+            futures = self._admin.describe_topics(TopicCollection(sorted(topics)),
+                                                  request_timeout=self.request_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - fall back to the partitions the groups know
+            futures = {topic: _Failed(exc) for topic in topics}
+        out: dict[str, list[int] | None] = {}
+        failed: dict[str, list[str]] = {}
+        for topic, res in self._wait(futures).items():
+            if not isinstance(res, Exception):
+                out[topic] = sorted(p.id for p in res.partitions)
+            elif isinstance(res, KafkaException) and res.args and _is_unknown_topic(res.args[0]):
+                out[topic] = None
+            else:
+                failed.setdefault(_text(res), []).append(topic)
+        for reason, names in failed.items():  # one error per reason, not per topic
+            shown = ", ".join(repr(n) for n in sorted(names)[:3])
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            self._error(t, "", f"DescribeTopics of {shown}{more} failed: {reason}")
+        return out
 
     def _offsets(self, partitions: set[tuple[str, int]],
                  spec: OffsetSpec) -> dict[tuple[str, int], int | Exception]:
@@ -473,19 +491,17 @@ class LagSampler:
             per_group[g] = tps
         topics = {tp[0] for tps in per_group.values() for tp in tps}
         partitions = self._partitions(topics, t)
-        gone: set[str] = set()
-        if partitions is not None:
-            self._deleted -= set(partitions)  # created again
-            gone = topics - set(partitions)
-            for tps in per_group.values():
-                for topic in {tp[0] for tp in tps} - gone:
-                    tps.update((topic, p) for p in partitions[topic])
+        gone = {topic for topic, parts in partitions.items() if parts is None}
+        self._deleted -= set(partitions) - gone  # created again
+        for tps in per_group.values():
+            for topic in {tp[0] for tp in tps}:
+                tps.update((topic, p) for p in partitions.get(topic) or ())
         # A deleted topic is reported once, then ignored: a group's offsets of it may linger.
         gone -= self._deleted
         per_group = {g: {tp for tp in tps if tp[0] not in self._deleted} for g, tps in per_group.items()}
         live = {tp for tps in per_group.values() for tp in tps if tp[0] not in gone}
         log_end = self._offsets(live, OffsetSpec.latest())
-        # Deleted between the metadata and the ListOffsets request (or metadata failed).
+        # Deleted between DescribeTopics and ListOffsets (or DescribeTopics failed).
         for topic in {tp[0] for tp in live}:
             results = [r for tp, r in log_end.items() if tp[0] == topic]
             if results and all(isinstance(r, KafkaException) and r.args
@@ -693,7 +709,7 @@ class LagSampler:
     def __enter__(self) -> LagSampler:
         return self.start()
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *_exc) -> None:
         self.stop()
 
 

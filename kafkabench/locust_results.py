@@ -14,6 +14,7 @@ the latency figures here are Locust's, with that resolution.
 
 from __future__ import annotations
 
+import importlib.resources
 import math
 import os
 import re
@@ -29,16 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 
-from kafkabench import KAFKA_VERSION, __version__
+from kafkabench import KAFKA_VERSION, __version__, contract
 from kafkabench.errors import ConfigError, KafkabenchError
+from kafkabench.loadshapes import SHAPES
 from kafkabench.results import RunResult, empty_lag, empty_rebalances, make_run_id
+from kafkabench.summary import build_summary
 
-SHAPES = ("constant", "step", "spike")
-
-#: Folder of the locustfiles that come with kafkabench (a source checkout or editable install).
-LOCUSTFILES = Path(__file__).resolve().parent.parent / "locustfiles"
+#: Folder of the locustfiles that come with kafkabench (installed with the package).
+LOCUSTFILES = Path(str(importlib.resources.files("kafkabench") / "locustfiles"))
 
 #: Locust's percentile columns -> kafkabench summary suffixes.
 PERCENTILE_COLUMNS = {"50%": "p50", "75%": "p75", "95%": "p95", "99%": "p99",
@@ -56,78 +56,36 @@ HISTORY_COLUMNS = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Fai
 FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences"]
 WORKERS_COLUMNS = ["Worker", "Request Count", "Failure Count"]
 #: Columns of `locust_timeseries`: the engine's timeseries columns, then Locust's own.
-TIMESERIES_COLUMNS = ["produced", "delivered", "failed", "consumed", "backlog",
-                      "publish_latency_ms_p50", "publish_latency_ms_p99", "e2e_latency_ms_p50",
-                      "e2e_latency_ms_p99", "publish_delay_us_p99", "users", "rebalances",
-                      "requests", "failures"]
+TIMESERIES_COLUMNS = contract.columns("timeseries", "locust")
 # Startup (imports, topic creation, workers connecting) and shutdown allowance of a run.
 STARTUP_ALLOWANCE_S = 90.0
 _ERROR_CODE = re.compile(r"KafkaDeliveryError\(['\"]([A-Z_][A-Z0-9_]*):")
 
 
-# --- shapes (used by kafkabench.locust_user.KafkaLoadShape) ---------------------------------
-
-
-def shape_tick(shape: str, t: float, *, users: int, spawn_rate: float, run_time_s: float,
-               steps: int = 4) -> tuple[int, float] | None:
-    """Users and spawn rate at `t` seconds into a shaped run (what `KafkaLoadShape` returns).
+def locustfile_path(name: str | os.PathLike) -> Path:
+    """Path of a locustfile: one that comes with kafkabench, or any other.
 
     Args:
-        shape: "constant", "step" or "spike".
-        t: seconds since the start.
-        users: peak users (-u).
-        spawn_rate: users started (or stopped) per second (-r).
-        run_time_s: length of the run (-t); None is returned from then on.
-        steps: number of steps of the step shape.
+        name: a name of kafkabench's ("producer_load", "consumer_load", "mixed"), its file
+            name ("mixed.py"), or the path of any locustfile (an existing file wins over a
+            kafkabench locustfile of the same name).
 
     Returns:
-        (users, spawn_rate), or None when the run is over.
-    """
-    if t >= run_time_s:
-        return None
-    if shape == "constant":
-        return users, spawn_rate
-    if shape == "step":
-        steps = max(1, min(steps, users))
-        step = min(steps, int(t // (run_time_s / steps)) + 1)
-        return math.ceil(users * step / steps), spawn_rate
-    if shape == "spike":
-        # A spike arrives at once: users start (and leave) as fast as -u per second.
-        fast = max(spawn_rate, float(users))
-        base = max(1, users // 4)
-        return (users if 0.4 * run_time_s <= t < 0.6 * run_time_s else base), fast
-    raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
-
-
-def planned_users(shape: str, *, users: int, spawn_rate: float, run_time_s: float,
-                  steps: int = 4) -> pd.DataFrame:
-    """The users a shape asks for, second by second (before spawning catches up).
-
-    Returns:
-        DataFrame indexed by t (whole seconds) with a column `users`.
-    """
-    ts = range(int(math.ceil(run_time_s)))
-    counts = [shape_tick(shape, t, users=users, spawn_rate=spawn_rate, run_time_s=run_time_s,
-                         steps=steps)[0] for t in ts]
-    return pd.DataFrame({"users": counts}, index=pd.Index(ts, name="t", dtype="int64"))
-
-
-def locustfile_path(name: str) -> Path:
-    """Path of a locustfile that comes with kafkabench.
-
-    Args:
-        name: "producer_load", "consumer_load", "mixed" (".py" optional), or a path.
+        The file's path.
 
     Raises:
-        ConfigError: no such file.
+        ConfigError: no such file, listing kafkabench's locustfiles.
     """
-    path = Path(name)
-    if not path.is_file():
-        path = LOCUSTFILES / (name if name.endswith(".py") else f"{name}.py")
-    if not path.is_file():
-        found = ", ".join(sorted(p.stem for p in LOCUSTFILES.glob("*.py"))) or "none"
-        raise ConfigError(f"no locustfile {name!r} (kafkabench's: {found})")
-    return path
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    if len(path.parts) == 1:  # a bare name: one of kafkabench's
+        packaged = LOCUSTFILES / (path.name if path.suffix == ".py" else f"{path.name}.py")
+        if packaged.is_file():
+            return packaged
+    found = ", ".join(sorted(p.stem for p in LOCUSTFILES.glob("*.py"))) or "none"
+    raise ConfigError(f"no locustfile {str(name)!r}: give the path of a locustfile, or one of "
+                      f"kafkabench's: {found}")
 
 
 # --- reading Locust's CSV files -------------------------------------------------------------
@@ -331,15 +289,22 @@ def error_counts(failures: pd.DataFrame) -> dict[str, int]:
     return counts
 
 
-def locust_summary(frames: LocustFrames, lag: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The engine's summary figures from Locust's final statistics.
+def locust_summary(frames: LocustFrames, lag: pd.DataFrame | None = None,
+                   ident: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The engine's summary row from Locust's final statistics, built by
+    `kafkabench.summary.build_summary` like every other run's.
+
+    Args:
+        frames: `load_csv` output.
+        lag: the run's lag frame, if sampled.
+        ident: the keys that say which run this was (run_id, name, started_at, ...).
 
     Returns:
-        requests, failures (all types), produced (delivery reports), delivered, failed,
-        consumed, publish_rate and consume_rate (Locust's Requests/s), delivery_rate,
-        publish_mb_s, consume_mb_s, publish_latency_ms_* and e2e_latency_ms_* (avg, p50 ...
-        p99_99, max), rebalances, errors (by Kafka error name), workers, lag_max_msgs,
-        lag_max_s; NaN where not measured (publish_delay_us_*, target_rate).
+        `ident`, then requests, failures (all types), produced (delivery reports), delivered,
+        failed, consumed, publish_rate and consume_rate (Locust's Requests/s), delivery_rate,
+        publish_mb_s, consume_mb_s, message_size_avg, workers, publish_latency_ms_* and
+        e2e_latency_ms_* (avg, p50 ... p99_99, max), lag figures, rebalances, errors (by Kafka
+        error name); NaN where not measured (publish_delay_us_*, target_rate).
     """
     stats = frames.stats
     aggregated = stats[stats["Name"] == "Aggregated"]
@@ -347,13 +312,9 @@ def locust_summary(frames: LocustFrames, lag: pd.DataFrame | None = None) -> dic
     failed = _type_total(stats, "produce", "Failure Count")
     publish_rate = _type_total(stats, "produce", "Requests/s")
     consume_rate = _type_total(stats, "consume", "Requests/s")
-    produce_rows, consume_rows = _rows(stats, "produce"), _rows(stats, "consume")
-    size_p = float((produce_rows["Average Content Size"] * produce_rows["Request Count"]).sum()
-                   / produced) if produced else math.nan
     consumed = _type_total(stats, "consume", "Request Count")
-    size_c = float((consume_rows["Average Content Size"] * consume_rows["Request Count"]).sum()
-                   / consumed) if consumed else math.nan
-    summary: dict[str, Any] = {
+    size_p, size_c = _mean_size(stats, "produce"), _mean_size(stats, "consume")
+    figures: dict[str, Any] = {
         "requests": int(aggregated["Request Count"].sum()),
         "failures": int(aggregated["Failure Count"].sum()),
         "produced": int(produced), "delivered": int(produced - failed), "failed": int(failed),
@@ -365,23 +326,29 @@ def locust_summary(frames: LocustFrames, lag: pd.DataFrame | None = None) -> dic
         "publish_mb_s": publish_rate * size_p / 1e6 if produced else 0.0,
         "consume_mb_s": consume_rate * size_c / 1e6 if consumed else 0.0,
         "message_size_avg": size_p,
-        "rebalances": int(_type_total(stats[stats["Name"] == "assign"], "rebalance",
-                                      "Request Count")),
-        "errors": error_counts(frames.failures),
         "workers": len(frames.workers),
     }
-    summary.update(_latency(stats, "produce", "publish_latency_ms"))
-    summary.update(_latency(stats, "consume", "e2e_latency_ms"))
-    for key in ("avg", *PERCENTILE_COLUMNS.values()):
-        summary[f"publish_delay_us_{key}"] = math.nan
-    if lag is not None and len(lag) and lag["lag_msgs"].notna().any():
-        summary["lag_max_msgs"] = float(lag["lag_msgs"].max())
-        summary["lag_max_s"] = float(lag["lag_s"].max()) if lag["lag_s"].notna().any() else 0.0
+    latencies = {**_latency(stats, "produce", "publish_latency_ms"),
+                 **_latency(stats, "consume", "e2e_latency_ms"),
+                 **{f"publish_delay_us_{key}": math.nan for key in ("avg", *PERCENTILE_COLUMNS.values())}}
+    summary = build_summary(
+        ident or {}, figures, latencies=latencies, mean_message_size=None, lag=lag,
+        rebalances=int(_type_total(stats[stats["Name"] == "assign"], "rebalance", "Request Count")),
+        errors=error_counts(frames.failures))
+    if lag is not None and len(lag):
         last = lag[lag["t"] == lag["t"].max()]
-        summary["lag_final_msgs"] = float(last["lag_msgs"].fillna(0).sum())
-    else:
-        summary.update(lag_max_msgs=math.nan, lag_max_s=math.nan)
+        # Unknown (NaN) when the last sample could not read every partition's lag: not 0.
+        summary["lag_final_msgs"] = (float(last["lag_msgs"].sum()) if last["lag_msgs"].notna().all()
+                                     else math.nan)
     return summary
+
+
+def _mean_size(stats: pd.DataFrame, request_type: str) -> float:
+    """Mean message size of one request type, weighted by request count (NaN: none)."""
+    rows = _rows(stats, request_type)
+    count = rows["Request Count"].sum()
+    return float((rows["Average Content Size"] * rows["Request Count"]).sum() / count) if count \
+        else math.nan
 
 
 def to_run_result(frames: LocustFrames, *, lag: pd.DataFrame | None = None,
@@ -400,9 +367,7 @@ def to_run_result(frames: LocustFrames, *, lag: pd.DataFrame | None = None,
         summary (`locust_summary` plus `summary`), timeseries (`locust_timeseries`), lag,
         rebalances (`locust_rebalances`); no histograms (Locust keeps its own).
     """
-    row = dict(summary or {})
-    row.update(locust_summary(frames, lag))
-    return RunResult(summary=row, timeseries=locust_timeseries(frames.history),
+    return RunResult(summary=locust_summary(frames, lag, ident=summary), timeseries=locust_timeseries(frames.history),
                      lag=lag if lag is not None else empty_lag(),
                      rebalances=locust_rebalances(frames.history, group),
                      config=dict(config or {}))
@@ -486,7 +451,7 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
         name: run name (default: the locustfile's name).
         lag: sample the consumer group's lag during the run.
         lag_interval_s: seconds between lag samples.
-        timeout_s: kill Locust after this long (default: run time + 90 s + flush timeout).
+        timeout_s: stop Locust after this long (default: run time + 105 s).
         env: extra environment variables for Locust.
         keep_topic: False deletes the topic afterwards when this function named it.
 
@@ -498,17 +463,13 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
             KafkabenchError: Locust wrote no statistics (it could not start: its log is
             quoted), or it had to be killed.
     """
-    from kafkabench.admin import delete_topics
     from kafkabench.cluster import check_reachable, resolve_bootstrap
     from kafkabench.config import load_profile
     from kafkabench.lag import LagSampler
 
-    path = locustfile_path(str(locustfile))
-    if users < 1 or spawn_rate <= 0 or run_time_s <= 0 or workers < 0:
-        raise ConfigError(f"users={users!r}, spawn_rate={spawn_rate!r}, run_time_s="
-                          f"{run_time_s!r}, workers={workers!r}: expected positive numbers")
-    if shape is not None and shape not in SHAPES:
-        raise ConfigError(f"shape={shape!r}: expected one of {', '.join(SHAPES)}")
+    path = locustfile_path(locustfile)
+    _check_arguments(users=users, spawn_rate=spawn_rate, run_time_s=run_time_s,
+                     workers=workers, shape=shape)
     client_profile = load_profile(profile)
     bootstrap = resolve_bootstrap(bootstrap)
     # Before the lag sampler and Locust start: otherwise a dead cluster is Locust's log tail.
@@ -516,60 +477,113 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
     name = name or path.stem
     started_at = datetime.now(UTC)
     run_id = make_run_id(f"locust-{name}", started_at.astimezone())
-    named_topic = topic is None
-    topic = topic or f"kb-{run_id}"
-    group = group or f"{topic}-group"
+    run_topic = topic or f"kb-{run_id}"
+    # How the run was asked for: its `config["locust"]`, and what the command lines say.
+    spec = {"locustfile": str(path), "users": users, "spawn_rate": spawn_rate,
+            "run_time_s": run_time_s, "topic": run_topic, "group": group or f"{run_topic}-group",
+            "conf": dict(conf or {}), "rate": rate, "shape": shape, "steps": steps,
+            "workers": workers, "extra_args": list(extra_args)}
+    folder = _out_folder(out_dir)
+    prefix = folder / name
+    commands = _commands(spec, prefix, _kafka_args(spec, bootstrap, profile))
+    logs = [folder / f"{name}.log", *(folder / f"{name}.worker{i}.log" for i in range(workers))]
+    sampler = (LagSampler(bootstrap, [spec["group"]], interval_s=lag_interval_s,
+                          conf=dict(client_profile.common)) if lag else None)
+    exit_code, log = _run_processes(commands, logs, env=env, sampler=sampler,
+                                    timeout_s=timeout_s or run_time_s + STARTUP_ALLOWANCE_S + 15.0)
+    frames = _load_frames(prefix, exit_code, log)
+    if topic is None and not keep_topic:
+        _delete_topic(bootstrap, run_topic, client_profile.common)
+    summary = {
+        "run_id": run_id, "name": name, "started_at": started_at.isoformat(),
+        "duration_s": _duration_s(frames.history), "tool": "locust", "locustfile": str(path),
+        "exit_code": exit_code, "users": users, "spawn_rate": spawn_rate,
+        "run_time_s": run_time_s, "shape": shape, "locust_workers": workers,
+        "bootstrap": bootstrap, "topics": run_topic, "group": spec["group"],
+        "kafka_version": KAFKA_VERSION, "kafkabench_version": __version__,
+        **client_profile.as_flat_dict(),
+    }
+    config = {"locust": spec, "profile": client_profile.to_dict(redact_secrets=True)}
+    result = to_run_result(frames, lag=_lag_frame(sampler, frames.history), group=spec["group"],
+                           summary=summary, config=config)
+    return LocustRun(result=result, frames=frames, exit_code=exit_code, csv_prefix=prefix,
+                     command=commands[0], log=log)
+
+
+def _check_arguments(*, users: int, spawn_rate: float, run_time_s: float, workers: int,
+                     shape: str | None) -> None:
+    """Raise ConfigError for a run that cannot be asked of Locust."""
+    if users < 1 or spawn_rate <= 0 or run_time_s <= 0 or workers < 0:
+        raise ConfigError(f"users={users!r}, spawn_rate={spawn_rate!r}, run_time_s="
+                          f"{run_time_s!r}, workers={workers!r}: expected positive numbers")
+    if shape is not None and shape not in SHAPES:
+        raise ConfigError(f"shape={shape!r}: expected one of {', '.join(SHAPES)}")
+
+
+def _out_folder(out_dir: str | os.PathLike | None) -> Path:
+    """`out_dir`, created if missing, or a new temporary folder."""
     folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="kb-locust-"))
     folder.mkdir(parents=True, exist_ok=True)
-    prefix = folder / name
-    kafka_args = ["--kafka-bootstrap", bootstrap, "--kafka-topic", topic, "--kafka-group", group]
+    return folder
+
+
+def _kafka_args(spec: Mapping[str, Any], bootstrap: str,
+                profile: str | os.PathLike | None) -> list[str]:
+    """The `--kafka-*` options of `kafkabench.locust_user` for a run's spec."""
+    args = ["--kafka-bootstrap", bootstrap, "--kafka-topic", spec["topic"],
+            "--kafka-group", spec["group"]]
     if profile is not None:
-        kafka_args += ["--kafka-profile", str(profile)]
-    for key, value in (conf or {}).items():
-        kafka_args.append(f"--kafka-conf={key}={_conf_value(value)}")
-    if rate is not None:
-        kafka_args += ["--kafka-rate", str(rate)]
-    if shape is not None:
-        kafka_args += ["--kafka-shape", shape]
-    if steps is not None:
-        kafka_args += ["--kafka-steps", str(steps)]
-    base = [sys.executable, "-m", "locust", "-f", str(path)]
-    command = [*base, "--headless", "--only-summary", "-u", str(users), "-r", str(spawn_rate),
-               "-t", f"{run_time_s:g}s", "--csv", str(prefix), "--csv-full-history",
-               *kafka_args, *extra_args]
-    worker_commands = []
-    if workers:
-        port = _free_port()
-        command += ["--master", "--expect-workers", str(workers), "--master-bind-host",
-                    "127.0.0.1", "--master-bind-port", str(port)]
-        worker_commands = [[*base, "--worker", "--master-host", "127.0.0.1", "--master-port",
-                            str(port), *kafka_args, *extra_args] for _ in range(workers)]
-    timeout_s = timeout_s or run_time_s + STARTUP_ALLOWANCE_S + 15.0
+        args += ["--kafka-profile", str(profile)]
+    args += [f"--kafka-conf={key}={_conf_value(value)}" for key, value in spec["conf"].items()]
+    for option, key in (("--kafka-rate", "rate"), ("--kafka-shape", "shape"),
+                        ("--kafka-steps", "steps")):
+        if spec[key] is not None:
+            args += [option, str(spec[key])]
+    return args
+
+
+def _commands(spec: Mapping[str, Any], prefix: Path, kafka_args: list[str]) -> list[list[str]]:
+    """Command lines: the master's (or the only process's) first, then one per worker."""
+    base = [sys.executable, "-m", "locust", "-f", spec["locustfile"]]
+    extra = spec["extra_args"]
+    command = [*base, "--headless", "--only-summary", "-u", str(spec["users"]),
+               "-r", str(spec["spawn_rate"]), "-t", f"{spec['run_time_s']:g}s",
+               "--csv", str(prefix), "--csv-full-history", *kafka_args, *extra]
+    workers = spec["workers"]
+    if not workers:
+        return [command]
+    port = str(_free_port())
+    command += ["--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
+                "--master-bind-port", port]
+    worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", port,
+              *kafka_args, *extra]
+    return [command, *(list(worker) for _ in range(workers))]
+
+
+def _run_processes(commands: list[list[str]], logs: list[Path], *,
+                   env: Mapping[str, str] | None, sampler: Any, timeout_s: float) -> tuple[int, str]:
+    """Run Locust's processes to their end (lag sampled meanwhile), each logging to its file.
+
+    Returns:
+        The master's (or only process's) exit code, and every process's output.
+
+    Raises:
+        KafkabenchError: Locust did not finish within `timeout_s` and was stopped.
+    """
     environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    sampler = (LagSampler(bootstrap, [group], interval_s=lag_interval_s,
-                          conf=dict(client_profile.common)) if lag else None)
-    logs = [folder / f"{name}.log"] + [folder / f"{name}.worker{i}.log" for i in range(workers)]
     procs: list[subprocess.Popen] = []
     killed = False
     try:
         if sampler is not None:
             sampler.start()
-        for cmd, log_path in zip([command, *worker_commands], logs):
+        for command, log_path in zip(commands, logs):
             with open(log_path, "wb") as log_file:
-                procs.append(subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                procs.append(subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
                                               stdin=subprocess.DEVNULL, env=environment))
-        try:
-            exit_code = procs[0].wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            killed = True
-            _stop(procs[0], 15.0)
-            exit_code = procs[0].returncode
+        killed = not _wait(procs[0], timeout_s, stop_timeout_s=15.0)
         for worker in procs[1:]:
             # Workers quit when the master tells them to; give them a moment, then insist.
-            try:
-                worker.wait(timeout=15.0)
-            except subprocess.TimeoutExpired:
-                _stop(worker, 10.0)
+            _wait(worker, 15.0, stop_timeout_s=10.0)
     finally:
         for proc in procs:
             _stop(proc, 10.0)
@@ -579,39 +593,51 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
     if killed:
         raise KafkabenchError(f"Locust did not finish within {timeout_s:.0f} s and was "
                               f"stopped; its log:\n{_tail(log)}")
+    return procs[0].returncode, log
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float, *, stop_timeout_s: float) -> bool:
+    """Wait for a process to end; stop it when it has not after `timeout_s` (returns False)."""
     try:
-        frames = load_csv(prefix)
+        proc.wait(timeout=timeout_s)
+        return True
+    except subprocess.TimeoutExpired:
+        _stop(proc, stop_timeout_s)
+        return False
+
+
+def _load_frames(prefix: Path, exit_code: int, log: str) -> LocustFrames:
+    """`load_csv`, with Locust's log quoted when it wrote no statistics."""
+    try:
+        return load_csv(prefix)
     except KafkabenchError as exc:
         raise KafkabenchError(f"Locust (exit code {exit_code}) wrote no statistics: {exc}; "
                               f"its log:\n{_tail(log)}") from None
-    lag_frame = None
-    if sampler is not None:
-        lag_frame = sampler.frame()
-        if len(lag_frame) and len(frames.history):
-            t0 = pd.Timestamp(int(frames.history["Timestamp"].min()), unit="s", tz="UTC")
-            lag_frame = lag_frame.assign(t=(lag_frame["time"] - t0).dt.total_seconds())
-    if named_topic and not keep_topic:
-        try:
-            delete_topics(bootstrap, [topic], conf=dict(client_profile.common), timeout_s=10)
-        except KafkabenchError:
-            pass  # a leftover topic is not worth failing the run for
-    summary = {
-        "run_id": run_id, "name": name, "started_at": started_at.isoformat(),
-        "duration_s": round(float(frames.history["t"].max()), 3) if len(frames.history) else 0.0,
-        "tool": "locust", "locustfile": str(path), "exit_code": exit_code,
-        "users": users, "spawn_rate": spawn_rate, "run_time_s": run_time_s,
-        "shape": shape, "locust_workers": workers, "bootstrap": bootstrap, "topics": topic,
-        "group": group, "kafka_version": KAFKA_VERSION, "kafkabench_version": __version__,
-    }
-    summary.update(client_profile.as_flat_dict())
-    config = {"locust": {"locustfile": str(path), "users": users, "spawn_rate": spawn_rate,
-                         "run_time_s": run_time_s, "topic": topic, "group": group,
-                         "conf": dict(conf or {}), "rate": rate, "shape": shape, "steps": steps,
-                         "workers": workers, "extra_args": list(extra_args)},
-              "profile": client_profile.to_dict(redact_secrets=True)}
-    result = to_run_result(frames, lag=lag_frame, group=group, summary=summary, config=config)
-    return LocustRun(result=result, frames=frames, exit_code=exit_code, csv_prefix=prefix,
-                     command=command, log=log)
+
+
+def _lag_frame(sampler: Any, history: pd.DataFrame) -> pd.DataFrame | None:
+    """The sampled lag with t in seconds since Locust's first history row (None: not sampled)."""
+    if sampler is None:
+        return None
+    lag = sampler.frame()
+    if len(lag) and len(history):
+        t0 = pd.Timestamp(int(history["Timestamp"].min()), unit="s", tz="UTC")
+        lag = lag.assign(t=(lag["time"] - t0).dt.total_seconds())
+    return lag
+
+
+def _delete_topic(bootstrap: str, topic: str, conf: Mapping[str, Any]) -> None:
+    """Delete the run's topic; a leftover topic is not worth failing the run for."""
+    from kafkabench.admin import delete_topics
+
+    try:
+        delete_topics(bootstrap, [topic], conf=dict(conf), timeout_s=10)
+    except KafkabenchError:
+        pass
+
+
+def _duration_s(history: pd.DataFrame) -> float:
+    return round(float(history["t"].max()), 3) if len(history) else 0.0
 
 
 def _conf_value(value: Any) -> str:
@@ -622,32 +648,3 @@ def _conf_value(value: Any) -> str:
 
 def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
-
-
-# --- charts Locust has and the engine has not ------------------------------------------------
-
-
-def users_over_time(timeseries: pd.DataFrame, planned: pd.DataFrame | None = None, *,
-                    title: str | None = None) -> go.Figure:
-    """Locust users over time, with the shape's planned users if given.
-
-    Args:
-        timeseries: `locust_timeseries` output (index t, column users).
-        planned: `planned_users` output (index t, column users).
-        title: figure title.
-
-    Returns:
-        The figure: running users as steps, planned users dashed.
-    """
-    from kafkabench.plots import TEMPLATE, axis_title
-
-    fig = go.Figure()
-    fig.update_layout(template=TEMPLATE, title=title or "Locust users", hovermode="x unified",
-                      xaxis_title=axis_title("t"), yaxis_title="users")
-    if planned is not None:
-        fig.add_trace(go.Scatter(x=planned.index, y=planned["users"], name="planned",
-                                 mode="lines", line={"shape": "hv", "dash": "dash"}))
-    fig.add_trace(go.Scatter(x=timeseries.index, y=timeseries["users"], name="running",
-                             mode="lines", line={"shape": "hv"}))
-    fig.update_yaxes(rangemode="tozero")
-    return fig

@@ -24,14 +24,12 @@ Configured from Locust's command line or config file (`locust.conf`): `--kafka-b
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
 
@@ -44,9 +42,10 @@ from locust.user.wait_time import constant_throughput
 
 from kafkabench.admin import admin_client, create_topic
 from kafkabench.cluster import LIBRDKAFKA_LOG, check_reachable, librdkafka_logger, resolve_bootstrap
-from kafkabench.config import ClientProfile, load_profile
+from kafkabench.config import ClientProfile, load_profile, parse_kv
 from kafkabench.errors import ConfigError, KafkabenchError, NoClusterError
-from kafkabench.locust_results import SHAPES, shape_tick
+from kafkabench.loadshapes import DEFAULT_SHAPE, DEFAULT_STEPS, SHAPES, options_tick
+from kafkabench.orders import order_messages
 from kafkabench.workers import fewer_gc_pauses
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,6 @@ FLUSH_TIMEOUT_S = 10.0
 # Reachability check at start: a dead cluster is an error message within seconds.
 CONNECT_TIMEOUT_S = 10.0
 TOPIC_TIMEOUT_S = 30.0
-ORDER_POOL_SIZE = 4096
 # Locust writes its CSV files every second (locust.stats.CSV_STATS_INTERVAL_SEC).
 CSV_SETTLE_S = 1.2
 #: Task runs per second of a paced producer user at most (see `KafkaUser.batch`).
@@ -115,11 +113,12 @@ def _add_arguments(parser: Any) -> None:
                             "(default: the user class's)")
     group.add_argument("--kafka-group", default=None,
                        help="consumer group of consumer users (default: kb-locust-<topic>)")
-    group.add_argument("--kafka-shape", default="step", choices=SHAPES,
+    group.add_argument("--kafka-shape", default=DEFAULT_SHAPE, choices=SHAPES,
                        help="load shape of locustfiles with a KafkaLoadShape: constant (-u at "
                             "-r), step (--kafka-steps equal steps up to -u over -t) or spike "
                             "(a quarter of -u, -u in the middle fifth of -t)")
-    group.add_argument("--kafka-steps", type=int, default=4, help="steps of the step shape")
+    group.add_argument("--kafka-steps", type=int, default=DEFAULT_STEPS,
+                       help="steps of the step shape")
     group.add_argument("--kafka-flush-timeout", type=float, default=FLUSH_TIMEOUT_S,
                        help="seconds a stopping producer waits for outstanding delivery "
                             "reports; what is left then is purged and counted as failed")
@@ -138,19 +137,16 @@ def parse_conf(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
         one role accepts goes to that role.
 
     Raises:
-        ConfigError: a pair without "=".
+        ConfigError: a pair without "=", or a setting librdkafka does not know.
     """
     sections: dict[str, dict[str, str]] = {"common": {}, "producer": {}, "consumer": {}}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--kafka-conf {pair!r}: expected key=value")
+        key, value = parse_kv(pair, "--kafka-conf")
         role, dot, rest = key.partition(".")
         if dot and role in ("producer", "consumer"):
-            sections[role][rest] = value.strip()
+            sections[role][rest] = value
         else:
-            sections[_role_of(key, value.strip())][key] = value.strip()
+            sections[_role_of(key, value)][key] = value
     return sections
 
 
@@ -204,14 +200,8 @@ class KafkaSettings:
             ConfigError: a bad profile or setting. NoClusterError: no cluster found.
         """
         get = partial(getattr, options) if options is not None else (lambda _k, d=None: d)
-        base = load_profile(get("kafka_profile", None))
-        extra = parse_conf(get("kafka_conf", None) or [])
-        profile = base
-        if any(extra.values()):
-            profile = ClientProfile(
-                name=base.name, replication_factor=base.replication_factor,
-                topic_config=base.topic_config,
-                **{s: {**getattr(base, s), **extra[s]} for s in extra}).validate()
+        profile = load_profile(get("kafka_profile", None)).with_settings(
+            **parse_conf(get("kafka_conf", None) or []))
         partitions = get("kafka_partitions", DEFAULT_PARTITIONS)
         if partitions is None or partitions < 1:
             raise ConfigError(f"--kafka-partitions {partitions!r}: expected an integer >= 1")
@@ -738,8 +728,8 @@ class KafkaUser(_KafkaUserBase):
 
 
 class OrderEventUser(KafkaUser):
-    """An abstract producer user sending the design source's order events (`OrderEvent`),
-    keyed by user id, with headers event-type and version, from a pool built once per process.
+    """An abstract producer user sending order events (`kafkabench.orders.OrderEvent`),
+    keyed by order id, with headers event-type and version, from a pool built once per process.
 
     Subclass it with a `topic` (and a `rate`, 0 = as fast as it can).
     """
@@ -803,93 +793,8 @@ class KafkaLoadShape(LoadTestShape):
     use_common_options = True
 
     def tick(self) -> tuple[int, float] | None:
-        options = self.runner.environment.parsed_options
-        return shape_tick(getattr(options, "kafka_shape", "step") or "step", self.get_run_time(),
-                          users=options.num_users or 1, spawn_rate=options.spawn_rate or 1.0,
-                          run_time_s=options.run_time or 60.0,
-                          steps=getattr(options, "kafka_steps", 4) or 4)
-
-
-# --- order events --------------------------------------------------------------------------
-
-ORDER_STATUSES = ("CREATED", "PAID", "PACKED", "SHIPPED", "DELIVERED", "CANCELLED")
-_STATUS_WEIGHTS = (40, 25, 12, 12, 8, 3)
-_PRODUCTS = ("espresso beans 1kg", "oat milk 6x1l", "ceramic mug", "french press", "grinder",
-             "paper filters 100", "travel tumbler", "green tea 250g", "kettle", "cocoa 500g",
-             "milk frother", "descaler", "tea infuser", "cold brew kit", "sampler box")
-# Items per order: most orders are small, some carts are big, a few are bulk orders, so
-# message sizes run from ~250 B to ~10 KB with a long tail (mean ~900 B).
-_ITEM_COUNTS = ((range(1, 4), 70), (range(4, 16), 25), (range(16, 81), 5))
-
-
-@dataclass(frozen=True, slots=True)
-class OrderEvent:
-    """An e-commerce order event, keyed by user id so one user's events stay in order.
-
-    Attributes:
-        order_id: "ord-<hex>".
-        user_id: "user-<n>"; the message key.
-        status: one of ORDER_STATUSES.
-        amount: order total.
-        items: ({"sku", "name", "qty", "unit_price"}, ...).
-        created_at: ISO 8601 UTC time.
-    """
-
-    order_id: str
-    user_id: str
-    status: str
-    amount: float
-    items: tuple[Mapping[str, Any], ...]
-    created_at: str
-
-    @classmethod
-    def random(cls, rng: random.Random, *, users: int = 100_000,
-               now: datetime | None = None) -> OrderEvent:
-        """A random order with the size mix of `_ITEM_COUNTS`."""
-        counts = rng.choices([c for c, _ in _ITEM_COUNTS], weights=[w for _, w in _ITEM_COUNTS])[0]
-        items = []
-        for _ in range(rng.choice(counts)):
-            product = rng.randrange(len(_PRODUCTS))
-            items.append({"sku": f"SKU-{product:03d}-{rng.randrange(10_000):04d}",
-                          "name": _PRODUCTS[product], "qty": rng.randint(1, 5),
-                          "unit_price": round(rng.uniform(2.0, 150.0), 2)})
-        created = (now or datetime.now(UTC)) - timedelta(seconds=rng.uniform(0, 3600))
-        return cls(order_id=f"ord-{rng.getrandbits(48):012x}", user_id=f"user-{rng.randrange(users)}",
-                   status=rng.choices(ORDER_STATUSES, weights=_STATUS_WEIGHTS)[0],
-                   amount=round(sum(i["qty"] * i["unit_price"] for i in items), 2),
-                   items=tuple(items), created_at=created.isoformat(timespec="milliseconds"))
-
-    def value(self) -> bytes:
-        """The JSON message value."""
-        return json.dumps({"order_id": self.order_id, "user_id": self.user_id,
-                           "status": self.status, "amount": self.amount,
-                           "items": list(self.items), "created_at": self.created_at},
-                          separators=(",", ":")).encode()
-
-    def key(self) -> bytes:
-        """The message key: the user id."""
-        return self.user_id.encode()
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        """Headers event-type ("order.<status>") and version."""
-        return [("event-type", f"order.{self.status.lower()}".encode()), ("version", b"1")]
-
-
-_order_pools: dict[tuple[int, int], list[tuple[bytes, bytes, list]]] = {}
-
-
-def order_messages(count: int = ORDER_POOL_SIZE, seed: int = 0) -> list[tuple[bytes, bytes, list]]:
-    """Pre-built (key, value, headers) of `count` order events, built once per process.
-
-    Serialising JSON per send would cost more than producing it; users cycle through this pool
-    from their own random offset instead.
-    """
-    pool = _order_pools.get((count, seed))
-    if pool is None:
-        rng = random.Random(seed)
-        events_ = [OrderEvent.random(rng) for _ in range(count)]
-        pool = _order_pools[(count, seed)] = [(e.key(), e.value(), e.headers()) for e in events_]
-    return pool
+        """(users, spawn rate) now, or None to end the test (`loadshapes.options_tick`)."""
+        return options_tick(self.runner.environment.parsed_options, self.get_run_time())
 
 
 # --- CSV files -----------------------------------------------------------------------------
@@ -932,5 +837,5 @@ def _write_per_worker(environment: Any, **_kwargs: Any) -> None:
                 f.write(f"{worker},{requests},{failures}\n")
 
 
-__all__ = ["KafkaClient", "KafkaUser", "OrderEventUser", "KafkaConsumerUser", "KafkaLoadShape", "KafkaSettings",
-           "KafkaDeliveryError", "OrderEvent", "order_messages", "parse_conf", "settings_for"]
+__all__ = ["KafkaClient", "KafkaUser", "OrderEventUser", "KafkaConsumerUser", "KafkaLoadShape",
+           "KafkaSettings", "KafkaDeliveryError", "parse_conf", "settings_for"]

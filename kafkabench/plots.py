@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from kafkabench.contract import HISTOGRAMS
 from kafkabench.errors import ConfigError
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "rate_vs_latency",
     "predicted_vs_measured",
     "summary_table",
+    "users_over_time",
 ]
 
 #: Okabe-Ito, reordered so the first colours are the most distinct on white, then Paul Tol's
@@ -445,8 +447,8 @@ def latency_spectrum(spectrum: pd.DataFrame, *, color: str = "metric", title: st
     return fig
 
 
-_LATENCY_COLUMNS = ("publish_latency_ms_p50", "publish_latency_ms_p99",
-                    "e2e_latency_ms_p50", "e2e_latency_ms_p99")
+# Per-second latency columns in ms (publish delay, in us, is drawn on its own).
+_LATENCY_COLUMNS = tuple(c for h in HISTOGRAMS if h.unit == "ms" for c in h.columns("timeseries"))
 
 
 def latency_over_time(timeseries: pd.DataFrame, *, columns: Sequence[str] | None = None,
@@ -628,6 +630,35 @@ def _mark_rebalances(fig: go.Figure, rebalances: pd.DataFrame) -> None:
         text=events, customdata=details,
         hovertemplate=("<b>%{text}</b> at %{x:.2f} s<br>group %{customdata[0]}<br>member "
                        "%{customdata[1]}<br>partitions %{customdata[2]}<extra></extra>")))
+
+
+# ------------------------------------------------------------------------- Locust
+
+
+def users_over_time(timeseries: pd.DataFrame, planned: pd.DataFrame | None = None, *,
+                    title: str | None = None) -> go.Figure:
+    """Locust users over time, with the load shape's planned users if given.
+
+    Args:
+        timeseries: `locust_results.locust_timeseries` / a Locust run's `RunResult.timeseries`
+            (index t, column users).
+        planned: `loadshapes.planned_users` (index t, column users).
+        title: figure title.
+
+    Returns:
+        The figure: running users as steps, planned users dashed.
+    """
+    fig = _figure(title or "Locust users", hovermode="x unified",
+                  xaxis_title=axis_title("t"), yaxis_title="users")
+    if planned is not None:
+        fig.add_trace(go.Scatter(x=_time_index(planned), y=_num(planned["users"]), name="planned",
+                                 mode="lines", line={"shape": "hv", "dash": "dash"}))
+    fig.add_trace(go.Scatter(x=_time_index(timeseries), y=_num(timeseries["users"]),
+                             name="running", mode="lines", line={"shape": "hv"}))
+    fig.update_yaxes(rangemode="tozero")
+    if not len(timeseries):
+        _empty(fig, "no users recorded")
+    return fig
 
 
 # ------------------------------------------------------------------------- partitioning

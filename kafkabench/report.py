@@ -21,19 +21,21 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from kafkabench import __version__, plots
+from kafkabench.contract import SETTING_PREFIXES, summary_names
 from kafkabench.results import HEADLINE, RunResult, load_many
 from kafkabench.sweep import summarize
 
 __all__ = ["write_report", "load_runs", "differing_settings"]
 
 #: Settings compared first when runs differ in them, in this order; others follow.
-COMPARED_SETTINGS = ("producer.compression.type", "producer.acks", "producer.linger.ms",
-                     "producer.batch.size", "workload.message_size", "workload.partitions",
-                     "workload.producer_rate", "workload.producers", "workload.consumers_per_group",
-                     "workload.replication_factor", "profile.name")
+COMPARED_SETTINGS = summary_names("producer.compression.type", "producer.acks", "producer.linger.ms",
+                                  "producer.batch.size", "workload.message_size", "workload.partitions",
+                                  "workload.producer_rate", "workload.producers",
+                                  "workload.consumers_per_group", "workload.replication_factor",
+                                  "profile.name")
 # Settings that differ between any two runs without meaning anything.
-_IGNORED_SETTINGS = {"workload.name", "workload.topic_prefix", "bootstrap", "topics"}
-_SETTING_PREFIXES = ("producer.", "consumer.", "common.", "workload.", "profile.")
+_IGNORED_SETTINGS = set(summary_names("workload.name", "workload.topic_prefix", "bootstrap", "topics"))
+_SETTING_PREFIXES = SETTING_PREFIXES
 _MAX_COMPARISONS = 4
 _UNSET = "(default)"
 

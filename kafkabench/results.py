@@ -28,9 +28,10 @@ import pandas as pd
 from pyarrow import ArrowException
 
 from kafkabench import __version__
+from kafkabench.contract import FRAMES, columns, empty_frame, summary_names
 from kafkabench.errors import KafkabenchError
-from kafkabench.lag import lag_frame
-from kafkabench.stats import STATS_COLUMNS, LatencyRecorder, parse_statistics, spectrum
+from kafkabench.hdrlog import INTERVAL_DIR, write_interval_logs
+from kafkabench.stats import LatencyRecorder, spectrum
 
 log = logging.getLogger(__name__)
 
@@ -39,41 +40,38 @@ SCHEMA_VERSION = 1
 
 RESULT_FILE = "result.json"
 
-TIMESERIES_COLUMNS = ["produced", "delivered", "failed", "consumed", "backlog",
-                      "publish_latency_ms_p50", "publish_latency_ms_p99", "e2e_latency_ms_p50",
-                      "e2e_latency_ms_p99", "publish_delay_us_p99"]
-REBALANCE_COLUMNS = ["t", "group", "member", "event", "partitions"]
+#: A run's timeseries and rebalances columns (see `kafkabench.contract`).
+TIMESERIES_COLUMNS = columns("timeseries")
+REBALANCE_COLUMNS = columns("rebalances")
 
-_FRAME_FILES = {"timeseries": "timeseries.parquet", "lag": "lag.parquet",
-                "rebalances": "rebalances.parquet", "librdkafka": "librdkafka.parquet"}
+#: {RunResult attribute: parquet file}: one per frame of the contract.
+_FRAME_FILES = {kind: f"{kind}.parquet" for kind in FRAMES}
 
 #: Summary figures `list_results` shows and `compare` compares by default.
-HEADLINE = ["publish_rate", "publish_mb_s", "consume_rate", "publish_latency_ms_p50",
-            "publish_latency_ms_p99", "publish_latency_ms_p99_9", "e2e_latency_ms_p50",
-            "e2e_latency_ms_p99", "publish_delay_us_p99", "lag_max_msgs", "lag_max_s"]
+HEADLINE = list(summary_names(
+    "publish_rate", "publish_mb_s", "consume_rate", "publish_latency_ms_p50", "publish_latency_ms_p99",
+    "publish_latency_ms_p99_9", "e2e_latency_ms_p50", "e2e_latency_ms_p99", "publish_delay_us_p99",
+    "lag_max_msgs", "lag_max_s"))
 
 
 def empty_timeseries() -> pd.DataFrame:
-    """A timeseries frame with no rows: index t, the contract's columns."""
-    return pd.DataFrame({c: pd.Series(dtype="float64") for c in TIMESERIES_COLUMNS},
-                        index=pd.Index([], dtype="int64", name="t"))
+    """A timeseries frame with no rows: index t, the contract's columns and dtypes."""
+    return empty_frame("timeseries")
 
 
 def empty_lag() -> pd.DataFrame:
-    """A lag frame with no rows and `LagSampler.frame()`'s columns and dtypes."""
-    return lag_frame()
+    """A lag frame with no rows: `LagSampler.frame()`'s columns and dtypes."""
+    return empty_frame("lag")
 
 
 def empty_rebalances() -> pd.DataFrame:
-    """A rebalances frame with no rows."""
-    return pd.DataFrame({"t": pd.Series(dtype="float64"), "group": pd.Series(dtype="str"),
-                         "member": pd.Series(dtype="str"), "event": pd.Series(dtype="str"),
-                         "partitions": pd.Series(dtype="object")})[REBALANCE_COLUMNS]
+    """A rebalances frame with no rows: the contract's columns and dtypes."""
+    return empty_frame("rebalances")
 
 
 def empty_librdkafka() -> pd.DataFrame:
     """A librdkafka statistics frame with no rows (see `stats.parse_statistics`)."""
-    return parse_statistics([])[STATS_COLUMNS]
+    return empty_frame("librdkafka")
 
 
 @dataclass(slots=True)
@@ -81,13 +79,17 @@ class RunResult:
     """Everything one run measured. Filled by the runner, so not frozen.
 
     Attributes:
-        summary: the flat row of `load_results` (keys listed in DESIGN.md, Results).
+        summary: the flat row of `load_results` (keys: `kafkabench.contract.SUMMARY`).
         timeseries: index t (whole seconds), per-second counts and latency percentiles.
         lag: `LagSampler.frame()` of the run's consumer groups.
-        rebalances: t, group, member, event ('assign'|'revoke'), partitions.
+        rebalances: t, group, member, event ('assign'|'revoke'|'lost'), partitions, count, wall.
         librdkafka: `stats.parse_statistics` output of every client.
+        (Frame columns, dtypes and units: `kafkabench.contract.FRAMES`.)
         histograms: {"publish_latency_us", "publish_delay_us", "e2e_latency_us": LatencyRecorder}.
         config: {"workload": {...}, "profile": {...}} to reproduce the run.
+        intervals: {(second t, histogram name): that second's LatencyRecorder}, as measured;
+            `save` writes them as HdrHistogram interval logs (`intervals/<name>.hlog`, read
+            with `kafkabench.hdrlog.read_interval_log`); `load` leaves this empty.
     """
 
     summary: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +99,7 @@ class RunResult:
     librdkafka: pd.DataFrame = field(default_factory=empty_librdkafka)
     histograms: dict[str, LatencyRecorder] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    intervals: dict[tuple[int, str], LatencyRecorder] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str | None:
@@ -188,6 +191,7 @@ def save(result: RunResult, out_dir: str | os.PathLike = "results", *,
             json.dump(doc, f, indent=1, default=_json_default)
         for attr, filename in _FRAME_FILES.items():
             getattr(result, attr).to_parquet(tmp / filename, engine="pyarrow")
+        _write_intervals(result, tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -195,6 +199,15 @@ def save(result: RunResult, out_dir: str | os.PathLike = "results", *,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _write_intervals(result: RunResult, folder: Path) -> None:
+    """The per-second histograms as interval logs, timed by the timeseries' `time` column."""
+    ts = result.timeseries
+    if not result.intervals or not len(ts) or "time" not in ts:
+        return
+    t0_wall = ts["time"].iloc[0].timestamp() - float(ts.index[0])
+    write_interval_logs(folder / INTERVAL_DIR, result.intervals, t0_wall)
 
 
 def _migrate(doc: dict[str, Any], source: str = "result.json") -> dict[str, Any]:

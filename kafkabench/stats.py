@@ -1,9 +1,8 @@
 """Latency histograms and librdkafka statistics.
 
 `LatencyRecorder` wraps HdrHistogram (the `hdrhistogram` package, module `hdrh`) for values in
-integer microseconds; `IntervalRecorder` gives per-interval and whole-run percentiles for the
-price of one histogram record per message. `StatsCollector` is a `stats_cb` for confluent-kafka
-that only stores the raw JSON; `parse_statistics` turns those samples into a long DataFrame.
+integer microseconds. `StatsCollector` is a `stats_cb` for confluent-kafka that only stores the
+raw JSON; `parse_statistics` turns those samples into a long DataFrame.
 """
 
 from __future__ import annotations
@@ -69,8 +68,8 @@ class LatencyRecorder:
     Values above one hour are recorded as one hour and negative values (clock skew between
     hosts, for end-to-end latency) as 0, so every recorded message is counted.
 
-    `record` costs 1-2 us (hdrhistogram is pure Python): record each message once,
-    into an `IntervalRecorder` when per-second figures are needed too.
+    `record` costs 1-2 us (hdrhistogram is pure Python); `record_many` takes a batch at
+    numpy speed.
     """
 
     __slots__ = ("_hist",)
@@ -217,41 +216,6 @@ class LatencyRecorder:
         return f"LatencyRecorder(count={self.count})"
 
 
-class IntervalRecorder:
-    """Whole-run and per-interval percentiles with one histogram record per value.
-
-    Values go into the current interval only; `tick()` folds the interval into the total and
-    starts a new one. A tick costs about 0.2 ms, against 1-2 us per recorded value,
-    so it costs far less than recording every value twice.
-    Not thread-safe: call `record` and `tick` from the same thread (the producer loop, where
-    delivery callbacks run inside `poll`).
-    """
-
-    __slots__ = ("total", "current")
-
-    def __init__(self):
-        self.total = LatencyRecorder()
-        self.current = LatencyRecorder()
-
-    def record(self, value_us: int) -> None:
-        """Record one latency in microseconds into the current interval."""
-        self.current.record(value_us)
-
-    def tick(self) -> LatencyRecorder:
-        """Close the current interval.
-
-        Returns:
-            The interval's recorder (also merged into `total`); a fresh one takes its place.
-        """
-        interval, self.current = self.current, LatencyRecorder()
-        self.total.merge(interval)
-        return interval
-
-    def whole_run(self) -> LatencyRecorder:
-        """Everything recorded so far, including the open interval, as a new recorder."""
-        return self.total.copy().merge(self.current)
-
-
 def spectrum(recorders: Mapping[str, LatencyRecorder],
              percentiles: Iterable[float] = PERCENTILE_LADDER) -> pd.DataFrame:
     """Latency by percentile for several histograms, as HdrHistogram's distribution plots show.
@@ -287,7 +251,6 @@ _BROKER_FIELDS = ("txretries", "txerrs", "req_timeouts", "outbuf_cnt", "waitresp
 _TOPIC_WINDOWS = {"batchsize": ("avg", "p50", "p99"), "batchcnt": ("avg", "p50")}
 _PARTITION_FIELDS = ("msgq_cnt", "xmit_msgq_cnt", "fetchq_cnt")
 _CGRP_FIELDS = ("rebalance_cnt", "rebalance_age", "assignment_size", "stateage")
-_CGRP_STRINGS = ("state", "join_state", "rebalance_reason")
 
 
 class StatsCollector:
@@ -317,10 +280,6 @@ class StatsCollector:
     def frame(self, t0: float | None = None) -> pd.DataFrame:
         """`parse_statistics` of the samples so far (see there for `t0`)."""
         return parse_statistics(list(self.samples), t0=t0, client=self.client)
-
-    def cgrp_states(self, t0: float | None = None) -> pd.DataFrame:
-        """`parse_cgrp_states` of the samples so far."""
-        return parse_cgrp_states(list(self.samples), t0=t0, client=self.client)
 
 
 def _iter_docs(samples: Iterable[tuple[float, str | dict] | str | dict], t0: float | None):
@@ -372,7 +331,6 @@ def parse_statistics(samples: Iterable[tuple[float, str | dict] | str | dict], *
         batchcnt_{avg,p50} (messages); 'partition' (name = "topic-N"): msgq_cnt,
         xmit_msgq_cnt, fetchq_cnt, consumer_lag (only when known, i.e. >= 0);
         'cgrp' (name = "cgrp"): rebalance_cnt, rebalance_age, assignment_size, stateage.
-        String fields (cgrp state, rebalance_reason) are in `parse_cgrp_states`.
     """
     rows: list[tuple] = []
     add = rows.append
@@ -426,24 +384,3 @@ def parse_statistics(samples: Iterable[tuple[float, str | dict] | str | dict], *
     frame = pd.DataFrame(rows, columns=STATS_COLUMNS)
     return frame.astype({"t": "float64", "client": "str", "scope": "str", "name": "str",
                          "metric": "str", "value": "float64"})
-
-
-def parse_cgrp_states(samples: Iterable[tuple[float, str | dict] | str | dict], *,
-                      t0: float | None = None, client: str | None = None) -> pd.DataFrame:
-    """Consumer-group string fields of librdkafka statistics, one row per sample.
-
-    Args:
-        samples, t0, client: as for `parse_statistics`.
-
-    Returns:
-        DataFrame with columns t, client, state, join_state, rebalance_reason
-        (samples without a `cgrp` object, i.e. producers, are left out).
-    """
-    rows = []
-    for t, doc in _iter_docs(samples, t0):
-        cgrp = doc.get("cgrp")
-        if cgrp:
-            rows.append((t, client or str(doc.get("name", "")),
-                         *(str(cgrp.get(f, "")) for f in _CGRP_STRINGS)))
-    frame = pd.DataFrame(rows, columns=["t", "client", *_CGRP_STRINGS])
-    return frame.astype({"t": "float64", "client": "str", **{f: "str" for f in _CGRP_STRINGS}})

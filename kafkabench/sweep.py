@@ -32,16 +32,19 @@ import pandas as pd
 
 from kafkabench.cluster import resolve_bootstrap
 from kafkabench.config import PRESETS, ClientProfile, FrozenDict, load_profile, read_yaml
-from kafkabench.consumer import COMMIT_MODES
+from kafkabench.consumer import check_commit_mode
+from kafkabench.contract import summary_names
 from kafkabench.errors import ConfigError
 from kafkabench.results import RESULT_FILE, load_results, make_run_id, save
+from kafkabench.workers import check_mode
 from kafkabench.workload import Workload, load_workload
 
 __all__ = ["SweepSpec", "points", "point_id", "run_sweep", "load_sweep", "summarize",
            "sweep_dir", "DEFAULT_METRICS", "RUN_OPTIONS"]
 
 #: Metrics `summarize` aggregates by default.
-DEFAULT_METRICS = ("publish_rate", "publish_mb_s", "publish_latency_ms_p99", "e2e_latency_ms_p99")
+DEFAULT_METRICS = summary_names("publish_rate", "publish_mb_s", "publish_latency_ms_p99",
+                                "e2e_latency_ms_p99")
 #: `run_workload` options a sweep may set (in `run_options`) or vary (as `run.<option>`).
 RUN_OPTIONS = ("partitioner", "commit", "mode", "record_latency", "lag_interval_s")
 _SECTIONS = ("producer", "consumer", "common")
@@ -277,10 +280,13 @@ def _check_options(where: str, options: Mapping[str, Any], workload: Workload) -
             get_strategy(options["partitioner"], workload.partitions)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    if "commit" in options and options["commit"] not in COMMIT_MODES:
-        raise ConfigError(f"{where}: commit={options['commit']!r}: expected one of {', '.join(COMMIT_MODES)}")
-    if "mode" in options and options["mode"] not in ("auto", "process", "thread"):
-        raise ConfigError(f"{where}: mode={options['mode']!r}: expected 'auto', 'process' or 'thread'")
+    if "commit" in options:
+        check_commit_mode(options["commit"], f"{where}: commit")
+    if "mode" in options:
+        try:
+            check_mode(options["mode"])
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 def point_id(workload: Workload, profile: ClientProfile, options: Mapping[str, Any] | None = None) -> str:
@@ -396,7 +402,7 @@ def _bar(spec: SweepSpec, done: int, enabled: bool):
 
 def _saved(folder: Path, spec: SweepSpec) -> pd.DataFrame:
     """Saved, complete runs of this sweep's name in `folder` (any point)."""
-    columns = ["point", "repetition"]
+    columns = list(summary_names("point", "repetition"))
     if not folder.is_dir() or not any((d / RESULT_FILE).is_file() for d in folder.iterdir()):
         return pd.DataFrame(columns=columns)
     frame = load_results(folder)

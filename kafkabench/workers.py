@@ -27,13 +27,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafkabench.errors import KafkabenchError
+from kafkabench.errors import ConfigError, KafkabenchError
 
 # A worker that exited without its final report: how long to wait for reports it may still
 # have in the queue (its feeder thread flushes them as the process exits) before calling it dead.
 DEAD_GRACE_S = 1.0
 # Messages kept per error code: enough to tell what happened, bounded under an error storm.
 MESSAGES_PER_ERROR = 3
+
+
+#: How workers run: "process" (spawned processes), "thread", or "auto" (processes when a run
+#: has more than one worker).
+MODES = ("auto", "process", "thread")
+
+
+def check_mode(mode: str) -> str:
+    """Return `mode` if it is one of `MODES`; ConfigError naming it otherwise."""
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r}: expected 'auto', 'process' or 'thread'")
+    return mode
 
 
 class WorkerDied(KafkabenchError):
@@ -273,10 +285,6 @@ class WorkerPool:
             elif report.kind == "ready":
                 self.ready.add(report.worker)
             yield report
-
-    def alive(self) -> int:
-        """Workers that have not exited yet."""
-        return sum(w.is_alive() for w in self._workers)
 
     def dead(self) -> list[str]:
         """Workers that ended without a final ("done" or "error") report.

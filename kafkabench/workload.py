@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from kafkabench.config import ClientProfile, FrozenDict, read_yaml
+from kafkabench.config import ClientProfile, FrozenDict, read_yaml, resolve_yaml
 from kafkabench.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -371,10 +371,16 @@ def load_workload(spec: Workload | Mapping[str, Any] | str | Path | None = None)
 
     Args:
         spec: None for the defaults (a short local run), a workload, a mapping
-            (see `Workload.from_dict`) or a kafkabench or OMB workload YAML path.
+            (see `Workload.from_dict`) or a kafkabench or OMB workload YAML path. A path or
+            name that does not exist here is looked up among the workloads that ship with
+            kafkabench (`config.packaged_file`): `workloads/quickstart.yaml` and `quickstart`
+            work from any folder.
 
     Returns:
         The workload.
+
+    Raises:
+        ConfigError: An invalid workload, or a missing file (listing kafkabench's workloads).
     """
     if spec is None:
         return Workload()
@@ -383,7 +389,7 @@ def load_workload(spec: Workload | Mapping[str, Any] | str | Path | None = None)
     if isinstance(spec, Mapping):
         return Workload.from_dict(spec)
     if isinstance(spec, (str, Path)):
-        return Workload.from_yaml(spec)
+        return Workload.from_yaml(resolve_yaml(spec, "workload"))
     raise ConfigError(f"workload {spec!r}: expected a Workload, a mapping or a YAML path")
 
 

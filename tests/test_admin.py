@@ -1,12 +1,23 @@
-"""Topic administration against a cluster that is not there: a KafkabenchError, no log spam."""
+"""Topic and group administration: a dead cluster is a KafkabenchError without log spam; named
+topics are described alone; consumer groups are listed."""
 
 from __future__ import annotations
 
 import socket
+import uuid
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from kafkabench.admin import describe_topic, list_topics
+from kafkabench import admin
+from kafkabench.admin import (
+    create_topic,
+    delete_topics,
+    describe_topic,
+    list_consumer_groups,
+    list_topics,
+)
 from kafkabench.errors import ClusterError
 
 
@@ -25,3 +36,50 @@ def test_unreachable_cluster_is_a_cluster_error_without_librdkafka_on_stderr(cap
     # librdkafka prints "Connection refused" lines to stderr itself unless given a logger.
     assert "[thrd:" not in capfd.readouterr().err
 
+
+
+class _NoClusterMetadata(AdminClient):
+    """An AdminClient that fails the test on list_topics: a Metadata request for every topic of
+    the cluster, or for one by name, which auto-creates it on most brokers."""
+
+    def list_topics(self, *args, **kwargs):
+        raise AssertionError(f"list_topics({args}, {kwargs}) where DescribeTopics would do")
+
+
+def test_named_topics_are_described_alone(bootstrap, monkeypatch):
+    # describe_topic asked for the metadata of every topic of the cluster before, and
+    # create_topic for the new topic's by name (Metadata) while waiting for its leaders.
+    monkeypatch.setattr(admin, "AdminClient", _NoClusterMetadata)
+    topic = f"admin-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, partitions=3, replication_factor=1)  # waits for leaders
+    try:
+        described = describe_topic(bootstrap, topic)
+        assert list(described["partition"]) == [0, 1, 2]
+        assert (described["leader"] >= 0).all() and all(isr for isr in described["isr"])
+    finally:
+        delete_topics(bootstrap, [topic])
+
+
+def test_a_missing_topic_is_named_and_not_created(bootstrap):
+    topic = f"admin-missing-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ClusterError, match=f"topic '{topic}' does not exist at {bootstrap}"):
+        describe_topic(bootstrap, topic, timeout_s=5)
+    assert topic not in list_topics(bootstrap)  # describing never auto-creates it
+
+
+def test_list_consumer_groups_includes_a_group_with_committed_offsets(bootstrap):
+    topic, group = f"admin-g-{uuid.uuid4().hex[:8]}", f"admin-group-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+        assert group in list_consumer_groups(bootstrap, timeout_s=10)
+    finally:
+        consumer.close()
+        delete_topics(bootstrap, [topic])
+
+
+def test_listing_groups_of_an_unreachable_cluster_is_a_cluster_error():
+    dead = f"127.0.0.1:{_closed_port()}"
+    with pytest.raises(ClusterError, match=f"cannot list consumer groups at {dead}"):
+        list_consumer_groups(dead, timeout_s=1.5)

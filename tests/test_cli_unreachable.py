@@ -37,7 +37,10 @@ def unreachable(tmp_path_factory) -> tuple[str, dict[str, subprocess.CompletedPr
         "run": ["run", str(workload), "--out", str(tmp / "results"), "--no-progress"],
         "consume": ["consume", "--topic", "x", "--timeout", "1000", "--no-progress"],
         "lag": ["lag", "--group", "g", "--once"],
+        "lag --all-groups": ["lag", "--all-groups", "--once", "--format", "json"],
         "topic list": ["topic", "list"],
+        "topic describe": ["topic", "describe", "x", "--profile", "default",
+                           "--command-property", "client.id=kafkabench-test"],
         "locust": ["locust", "producer_load", "-t", "5", "--out", ""],
         "-v topic list": ["-v", "topic", "list"],
         "topic list -v": ["topic", "list", "-v"],
@@ -48,7 +51,7 @@ def unreachable(tmp_path_factory) -> tuple[str, dict[str, subprocess.CompletedPr
         out, err = tmp / f"{name}.out", tmp / f"{name}.err"
         with open(out, "w") as o, open(err, "w") as e:  # files: -v writes more than a pipe holds
             procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "kafkabench.cli", *args, "--bootstrap", bootstrap],
+                [sys.executable, "-m", "kafkabench", *args, "--bootstrap-server", bootstrap],
                 stdout=o, stderr=e, stdin=subprocess.DEVNULL, env=env, cwd=tmp)
     results = {}
     try:
@@ -65,7 +68,8 @@ def unreachable(tmp_path_factory) -> tuple[str, dict[str, subprocess.CompletedPr
     return bootstrap, results
 
 
-@pytest.mark.parametrize("command", ["produce", "run", "consume", "lag", "topic list", "locust"])
+@pytest.mark.parametrize("command", ["produce", "run", "consume", "lag", "lag --all-groups", "topic list",
+                                     "topic describe", "locust"])
 def test_unreachable_cluster_is_one_clear_line(unreachable, command):
     bootstrap, results = unreachable
     result = results[command]
@@ -82,8 +86,8 @@ def test_unreachable_cluster_is_one_clear_line(unreachable, command):
 def test_verbose_shows_librdkafka_log(unreachable, command):
     bootstrap, results = unreachable
     result = results[command]
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
-    assert f"cannot reach Kafka at {bootstrap!r}" in lines[-1]
+    assert f"cannot reach Kafka at {bootstrap!r}" in lines[-1], result.stderr[-3000:]
     librdkafka = [line for line in lines if "kafkabench.librdkafka" in line]
-    assert librdkafka and all("Connection refused" in line for line in librdkafka)
+    assert librdkafka and all("Connection refused" in line for line in librdkafka), result.stderr[-3000:]

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -15,9 +16,12 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from conftest import explain, run_child
 from kafkabench.admin import create_topic, delete_topics, describe_topic, list_topics
 from kafkabench.cluster import (
+    STARTUP_TIMEOUT_S,
     LocalCluster,
+    Node,
     _is_kafka_process,
     _lock_node_dir,
     check_reachable,
@@ -85,7 +89,7 @@ def test_describe_topic_shows_leaders_and_isr(bootstrap):
     assert list(df["partition"]) == [0, 1, 2, 3]
     assert (df["leader"] >= 1).all()
     delete_topics(bootstrap, [topic])
-    with pytest.raises(ClusterError, match="not found"):
+    with pytest.raises(ClusterError, match=f"'missing-{topic}' does not exist"):
         describe_topic(bootstrap, f"missing-{topic}")
 
 
@@ -141,14 +145,12 @@ def test_leader_kill_failover_and_isr_rejoin(cluster3):
 
 
 def _cli(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kafkabench.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return run_child([sys.executable, "-m", "kafkabench.cli", *args], timeout=timeout,
+                     env={**os.environ, **(env or {})})
 
 
 def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait(timeout=30)
-    return proc.pid
+    return int(run_child([sys.executable, "-c", "import os; print(os.getpid())"], timeout=30).stdout)
 
 
 def test_cli_up_status_down_across_processes():
@@ -160,37 +162,38 @@ def test_cli_up_status_down_across_processes():
                                  "nodes": [{"id": 1, "port": 1, "controller_port": 2, "pid": _dead_pid(),
                                             "dir": str(stale.parent / "node-1")}]}))
     up = _cli("cluster", "up", "--name", name)
-    assert up.returncode == 0, up.stderr
+    assert up.returncode == 0, explain(up)
     bootstrap = up.stdout.strip().splitlines()[-1]
     assert bootstrap.startswith("127.0.0.1:")
     pid = LocalCluster.attach(name).nodes[0].pid
     try:
         # A second `up` starts nothing: it says so and prints the running cluster's bootstrap.
         again = _cli("cluster", "up", "--name", name)
-        assert again.returncode == 0, again.stderr
-        assert again.stdout.strip().splitlines()[-1] == bootstrap
-        assert "already running" in again.stderr and str(pid) in again.stderr
+        assert again.returncode == 0, explain(again)
+        assert again.stdout.strip().splitlines()[-1] == bootstrap, explain(again)
+        assert "already running" in again.stderr and str(pid) in again.stderr, explain(again)
         assert LocalCluster.attach(name).nodes[0].pid == pid
         other = _cli("cluster", "up", "--name", name, "--brokers", "3")
-        assert other.returncode == 2 and "already running with 1 broker(s)" in other.stderr
+        assert other.returncode == 2 and "already running with 1 broker(s)" in other.stderr, \
+            explain(other)
         # A second process finds the cluster through the state file alone.
-        probe = subprocess.run(
+        probe = run_child(
             [sys.executable, "-c", "from kafkabench.cluster import resolve_bootstrap;"
-             f"print(resolve_bootstrap(name={name!r}))"], capture_output=True, text=True,
+             f"print(resolve_bootstrap(name={name!r}))"],
             timeout=60, env={k: v for k, v in os.environ.items() if k != "KAFKABENCH_BOOTSTRAP"})
-        assert probe.stdout.strip() == bootstrap, probe.stderr
+        assert probe.stdout.strip() == bootstrap, explain(probe)
         status = _cli("cluster", "status", "--name", name)
-        assert status.returncode == 0 and "alive" in status.stdout
+        assert status.returncode == 0 and "alive" in status.stdout, explain(status)
         delivered, _ = _produce(bootstrap, _topic(), 10)
         assert delivered == 10
     finally:
         down = _cli("cluster", "down", "--name", name, "--purge")
-    assert down.returncode == 0, down.stderr
+    assert down.returncode == 0, explain(down)
     assert not _is_kafka_process(pid), "`cluster down` left the broker running"
     after = _cli("cluster", "status", "--name", name)
-    assert after.returncode != 0 and "no embedded cluster" in after.stdout
+    assert after.returncode != 0 and "no embedded cluster" in after.stdout, explain(after)
     again = _cli("cluster", "down", "--name", name)
-    assert again.returncode == 0 and "nothing to stop" in again.stdout
+    assert again.returncode == 0 and "nothing to stop" in again.stdout, explain(again)
 
 
 def test_one_data_folder_never_gets_a_second_broker(tmp_path):
@@ -229,9 +232,9 @@ def test_port_in_use_is_a_clear_error(tmp_path):
         with pytest.raises(ClusterError, match=f"port {port} is in use"):
             LocalCluster(brokers=1, base_dir=tmp_path, ports=[port]).start()
         result = _cli("cluster", "up", "--name", f"busy-{uuid.uuid4().hex[:6]}", "--port", str(port))
-    assert result.returncode == 2
-    assert f"port {port} is in use" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 2, explain(result)
+    assert f"port {port} is in use" in result.stderr, explain(result)
+    assert "Traceback" not in result.stderr, explain(result)
 
 
 def test_resolve_bootstrap_order(monkeypatch):
@@ -254,17 +257,48 @@ def test_bad_node_and_broker_counts():
 def test_owned_cluster_dies_with_a_crashed_owner(tmp_path):
     script = ("import os, signal, sys\n"
               "from kafkabench.cluster import LocalCluster\n"
-              f"c = LocalCluster(brokers=1, base_dir={str(tmp_path)!r}).__enter__()\n"
+              f"c = LocalCluster(brokers=1, base_dir={str(tmp_path)!r}, heap='512m').__enter__()\n"
               "print(c.nodes[0].pid, flush=True)\n"
               "os.kill(os.getpid(), signal.SIGKILL)  # no cleanup of any kind\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
-    pid = int(proc.stdout.split()[0])
-    deadline = time.monotonic() + 10
-    import psutil
-    while time.monotonic() < deadline and psutil.pid_exists(pid) and \
-            psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+    # Storage format (up to 120 s) and startup on loaded cores: the child's own timeouts
+    # fire first, so a slow start fails with the child's message, shown by `explain`.
+    proc = run_child([sys.executable, "-c", script], timeout=120 + STARTUP_TIMEOUT_S + 60)
+    assert proc.returncode == -signal.SIGKILL and proc.stdout.strip().isdigit(), explain(proc)
+    pid = int(proc.stdout)
+    # PR_SET_PDEATHSIG kills the broker at once; its reaping (by init) may take a moment.
+    # Gone, a zombie or a reused pid all count as dead: `_is_kafka_process` tells them apart.
+    deadline = time.monotonic() + 30
+    while _is_kafka_process(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not _is_kafka_process(pid), f"broker pid {pid} outlived its crashed owner\n{explain(proc)}"
+    assert "Traceback" not in proc.stderr, explain(proc)
+
+
+def test_a_starting_node_is_judged_by_its_process_not_its_command_line(tmp_path):
+    # /proc/<pid>/cmdline reads empty for a moment while a node's launcher execs into java;
+    # `wait_ready` polled it and took a starting broker for one that "exited during startup"
+    # (the crashed-owner test failed so, once). The stand-in node makes that moment last: it
+    # starts as "kafka.Kafka", then execs into a command line without it and keeps running.
+    cluster = LocalCluster(brokers=1, base_dir=tmp_path, startup_timeout_s=3)
+    node = Node(id=1, port=_closed_port(), controller_port=_closed_port(), dir=str(tmp_path))
+    cluster.nodes = [node]
+    execs = ("import os, sys, time; time.sleep(0.3); "
+             "os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)'])")
+    starting = subprocess.Popen([sys.executable, "-c", execs, "kafka.Kafka"])
+    try:
+        cluster._procs[1], node.pid = starting, starting.pid
+        with pytest.raises(ClusterError, match="not ready after 3 s"):
+            cluster.wait_ready()
+        assert not node.alive and starting.poll() is None  # running, though /proc says otherwise
+    finally:
+        starting.kill()
+        starting.wait(10)
+    # A node that does exit during startup is still reported as such, with its log.
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)", "kafka.Kafka"])
+    cluster._procs[1], node.pid = exiting, exiting.pid
+    with pytest.raises(ClusterError, match="node 1 exited during startup"):
+        cluster.wait_ready(timeout_s=30)
+    exiting.wait(10)
 
 
 def _closed_port() -> int:

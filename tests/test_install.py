@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import sys
 
 import pytest
 
+from conftest import explain, run_child
 from kafkabench.errors import InstallError
 from kafkabench.install import find_java, install_kafka, java_major
 
@@ -36,11 +36,11 @@ def test_old_java_is_refused(tmp_path, monkeypatch):
 def test_old_java_cli_message_and_exit_code(tmp_path):
     env = {**os.environ, "PATH": f"{_fake_java(tmp_path, '1.8.0_392')}{os.pathsep}{os.environ['PATH']}"}
     env.pop("JAVA_HOME", None)
-    result = subprocess.run([sys.executable, "-m", "kafkabench.cli", "kafka", "install"],
-                            capture_output=True, text=True, env=env, timeout=60)
-    assert result.returncode == 2
-    assert "Java 17+" in result.stderr and "1.8.0_392" in result.stderr
-    assert "Traceback" not in result.stderr
+    result = run_child([sys.executable, "-m", "kafkabench.cli", "kafka", "install"], env=env,
+                       timeout=60)
+    assert result.returncode == 2, explain(result)
+    assert "Java 17+" in result.stderr and "1.8.0_392" in result.stderr, explain(result)
+    assert "Traceback" not in result.stderr, explain(result)
 
 
 def test_no_java_at_all(tmp_path, monkeypatch):
@@ -62,6 +62,6 @@ def test_installed_distribution_has_broker_and_tools():
     names = {p.name for p in dist.libs.glob("*.jar")}
     assert any(n.startswith("kafka_2.13-") for n in names)
     assert any(n.startswith("kafka-tools-") for n in names)
-    proc = subprocess.run(dist.java_command("org.apache.kafka.tools.ProducerPerformance", "--help"),
-                          capture_output=True, text=True, timeout=60)
-    assert "--num-records" in proc.stdout + proc.stderr
+    proc = run_child(dist.java_command("org.apache.kafka.tools.ProducerPerformance", "--help"),
+                     timeout=60)
+    assert "--num-records" in proc.stdout + proc.stderr, explain(proc)

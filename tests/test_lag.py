@@ -12,8 +12,10 @@ from collections import deque
 import pandas as pd
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewPartitions
 
-from kafkabench.admin import create_topic, delete_topics
+from conftest import explain, run_child
+from kafkabench.admin import admin_client, create_topic, delete_topics
 from kafkabench.errors import ConfigError
 from kafkabench.install import install_kafka
 from kafkabench.lag import (
@@ -267,17 +269,16 @@ def _commit(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> 
 def _consumer_group_command(bootstrap: str, *groups: str) -> dict[tuple[str, int], tuple[int, int, int]]:
     """Kafka's `kafka-consumer-groups.sh --describe`: {(group, partition): (CURRENT-OFFSET,
     LOG-END-OFFSET, LAG)}."""
-    out = subprocess.run(install_kafka().java_command(
+    out = run_child(install_kafka().java_command(
         "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server", bootstrap,
-        "--describe", *(a for g in groups for a in ("--group", g))),
-        capture_output=True, text=True, timeout=120)
+        "--describe", *(a for g in groups for a in ("--group", g))), timeout=120)
     rows = {}
     for line in out.stdout.splitlines():
         # GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
         cols = line.split()
         if len(cols) >= 6 and cols[0] in groups:
             rows[(cols[0], int(cols[2]))] = (int(cols[3]), int(cols[4]), int(cols[5]))
-    assert rows, out.stdout + out.stderr
+    assert rows, explain(out)
     return rows
 
 
@@ -378,6 +379,46 @@ def test_deleted_topic_ends_with_deleted_not_err(bootstrap):
         delete_topics(bootstrap, [topic])
 
 
+def _sample_until(sampler: LagSampler, done, timeout_s: float = 15) -> pd.DataFrame:
+    """Sample until `done(frame)` or the deadline; the last frame."""
+    deadline = time.monotonic() + timeout_s
+    frame = sampler.sample_once()
+    while not done(frame) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        frame = sampler.sample_once()
+    return frame
+
+
+def test_sampler_follows_added_partitions_and_a_recreated_topic(bootstrap):
+    # Partitions come from DescribeTopics of the group's topics: new ones show up, a deleted
+    # topic is DELETED once, and the same name created again is sampled again.
+    topic, group = f"kb-lag-grow-{uuid.uuid4().hex[:8]}", f"kb-lag-grow-g-{uuid.uuid4().hex[:6]}"
+    create_topic(bootstrap, topic, partitions=2)
+    sampler = LagSampler(bootstrap, [group], window=2)
+    try:
+        _produce(bootstrap, topic, 40, 2)
+        _commit(bootstrap, group, topic, {0: 5})
+        assert sorted(sampler.sample_once()["partition"]) == [0, 1]
+        admin = admin_client(bootstrap)  # kept: its futures fail once it is destroyed
+        admin.create_partitions([NewPartitions(topic, 3)])[topic].result(15)
+        frame = _sample_until(sampler, lambda f: sorted(f["partition"]) == [0, 1, 2]
+                              and (f["status"] != "ERR").all())
+        assert sorted(frame["partition"]) == [0, 1, 2] and (frame["status"] != "ERR").all(), frame
+
+        delete_topics(bootstrap, [topic])
+        frame = _sample_until(sampler, lambda f: (f["status"] == "DELETED").any())
+        assert set(frame["status"]) == {"DELETED"}, frame
+        create_topic(bootstrap, topic, partitions=1)
+        _produce(bootstrap, topic, 10, 1)
+        _commit(bootstrap, group, topic, {0: 3})
+        frame = _sample_until(sampler, lambda f: list(f["lag_msgs"]) == [7])
+        assert list(frame["partition"]) == [0] and list(frame["lag_msgs"]) == [7], frame
+        assert list(frame["status"]) == ["OK"]
+    finally:
+        sampler.close()
+        delete_topics(bootstrap, [topic])
+
+
 def test_oldest_reader_reads_one_record_per_partition(bootstrap):
     topic = f"kb-lag-old-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, partitions=3)
@@ -404,8 +445,7 @@ def test_oldest_reader_reads_one_record_per_partition(bootstrap):
 # ------------------------------------------------------------------ CLI
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kafkabench.cli", *args], capture_output=True,
-                          text=True, timeout=120, env=os.environ)
+    return run_child([sys.executable, "-m", "kafkabench.cli", *args], timeout=120, env=os.environ)
 
 
 def test_cli_lag_of_a_stopped_group_says_stop(bootstrap):
@@ -416,17 +456,17 @@ def test_cli_lag_of_a_stopped_group_says_stop(bootstrap):
         _commit(bootstrap, group, topic, {0: 100, 1: 200})
         out = _cli("lag", "--bootstrap", bootstrap, "--group", group, "--interval", "0.05",
                    "--window", "3", "--samples", "4")
-        assert out.returncode == 0, out.stderr
-        assert "ERR" not in out.stdout
-        assert out.stdout.count("group status:") == 4
-        assert out.stdout.strip().splitlines()[-1] == f"group status: {group} STOP"
+        assert out.returncode == 0, explain(out)
+        assert "ERR" not in out.stdout, explain(out)
+        assert out.stdout.count("group status:") == 4, explain(out)
+        assert out.stdout.strip().splitlines()[-1] == f"group status: {group} STOP", explain(out)
     finally:
         delete_topics(bootstrap, [topic])
 
 
 def test_cli_lag_unreachable_cluster_exits_2_with_the_reason():
     out = _cli("lag", "--bootstrap", "127.0.0.1:1", "--group", "g", "--once", "--timeout", "0.5")
-    assert out.returncode == 2
+    assert out.returncode == 2, explain(out)
     # One line naming the cluster and librdkafka's reason, before any sampling.
-    assert "cannot reach Kafka at '127.0.0.1:1'" in out.stderr
-    assert "Connection refused" in out.stderr
+    assert "cannot reach Kafka at '127.0.0.1:1'" in out.stderr, explain(out)
+    assert "Connection refused" in out.stderr, explain(out)

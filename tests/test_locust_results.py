@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import kafkabench
 from kafkabench import plots
 from kafkabench.errors import ConfigError, KafkabenchError
+from kafkabench.loadshapes import planned_users
 from kafkabench.locust_results import (
     HISTORY_COLUMNS,
+    LOCUSTFILES,
     STATS_COLUMNS,
     TIMESERIES_COLUMNS,
     error_counts,
     locust_timeseries,
     locustfile_path,
-    planned_users,
     read_history,
     read_stats,
     run_locust,
-    shape_tick,
-    users_over_time,
 )
 from kafkabench.results import load, save
 
@@ -110,25 +111,21 @@ def test_result_saves_and_plots(mixed_run, tmp_path):
     ts = mixed_run.result.timeseries
     for fig in (plots.throughput_over_time(ts), plots.latency_over_time(ts),
                 plots.lag_over_time(mixed_run.result.lag, mixed_run.result.rebalances),
-                users_over_time(ts, planned_users("step", users=4, spawn_rate=4,
-                                                  run_time_s=RUN_S, steps=2))):
+                plots.users_over_time(ts, planned_users("step", users=4, spawn_rate=4,
+                                                        run_time_s=RUN_S, steps=2))):
         assert len(fig.data) > 0
 
 
+def test_locust_that_overruns_is_stopped(bootstrap, tmp_path):
+    # 60 s asked, 5 s allowed: Locust is stopped (SIGTERM) and the error quotes its log.
+    topic = f"lr-overrun-{tmp_path.name[-8:]}"
+    with pytest.raises(KafkabenchError, match="did not finish within 5 s and was stopped; its log"):
+        run_locust("producer_load", run_time_s=60, rate=10, bootstrap=bootstrap, topic=topic,
+                   out_dir=tmp_path, lag=False, timeout_s=5)
+    assert (tmp_path / "producer_load.log").is_file()
+
+
 # --- no broker needed --------------------------------------------------------------------
-
-
-def test_shapes():
-    assert shape_tick("constant", 5, users=8, spawn_rate=2, run_time_s=60) == (8, 2)
-    steps = [shape_tick("step", t, users=8, spawn_rate=2, run_time_s=60)[0] for t in (0, 15, 30, 59)]
-    assert steps == [2, 4, 6, 8]
-    spike = [shape_tick("spike", t, users=8, spawn_rate=2, run_time_s=60) for t in (0, 30, 40)]
-    assert spike == [(2, 8.0), (8, 8.0), (2, 8.0)]
-    assert shape_tick("step", 60, users=8, spawn_rate=2, run_time_s=60) is None
-    with pytest.raises(ValueError):
-        shape_tick("ramp", 0, users=1, spawn_rate=1, run_time_s=1)
-    planned = planned_users("step", users=4, spawn_rate=4, run_time_s=10, steps=2)
-    assert planned["users"].tolist() == [2] * 5 + [4] * 5
 
 
 def test_error_counts():
@@ -176,8 +173,34 @@ def test_not_a_locust_file(tmp_path):
 
 
 def test_bad_arguments():
-    with pytest.raises(ConfigError, match="no locustfile"):
-        locustfile_path("nope")
     with pytest.raises(ConfigError, match="shape"):
         run_locust("mixed", shape="ramp", bootstrap="127.0.0.1:1")
-    assert locustfile_path("mixed").name == "mixed.py"
+    with pytest.raises(ConfigError, match="users=0"):
+        run_locust("mixed", users=0, bootstrap="127.0.0.1:1")
+
+
+def test_locustfiles_come_with_the_package():
+    assert LOCUSTFILES == Path(kafkabench.__file__).parent / "locustfiles"
+    assert {p.stem for p in LOCUSTFILES.glob("*.py")} >= {"producer_load", "consumer_load", "mixed"}
+
+
+def test_locustfile_by_name_file_name_or_path(tmp_path, monkeypatch):
+    mixed = LOCUSTFILES / "mixed.py"
+    assert locustfile_path("mixed") == locustfile_path("mixed.py") == mixed
+    assert locustfile_path(mixed) == locustfile_path(str(mixed)) == mixed
+    own = tmp_path / "mine.py"
+    own.write_text("")
+    assert locustfile_path(own) == own
+    # A file of that name where the user is wins over kafkabench's own.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mixed.py").write_text("")
+    assert locustfile_path("mixed.py") == Path("mixed.py")
+    assert locustfile_path("mixed") == mixed
+
+
+@pytest.mark.parametrize("name", ["nope", "nope.py", "sub/mixed.py", "/no/such/file.py"])
+def test_unknown_locustfile_lists_kafkabenchs(name):
+    with pytest.raises(ConfigError) as info:
+        locustfile_path(name)
+    assert f"no locustfile {name!r}" in str(info.value)
+    assert "consumer_load, mixed, producer_load" in str(info.value)

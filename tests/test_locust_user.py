@@ -232,3 +232,36 @@ def test_settings_pass_tls_and_sasl_through(tmp_path):
     assert conf["producer"]["acks"] == "all"
     assert conf["consumer"]["fetch.min.bytes"] == "1024" and "fetch.min.bytes" not in conf["producer"]
     assert conf["consumer"]["group.id"] == "g"
+
+
+def test_kafka_conf_is_parsed_as_kafkabench_parses_k_v():
+    # parse_conf in a subprocess (importing locust_user imports locust): config.parse_kv's
+    # error naming --kafka-conf, roles by prefix or by the one role librdkafka accepts.
+    script = textwrap.dedent("""
+        import json
+        from kafkabench.errors import ConfigError
+        from kafkabench.locust_user import KafkaSettings, parse_conf
+        out = {"sections": parse_conf([" linger.ms = 5", "consumer.fetch.min.bytes=1",
+                                       "client.id=kb", "producer.acks=all"])}
+        for bad in (["linger.ms"], ["=5"]):
+            try:
+                parse_conf(bad)
+            except ConfigError as exc:
+                out.setdefault("errors", []).append(str(exc))
+        # Nothing laid over: the profile as loaded.
+        s = KafkaSettings.from_options(None, resolve=False)
+        out["plain"] = s.profile.name
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["sections"] == {"common": {"client.id": "kb"},
+                               "producer": {"linger.ms": "5", "acks": "all"},
+                               "consumer": {"fetch.min.bytes": "1"}}
+    assert out["errors"] == ["--kafka-conf 'linger.ms': expected key=value",
+                             "--kafka-conf '=5': expected key=value"]
+    assert out["plain"] == "default"

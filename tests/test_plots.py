@@ -486,3 +486,23 @@ def test_wide_table_keeps_whole_headers_and_its_width():
     assert list(one.data[0].cells.values[0]) == list(row) and one.data[0].cells.values[1][8] == "64,050"
     small = plots.summary_table(pd.DataFrame([row] * 2), ["run_id", "publish_rate"])
     assert list(small.data[0].header.values) == ["<b>run_id</b>", "<b>publish_rate</b>"]
+
+
+# ------------------------------------------------------------------ Locust
+
+
+def test_users_over_time_running_steps_and_planned_dashed():
+    ts = pd.DataFrame({"users": [0, 2, 2, 4, 4]}, index=pd.RangeIndex(5, name="t"))
+    planned = pd.DataFrame({"users": [2, 2, 4, 4, 4]}, index=pd.Index(range(5), name="t"))
+    fig = plots.users_over_time(ts, planned, title="users")
+    assert _names(fig) == ["planned", "running"]
+    assert list(fig.data[1].y) == [0, 2, 2, 4, 4] and list(fig.data[1].x) == [0, 1, 2, 3, 4]
+    assert fig.data[0].line.dash == "dash" and fig.data[1].line.shape == "hv"
+    assert fig.layout.template.layout.colorway == tuple(plots.COLORS)
+    assert fig.layout.xaxis.title.text == "time (s)" and fig.layout.title.text == "users"
+    assert _names(plots.users_over_time(ts)) == ["running"]
+
+
+def test_users_over_time_empty_has_a_note():
+    fig = plots.users_over_time(pd.DataFrame({"users": pd.Series([], dtype="int64")}))
+    assert [a.text for a in fig.layout.annotations] == ["no users recorded"]

@@ -7,6 +7,7 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
+from kafkabench import contract
 from kafkabench import results as res
 from kafkabench.errors import KafkabenchError
 from kafkabench.lag import lag_frame
@@ -32,7 +33,10 @@ def _recorder(lo, hi):
 
 def _result(name="quickstart", rate=1000.0, p99=5.0, run_id=None):
     t = pd.Index(range(3), name="t")
-    timeseries = pd.DataFrame({c: [1.0, 2.0, 3.0] for c in res.TIMESERIES_COLUMNS}, index=t)
+    dtypes = contract.dtypes("timeseries")
+    timeseries = pd.DataFrame({c: [1, 2, 3] for c in res.TIMESERIES_COLUMNS}, index=t).astype(
+        {c: dtypes[c] for c in res.TIMESERIES_COLUMNS if c != "time"})
+    timeseries["time"] = pd.to_datetime(timeseries["time"] + 1_800_000_000, unit="s", utc=True).dt.as_unit("ns")
     wall = pd.Timestamp("2026-11-26 21:37:00", tz="UTC")
     lag = lag_frame([
         (0.0, "g", "tp", 0, 10, 15, 5, 0.5, "OK", wall),
@@ -93,6 +97,17 @@ def test_empty_result_round_trips(tmp_path):
         pdt.assert_frame_equal(getattr(back, attr), getattr(result, attr))
     assert list(back.rebalances.columns) == res.REBALANCE_COLUMNS and back.rebalances.empty
     assert back.spectrum().empty
+
+
+def test_empty_frames_keep_the_contract_after_a_round_trip(tmp_path):
+    # Before the contract, an empty timeseries had float counts and no byte columns, and an
+    # empty rebalances frame had no count and wall.
+    result = RunResult(summary={"name": "empty"})
+    back = load(save(result, tmp_path))
+    for kind in contract.FRAMES:
+        assert contract.check_frame(kind, getattr(result, kind)) == [], kind
+        assert contract.check_frame(kind, getattr(back, kind)) == [], kind
+        pdt.assert_frame_equal(getattr(back, kind), getattr(result, kind))
 
 
 def test_save_refuses_to_overwrite_and_leaves_no_partial_folder(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from conftest import explain, run_child
 from kafkabench.admin import create_topic, delete_topics
 from kafkabench.cluster import LocalCluster
 from kafkabench.errors import ConfigError
@@ -91,9 +92,11 @@ def test_lag_matches_kafka_consumer_groups_describe(bootstrap):
 
     ours = LagSampler(bootstrap, [group]).sample_once()
     dist = install_kafka()
-    out = subprocess.run(dist.java_command(
+    proc = run_child(dist.java_command(
         "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server",
-        bootstrap, "--describe", "--group", group), capture_output=True, text=True, timeout=120).stdout
+        bootstrap, "--describe", "--group", group), timeout=120)
+    assert proc.returncode == 0, explain(proc)
+    out = proc.stdout
     theirs = {}
     for line in out.splitlines():
         cols = line.split()
@@ -294,24 +297,24 @@ def test_group_that_never_reads_the_backlog_makes_the_run_incomplete(bootstrap, 
 
 
 def test_held_needs_the_rate_and_the_schedule():
-    from kafkabench.runner import _judge_schedule
+    from kafkabench.summary import judge_schedule
 
     # Observed: 2.5 s behind schedule (publish delay p50), then 25% above target in the
     # measured window while catching up. Not held, and both reasons are named.
     late = {"target_rate": 10_000, "publish_rate": 12_500, "publish_delay_us_p50": 2_500_000,
             "publish_delay_us_p99": 9_000_000}
     warnings: list[str] = []
-    _judge_schedule(late, warnings)
+    late.update(judge_schedule(late, warnings))
     assert late["rate_held"] is False
     assert "+25.0%" in late["held_reason"] and "schedule slipped" in late["held_reason"]
     assert warnings
     # The rate alone is right, but sends were seconds late: still not held.
     slipped = {**late, "publish_rate": 10_050}
-    _judge_schedule(slipped, [])
+    slipped.update(judge_schedule(slipped, []))
     assert slipped["rate_held"] is False and "+0.5%" not in slipped["held_reason"]
     assert "schedule slipped" in slipped["held_reason"]
     ok = {**late, "publish_rate": 10_050, "publish_delay_us_p50": 300, "publish_delay_us_p99": 4_000}
-    _judge_schedule(ok, [])
+    ok.update(judge_schedule(ok, []))
     assert ok["rate_held"] is True
 
 
@@ -342,12 +345,11 @@ def test_script_without_main_guard_fails_fast_with_the_fix(bootstrap, tmp_path):
     script = tmp_path / "bench.py"
     script.write_text(_UNGUARDED.format(bootstrap=bootstrap))
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=180, cwd=tmp_path)
-    assert proc.returncode != 0, proc.stdout
+    proc = run_child([sys.executable, str(script)], timeout=180, cwd=tmp_path)
+    assert proc.returncode != 0, explain(proc)
     assert time.monotonic() - t0 < 120
-    assert 'if __name__ == "__main__":' in proc.stderr
-    assert "ended without reporting" in proc.stderr
+    assert 'if __name__ == "__main__":' in proc.stderr, explain(proc)
+    assert "ended without reporting" in proc.stderr, explain(proc)
     assert "finished" not in proc.stdout
 
 
@@ -392,7 +394,11 @@ def test_a_killed_worker_fails_the_run_within_seconds_and_keeps_the_partial_resu
 def test_oversized_messages_are_refused_before_anything_runs(bootstrap):
     from confluent_kafka.admin import AdminClient
 
-    before = set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics)
+    def run_topics() -> set[str]:  # a run's topics; other users of a shared cluster aside
+        topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+        return {t for t in topics if t.startswith("kb-")}
+
+    before = run_topics()
     with pytest.raises(ConfigError, match=r"message\.max\.bytes \(1,000,000 B\)"):
         run_workload(_workload(message_size=2_000_000, message_count=10, duration_s=0), None,
                      bootstrap=bootstrap, progress=False)
@@ -401,8 +407,7 @@ def test_oversized_messages_are_refused_before_anything_runs(bootstrap):
         run_workload(_workload(message_size=2_000_000, message_count=10, duration_s=0),
                      {"producer": {"message.max.bytes": 3_000_000}}, bootstrap=bootstrap,
                      progress=False)
-    after = set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics)
-    assert after == before  # nothing left behind
+    assert run_topics() == before  # nothing left behind
 
 
 def test_large_messages_work_once_both_limits_are_raised(bootstrap):

@@ -1,4 +1,4 @@
-"""LatencyRecorder, IntervalRecorder, spectrum and librdkafka statistics parsing (no broker)."""
+"""LatencyRecorder, spectrum and librdkafka statistics parsing (no broker)."""
 
 import json
 import math
@@ -9,10 +9,8 @@ import pytest
 from kafkabench.stats import (
     PERCENTILE_LADDER,
     SUMMARY_KEYS,
-    IntervalRecorder,
     LatencyRecorder,
     StatsCollector,
-    parse_cgrp_states,
     parse_statistics,
     scale_us,
     spectrum,
@@ -64,19 +62,6 @@ def test_encode_decode_and_merge_keep_percentiles():
     assert merged.percentiles() == a.copy().merge(b).percentiles()
     assert merged.value_at(50, "us") == pytest.approx(1099, rel=1e-3)
     assert LatencyRecorder.decode(LatencyRecorder().encode()).count == 0
-
-
-def test_interval_recorder_ticks_into_total():
-    ir = IntervalRecorder()
-    for v in range(1000):
-        ir.record(v)
-    first = ir.tick()
-    for v in range(1000, 1500):
-        ir.record(v)
-    assert first.count == 1000 and ir.current.count == 500
-    assert ir.total.count == 1000 and ir.whole_run().count == 1500
-    second = ir.tick()
-    assert second.count == 500 and ir.total.count == 1500 and ir.current.count == 0
 
 
 def test_spectrum_columns_and_monotonic_values():
@@ -144,17 +129,12 @@ def test_parse_consumer_statistics():
     lag = frame[(frame["metric"] == "consumer_lag") & (frame["name"] == f"{topic}-0")]["value"]
     assert lag.item() == doc["topics"][topic]["partitions"]["0"]["consumer_lag"]
     assert frame["client"].iloc[0] == doc["name"]
-    states = parse_cgrp_states([(1.0, raw)])
-    assert list(states.columns) == ["t", "client", "state", "join_state", "rebalance_reason"]
-    assert states["state"].item() == doc["cgrp"]["state"]
-    assert states["rebalance_reason"].item() == doc["cgrp"]["rebalance_reason"]
 
 
 def test_parse_nothing_gives_typed_empty_frame():
     frame = parse_statistics([])
     assert frame.empty and list(frame.columns) == ["t", "client", "scope", "name", "metric", "value"]
     assert str(frame["value"].dtype) == "float64"
-    assert parse_cgrp_states([]).empty
 
 
 def test_record_many_gives_the_same_histogram_as_one_by_one():

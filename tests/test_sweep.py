@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 import kafkabench.runner
+from kafkabench.contract import check_summary
 from kafkabench.errors import ConfigError
+from kafkabench.results import load_many
 from kafkabench.sweep import SweepSpec, load_sweep, points, run_sweep, summarize, sweep_dir
 
 # Producer only, 200 messages per run: a run takes about two seconds.
@@ -115,6 +117,9 @@ def test_sweep_runs_saves_and_resumes(bootstrap, tmp_path, monkeypatch):
     assert table["point"].nunique() == 2 and set(table["sweep"]) == {"tiny"}
     assert (table["delivered"] == 200).all()
     assert len(list(sweep_dir(spec, tmp_path).iterdir())) == 4
+    # A sweep's runs keep the contract, with the keys the sweep adds.
+    for run in load_many(sweep_dir(spec, tmp_path)):
+        assert check_summary(run.summary, ("run", "sweep")) == []
 
     # A rerun runs nothing and rebuilds the same table from the saved runs.
     monkeypatch.setattr(kafkabench.runner, "run_workload", lambda *a, **k: pytest.fail("ran again"))

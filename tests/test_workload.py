@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kafkabench.config import ClientProfile, load_profile
+from kafkabench.config import WORKLOADS_DIR, ClientProfile, load_profile, packaged_file
 from kafkabench.errors import ConfigError
 from kafkabench.workload import (
     UniformSize,
@@ -19,7 +19,7 @@ from kafkabench.workload import (
     payload_pool,
 )
 
-OMB = Path(__file__).parent.parent / "workloads" / "omb"
+OMB = WORKLOADS_DIR / "omb"
 
 
 @pytest.mark.parametrize(
@@ -212,7 +212,7 @@ def test_omb_missing_payload_file_is_named(tmp_path):
 
 
 def test_quickstart_example_loads():
-    w = load_workload(Path(__file__).parent.parent / "workloads" / "quickstart.yaml")
+    w = load_workload(WORKLOADS_DIR / "quickstart.yaml")
     assert w.key_distribution == "zipf" and w.payload == "text"
 
 
@@ -278,8 +278,74 @@ def test_omb_files_take_the_driver_replication_factor_and_warn_about_min_isr(cap
 
 def test_omb_six_partition_100b_workload_loads_as_omb_wrote_it():
     # The shape of benchmarks/fixed_rate_fidelity.py, copied unchanged from OMB.
-    from pathlib import Path
-
-    w = load_workload(Path(__file__).parent.parent / "workloads/omb/1-topic-6-partition-100b.yaml")
+    w = load_workload(OMB / "1-topic-6-partition-100b.yaml")
     assert (w.topics, w.partitions, w.message_size) == (1, 6, 100)
     assert w.producer_rate == 50_000
+
+
+# --- files that ship with kafkabench, found from any folder -------------------------------
+
+
+@pytest.mark.parametrize("spec", ["workloads/quickstart.yaml", "quickstart.yaml", "quickstart",
+                                  Path("workloads/quickstart.yaml")])
+def test_packaged_workload_loads_from_any_folder(spec, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    w = load_workload(spec)
+    assert w.name == "quickstart" and w.partitions == 6
+
+
+@pytest.mark.parametrize("spec", ["workloads/omb/1-topic-6-partition-100b.yaml",
+                                  "omb/1-topic-6-partition-100b", "1-topic-6-partition-100b"])
+def test_packaged_omb_workload_finds_its_payload_file_from_any_folder(spec, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    w = load_workload(spec)
+    assert w.message_size == 100
+    assert Path(w.payload).is_absolute() and Path(w.payload).is_file()
+    assert Path(w.payload).is_relative_to(WORKLOADS_DIR)
+
+
+def test_a_file_in_the_current_folder_wins_over_the_packaged_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "workloads").mkdir()
+    Workload(name="mine", partitions=2).to_yaml(tmp_path / "workloads" / "quickstart.yaml")
+    assert load_workload("workloads/quickstart.yaml").name == "mine"
+    ClientProfile.from_dict({"producer": {"linger.ms": 7}}, name="mine").to_yaml(tmp_path / "kafka-latency")
+    assert load_profile("kafka-latency").name == "mine"
+
+
+def test_missing_workload_lists_the_packaged_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for spec in ["workloads/nope.yaml", "nope", "latency-profile"]:  # the last is a profile
+        with pytest.raises(ConfigError, match=f"workload '{spec}': no such file") as err:
+            load_workload(spec)
+        assert "quickstart" in str(err.value) and "omb/1-topic-6-partition-100b" in str(err.value)
+        assert "kafka-latency" not in str(err.value)
+
+
+@pytest.mark.parametrize(("spec", "name"), [
+    ("workloads/omb/driver-kafka/kafka-latency.yaml", "kafka-latency"),
+    ("omb/driver-kafka/kafka-throughput", "kafka-throughput"),
+    ("kafka-exactly-once", "kafka-exactly-once"),
+    ("workloads/latency-profile.yaml", "low-latency"),
+    ("latency-profile", "low-latency"),
+])
+def test_packaged_profile_loads_from_any_folder(spec, name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_profile(spec).name == name
+
+
+def test_missing_profile_lists_presets_and_packaged_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="client profile 'nope.yaml': no such file") as err:
+        load_profile("nope.yaml")
+    assert "omb/driver-kafka/kafka-latency" in str(err.value) and "quickstart" not in str(err.value)
+    with pytest.raises(ConfigError, match="unknown client profile 'quickstart'") as err:
+        load_profile("quickstart")  # a workload, not a profile
+    assert "throughput" in str(err.value) and "latency-profile" in str(err.value)
+
+
+def test_packaged_lookup_stays_inside_the_package(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert packaged_file("workloads/../workloads/quickstart.yaml", "workload") is None
+    assert packaged_file(tmp_path / "quickstart.yaml", "workload") is None
+    assert packaged_file("quickstart", "workload") == WORKLOADS_DIR / "quickstart.yaml"

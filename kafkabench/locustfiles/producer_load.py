@@ -1,8 +1,8 @@
-"""Order events into Kafka, keyed by user id, at a realistic mix of sizes.
+"""Order events into Kafka, keyed by order id, at a realistic mix of sizes.
 
     locust -f locustfiles/producer_load.py --headless -u 5 -r 5 -t 60s
 
-Each user sends order events (`kafkabench.locust_user.OrderEvent`: JSON of ~250 B to ~10 KB,
+Each user sends order events (`kafkabench.orders.OrderEvent`: JSON of ~270 B to ~4 KB,
 headers event-type and version) as fast as it can, or `--kafka-rate N` events/s.
 """
 

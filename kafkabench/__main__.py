@@ -1,0 +1,8 @@
+"""`python -m kafkabench`: the `kafkabench` command."""
+
+import sys
+
+from kafkabench.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

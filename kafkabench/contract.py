@@ -1,0 +1,582 @@
+"""The result contract: name, dtype, unit and meaning of every summary key and result frame.
+
+Producers of results (`runner`, `locust_results`, `lag`, `stats`) and their readers
+(`results`, `sweep`, `experiments`, `report`, `plots`) take column names from here, and
+DESIGN.md's result tables are generated from here (`python -m kafkabench.contract --markdown`),
+so the docs cannot drift from what runs emit. `check_frame` and `check_summary` list where a
+frame or a summary departs from the contract.
+
+Sources: who emits a key or column. "run" is `runner.run_workload`, "consume" is
+`runner.consume_topic`, "locust" is `locust_results.run_locust`, "sweep" marks what
+`sweep.run_sweep` adds to the summaries of its runs.
+
+This module imports nothing else of kafkabench, so that every other module can import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pandas as pd
+
+SOURCES: tuple[str, ...] = ("run", "consume", "locust", "sweep")
+_ENGINE = ("run", "consume")
+_ALL = ("run", "consume", "locust")
+
+#: The summary figures of a latency histogram, in order: `stats.SUMMARY_KEYS`
+#: (what `LatencyRecorder.percentiles` returns); p99_9 is the 99.9th percentile.
+PERCENTILE_KEYS: tuple[str, ...] = ("avg", "p50", "p75", "p95", "p99", "p99_9", "p99_99", "max")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One summary key or frame column.
+
+    Attributes:
+        name: the key or column name; a name ending in ".*" is a family of summary keys
+            (e.g. `producer.*`: one key per producer setting).
+        dtype: for frames the pandas dtype as `str(series.dtype)` prints it; for summary keys
+            the Python type(s), e.g. "float", "int | None", "dict"; "any" is not checked.
+        unit: "msgs", "msgs/s", "MB/s", "B", "s", "ms", "us", or "" for none.
+        description: one line.
+        sources: which of `SOURCES` emit it.
+        always: every result of those sources has it; False when a condition (named in the
+            description) decides.
+    """
+
+    name: str
+    dtype: str
+    unit: str
+    description: str
+    sources: tuple[str, ...] = _ALL
+    always: bool = True
+
+    @property
+    def is_family(self) -> bool:
+        """Whether `name` is a prefix family such as `workload.*`."""
+        return self.name.endswith(".*")
+
+    def matches(self, key: str) -> bool:
+        """Whether `key` is this column, or a member of this family."""
+        return key.startswith(self.name[:-1]) if self.is_family else key == self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """Which columns a `RunResult.histograms` entry gives.
+
+    Attributes:
+        name: the histogram's key in `RunResult.histograms` (recorded in microseconds).
+        prefix: the column prefix: summary keys `<prefix>_<key>` for every `PERCENTILE_KEYS`
+            key, timeseries columns `<prefix>_<key>` for each of `timeseries`.
+        unit: the unit of those columns ("ms" or "us").
+        timeseries: the percentiles the per-second timeseries carries.
+        description: what the latency measures.
+    """
+
+    name: str
+    prefix: str
+    unit: str
+    timeseries: tuple[str, ...]
+    description: str
+
+    def columns(self, frame: str = "summary") -> list[str]:
+        """The column names this histogram gives in "summary" or "timeseries"."""
+        return [f"{self.prefix}_{k}" for k in self._keys(frame)]
+
+    def _keys(self, frame: str) -> tuple[str, ...]:
+        if frame == "summary":
+            return PERCENTILE_KEYS
+        if frame == "timeseries":
+            return self.timeseries
+        raise ValueError(f"frame={frame!r}: expected 'summary' or 'timeseries'")
+
+
+#: The histograms of a run, in `RunResult.histograms` order.
+HISTOGRAMS: tuple[Histogram, ...] = (
+    Histogram("publish_latency_us", "publish_latency_ms", "ms", ("p50", "p99"),
+              "publish latency: produce() to its delivery report"),
+    Histogram("publish_delay_us", "publish_delay_us", "us", ("p99",),
+              "publish delay: intended send time to actual send time (the coordinated-omission "
+              "correction); Locust does not measure it (NaN)"),
+    Histogram("e2e_latency_us", "e2e_latency_ms", "ms", ("p50", "p99"),
+              "end-to-end latency: the producer's message timestamp (the intended send time in "
+              "rate-controlled runs) to receipt by a consumer"),
+)
+_HISTOGRAM_BY_NAME = {h.name: h for h in HISTOGRAMS}
+# Timeseries order of the per-second latency columns (publish delay last, as runs emit them).
+_TIMESERIES_HISTOGRAMS = ("publish_latency_us", "e2e_latency_us", "publish_delay_us")
+
+
+class _Recorder(Protocol):
+    count: int
+
+    def percentiles(self, unit: str = "ms", keys: Iterable[str] = ...) -> dict[str, float]: ...
+
+
+def percentile_columns(histogram_name: str, recorder: _Recorder | None,
+                       frame: str = "summary") -> dict[str, float]:
+    """The columns a histogram gives, with their values.
+
+    Args:
+        histogram_name: a `HISTOGRAMS` name, e.g. "publish_latency_us".
+        recorder: the `stats.LatencyRecorder` (None, or one with no values: every column NaN).
+        frame: "summary" (every `PERCENTILE_KEYS` key) or "timeseries" (the histogram's
+            per-second percentiles).
+
+    Returns:
+        {column name: value in the histogram's column unit}, e.g.
+        {"publish_latency_ms_p50": 1.2, "publish_latency_ms_p99": 4.8} for the timeseries.
+
+    Raises:
+        ValueError: an unknown histogram name or frame.
+    """
+    if histogram_name not in _HISTOGRAM_BY_NAME:
+        raise ValueError(f"histogram {histogram_name!r}: expected one of {list(_HISTOGRAM_BY_NAME)}")
+    h = _HISTOGRAM_BY_NAME[histogram_name]
+    keys = h._keys(frame)
+    if recorder is None or not recorder.count:
+        return {f"{h.prefix}_{k}": math.nan for k in keys}
+    values = recorder.percentiles(h.unit, keys)
+    return {f"{h.prefix}_{k}": values[k] for k in keys}
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def group_name(topic: str, index: int) -> str:
+    """The name of a run's consumer group: `<topic>-g<index>`."""
+    return f"{topic}-g{index}"
+
+
+def member_name(group: str, index: int, *, topic_prefix: str, run_id: str) -> str:
+    """The worker name of a group member: the group name without `<topic_prefix>-<run_id>-`,
+    then `-c<index>` (e.g. "0-g1-c2"); the group of a user's own topic keeps its whole name."""
+    return f"{group.removeprefix(f'{topic_prefix}-{run_id}-')}-c{index}"
+
+
+def producer_name(topic_index: int, index: int, topics: int) -> str:
+    """The worker name of a producer: `producer-<index>`, or `producer-<topic>-<index>` when
+    the run has more than one topic."""
+    return f"producer-{topic_index}-{index}" if topics > 1 else f"producer-{index}"
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def _latency_summary() -> list[Column]:
+    out = []
+    for h in HISTOGRAMS:
+        for k in PERCENTILE_KEYS:
+            what = "mean" if k == "avg" else "maximum" if k == "max" else f"{k[1:].replace('_', '.')}th percentile"
+            out.append(Column(f"{h.prefix}_{k}", "float", h.unit,
+                              f"{h.description}: {what}, after warm-up (NaN: none recorded)"))
+    return out
+
+
+_LAG_SAMPLED = "(when lag was sampled: a run with consumer groups)"
+
+SUMMARY: tuple[Column, ...] = (
+    Column("run_id", "str", "", "the run's folder name: `<YYYYmmdd-HHMMSS>-<name>-<4 hex>`"),
+    Column("name", "str", "", "the workload's name (consume: `consume-<topic>`)"),
+    Column("started_at", "str", "", "start time, ISO 8601 with UTC offset"),
+    Column("duration_s", "float", "s",
+           "measured time: producers' warm-up + duration (consume: subscribe to last message; "
+           "locust: the history's span)"),
+    Column("interrupted", "bool", "", "stopped by Ctrl-C: a partial result", _ENGINE),
+    Column("kafka_version", "str", "", "Kafka version kafkabench was built against"),
+    Column("kafkabench_version", "str", "", "kafkabench version that made the result"),
+    Column("bootstrap", "str", "", "bootstrap servers"),
+    Column("topics", "str", "", "the run's topics, comma-separated"),
+    Column("commit", "str", "", "consumer commit mode: auto, sync or async", _ENGINE),
+    Column("mode", "str", "", "workers as 'process'es or 'thread's", _ENGINE),
+    Column("replication_factor", "int | None", "",
+           "replication factor asked for the topics the run created (None: the cluster's default)",
+           _ENGINE),
+    Column("produced", "int", "msgs", "messages sent (produce() calls accepted or refused)"),
+    Column("delivered", "int", "msgs", "messages acknowledged by the broker"),
+    Column("failed", "int", "msgs", "messages that failed (error delivery report, or refused by produce())"),
+    Column("buffer_full", "int", "", "times produce() found the local queue full and waited", _ENGINE),
+    Column("consumed", "int", "msgs", "messages consumed, all groups together"),
+    Column("offset_commits", "int", "", "offset commits the members sent (not librdkafka's auto-commits)",
+           _ENGINE),
+    Column("consumed_by_group", "dict", "msgs", "{group: messages consumed}", _ENGINE),
+    Column("target_rate", "float", "msgs/s",
+           "the workload's producer_rate, all producers (0: max rate; locust: NaN)"),
+    Column("publish_rate", "float", "msgs/s", "messages sent per second after warm-up"),
+    Column("delivery_rate", "float", "msgs/s",
+           "messages delivered per second until the last delivery report (kafka-producer-perf-test's count)"),
+    Column("consume_rate", "float", "msgs/s",
+           "consumed per second: mean of the busy seconds without the first and last (consume: "
+           "consumed / duration_s)"),
+    Column("publish_mb_s", "float", "MB/s", "delivery_rate x mean message size (1 MB = 10^6 B)"),
+    Column("consume_mb_s", "float", "MB/s", "consume_rate x mean message size (consume: bytes consumed / duration_s)"),
+    *_latency_summary(),
+    Column("rate_held", "bool", "",
+           "rate within 2% of target either way and publish delay p50 <= 10 ms, p99 <= 250 ms "
+           "(when target_rate > 0)", ("run",), always=False),
+    Column("held_reason", "str", "", "why rate_held is what it is (when target_rate > 0)", ("run",),
+           always=False),
+    Column("loadgen_cpu_s", "float", "s", "CPU time of the load generator's processes", _ENGINE),
+    Column("loadgen_cores", "float", "", "loadgen_cpu_s / duration_s: cores the load generator kept busy",
+           _ENGINE),
+    Column("cpu_us_per_msg", "float", "us", "loadgen_cpu_s per message produced or consumed", _ENGINE),
+    Column("producer_cpu_us_per_msg", "float", "us",
+           "producer processes' CPU per message produced (NaN unless mode is process)", _ENGINE),
+    Column("lag_max_msgs", "float", "msgs", "largest consumer lag of any partition (NaN: not sampled)"),
+    Column("lag_max_s", "float", "s", "largest lag in seconds of any partition (NaN: not sampled)"),
+    Column("lag_final_msgs", "float", "msgs",
+           f"lag at the last sample, all partitions (NaN: a partition unknown) {_LAG_SAMPLED}",
+           ("run", "locust"), always=False),
+    Column("lag_status", "str", "", f"the groups' worst Burrow-style status at the end {_LAG_SAMPLED}",
+           ("run",), always=False),
+    Column("lag_errors", "int", "", f"errors the lag sampler met {_LAG_SAMPLED}", ("run",), always=False),
+    Column("lag_error_messages", "list", "", f"the first distinct ones (up to 5) {_LAG_SAMPLED}",
+           ("run",), always=False),
+    Column("rebalances", "int", "", "partition assignments the consumers saw"),
+    Column("errors", "dict", "", "{Kafka error code name: count}"),
+    Column("error_messages", "dict", "", "{Kafka error code name: [first messages]}", _ENGINE),
+    Column("warnings", "list", "", "what the user should know about the run, as sentences", _ENGINE),
+    Column("complete", "bool", "",
+           "every group consumed what was delivered to its topic and no worker failed", ("run",)),
+    Column("incomplete", "list", "", "why the run is not complete (empty when it is)", ("run",)),
+    Column("shortfall", "dict", "msgs", "{group: messages delivered but not consumed}", ("run",)),
+    Column("consumed_bytes", "int", "B", "message value bytes consumed", ("consume",)),
+    Column("rebalance_time_ms", "float", "ms", "subscribe to the first assignment", ("consume",)),
+    Column("group", "str", "", "the consumer group", ("consume", "locust")),
+    Column("tool", "str", "", "'locust'", ("locust",)),
+    Column("locustfile", "str", "", "the locustfile that ran", ("locust",)),
+    Column("exit_code", "int", "", "Locust's exit code", ("locust",)),
+    Column("users", "int", "", "peak users (-u)", ("locust",)),
+    Column("spawn_rate", "float", "", "users started per second (-r)", ("locust",)),
+    Column("run_time_s", "float", "s", "run time asked for (-t)", ("locust",)),
+    Column("shape", "str | None", "", "the --kafka-shape, if any", ("locust",)),
+    Column("locust_workers", "int", "", "Locust worker processes asked for (0: one process)", ("locust",)),
+    Column("requests", "int", "", "Locust requests of every type", ("locust",)),
+    Column("failures", "int", "", "Locust failures of every type", ("locust",)),
+    Column("message_size_avg", "float", "B", "mean produced message size", ("locust",)),
+    Column("workers", "int", "", "Locust workers that reported", ("locust",)),
+    Column("sweep", "str", "", "the sweep's name", ("sweep",)),
+    Column("point", "str", "", "the sweep point's id (`sweep.point_id`)", ("sweep",)),
+    Column("point_index", "int", "", "the point's position in the sweep's plan", ("sweep",)),
+    Column("repetition", "int", "", "the repetition of the point, from 0", ("sweep",)),
+    Column("sweep_params", "dict", "", "{parameter: value} of the point", ("sweep",)),
+    Column("workload.*", "any", "",
+           "the workload's fields (`Workload.as_flat_dict`): `workload.<field>`, "
+           "`workload.topic_config.<key>`, `workload.headers.<name>`; message_size is the mean in B",
+           _ENGINE),
+    Column("profile.*", "any", "",
+           "`profile.name`, `profile.replication_factor`, `profile.topic_config.<key>` "
+           "(`ClientProfile.as_flat_dict`)"),
+    Column("common.*", "any", "", "librdkafka settings for every client, secrets redacted (when set)",
+           always=False),
+    Column("producer.*", "any", "", "producer settings, kafkabench defaults included, secrets redacted"),
+    Column("consumer.*", "any", "", "consumer settings, kafkabench defaults included, secrets redacted"),
+)
+
+#: Prefixes of the summary keys that hold settings (one key per workload field or client setting).
+SETTING_PREFIXES: tuple[str, ...] = tuple(c.name[:-1] for c in SUMMARY if c.is_family)
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+def _latency_timeseries() -> list[Column]:
+    out = []
+    for name in _TIMESERIES_HISTOGRAMS:
+        h = _HISTOGRAM_BY_NAME[name]
+        for k in h.timeseries:
+            out.append(Column(f"{h.prefix}_{k}", "float64", h.unit,
+                              f"{h.description}: {k} of the second (NaN: none recorded; "
+                              "locust: its rolling 10 s window)"))
+    return out
+
+
+_LOCUST_ONLY = ("locust",)
+
+FRAMES: dict[str, tuple[Column, ...]] = {
+    "timeseries": (
+        Column("t", "int64", "s", "the index: whole seconds since the producers started "
+               "(the backlog phase, when there is one)"),
+        Column("produced", "int64", "msgs", "messages sent in the second"),
+        Column("delivered", "int64", "msgs", "messages acknowledged in the second"),
+        Column("failed", "int64", "msgs", "messages failed in the second"),
+        Column("consumed", "int64", "msgs", "messages consumed in the second, all groups"),
+        Column("bytes", "int64", "B", "message value bytes delivered in the second", _ENGINE),
+        Column("consumed_bytes", "int64", "B", "message value bytes consumed in the second", _ENGINE),
+        Column("backlog", "int64", "msgs",
+               "delivered minus consumed per group, running (never negative)"),
+        *_latency_timeseries(),
+        Column("time", "datetime64[ns, UTC]", "", "wall-clock start of the second, UTC", _ENGINE),
+        Column("users", "int64", "", "Locust users running", _LOCUST_ONLY),
+        Column("rebalances", "int64", "", "assignments in the second", _LOCUST_ONLY),
+        Column("requests", "int64", "", "Locust requests of every type in the second", _LOCUST_ONLY),
+        Column("failures", "int64", "", "Locust failures of every type in the second", _LOCUST_ONLY),
+    ),
+    "lag": (
+        Column("t", "float64", "s", "sample time since the run started (`LagSampler`: since it was created)"),
+        Column("group", "str", "", "consumer group"),
+        Column("topic", "str", "", "topic (\"\" on a row about a whole group)"),
+        Column("partition", "int64", "", "partition (-1: a row about a whole group)"),
+        Column("committed", "Int64", "", "the group's committed offset (<NA>: none)"),
+        Column("log_end", "Int64", "", "the partition's log-end offset (<NA>: unknown)"),
+        Column("lag_msgs", "Int64", "msgs", "log_end - committed (<NA>: unknown)"),
+        Column("lag_s", "float64", "s", "lag in seconds, kafka-lag-exporter's interpolation (NaN: unknown)"),
+        Column("status", "str", "", "DELETED, OK, WARN, STALL, STOP, REWIND or ERR (Burrow-style)"),
+        Column("time", "datetime64[us, UTC]", "", "wall-clock time of the sample, UTC"),
+        Column("oldest_age_s", "float64", "s",
+               "age of the record at the committed offset, read from the log (0: caught up; NaN: unknown)"),
+        Column("error", "str", "", "why the row is ERR, else \"\""),
+    ),
+    "rebalances": (
+        Column("t", "float64", "s", "seconds since the producers started"),
+        Column("group", "str", "", "consumer group"),
+        Column("member", "str", "", "the member's worker name (locust: \"\")"),
+        Column("event", "str", "", "'assign', 'revoke' or 'lost'"),
+        Column("partitions", "str", "", "the partitions, `topic:partition` comma-separated (locust: \"\")"),
+        Column("count", "int64", "", "number of partitions in the event", _ENGINE),
+        Column("wall", "float64", "s", "Unix time of the event", _ENGINE),
+    ),
+    "librdkafka": (
+        Column("t", "float64", "s", "seconds since the producers started, at receipt of the statistics"),
+        Column("client", "str", "", "the worker name"),
+        Column("scope", "str", "", "'client', 'broker', 'topic', 'partition' or 'cgrp'"),
+        Column("name", "str", "", "the client, broker (`host:port/id`), topic, `topic-N` or 'cgrp'"),
+        Column("metric", "str", "", "librdkafka's field, with window and statistic (e.g. rtt_p99)"),
+        Column("value", "float64", "", "the value, in librdkafka's unit (us for latencies, B for sizes)"),
+    ),
+}
+FRAMES_WITH_INDEX = {"timeseries": "t"}
+KINDS: tuple[str, ...] = ("summary", *FRAMES)
+
+
+def _frame(kind: str) -> tuple[Column, ...]:
+    if kind not in FRAMES:
+        raise ValueError(f"frame kind {kind!r}: expected one of {list(FRAMES)}")
+    return FRAMES[kind]
+
+
+def _wanted(source: str | Iterable[str]) -> set[str]:
+    wanted = {source} if isinstance(source, str) else set(source)
+    unknown = wanted - set(SOURCES)
+    if unknown:
+        raise ValueError(f"source {sorted(unknown)!r}: expected some of {list(SOURCES)}")
+    return wanted
+
+
+def columns(kind: str, source: str | Iterable[str] = "run") -> list[str]:
+    """Column names of a frame, in order, as `source` emits them (the index not included).
+
+    Args:
+        kind: "timeseries", "lag", "rebalances" or "librdkafka".
+        source: one or several of `SOURCES`.
+    """
+    wanted = _wanted(source)
+    index = FRAMES_WITH_INDEX.get(kind)
+    return [c.name for c in _frame(kind) if c.name != index and wanted & set(c.sources)]
+
+
+def dtypes(kind: str) -> dict[str, str]:
+    """{column: dtype} of a frame, every source's columns (the index not included)."""
+    index = FRAMES_WITH_INDEX.get(kind)
+    return {c.name: c.dtype for c in _frame(kind) if c.name != index}
+
+
+def empty_frame(kind: str, source: str | Iterable[str] = "run") -> pd.DataFrame:
+    """A frame with no rows, the contract's columns (as `source` emits them) and dtypes.
+
+    Args:
+        kind: "timeseries", "lag", "rebalances" or "librdkafka".
+        source: one or several of `SOURCES`.
+    """
+    types = dtypes(kind)
+    frame = pd.DataFrame({c: pd.Series(dtype=types[c]) for c in columns(kind, source)})
+    index = FRAMES_WITH_INDEX.get(kind)
+    if index is not None:
+        frame.index = pd.Index([], dtype=next(c.dtype for c in FRAMES[kind] if c.name == index), name=index)
+    return frame
+
+
+def check_frame(kind: str, df: pd.DataFrame, source: str | Iterable[str] = "run") -> list[str]:
+    """Where a frame departs from the contract.
+
+    Args:
+        kind: "timeseries", "lag", "rebalances" or "librdkafka".
+        df: the frame.
+        source: who made it (one or several of `SOURCES`): decides which columns must be there.
+
+    Returns:
+        One sentence per problem (a missing column, an unexpected one, a wrong dtype, a wrong
+        index); empty when the frame keeps the contract.
+    """
+    problems = []
+    spec = {c.name: c for c in _frame(kind)}
+    index = FRAMES_WITH_INDEX.get(kind)
+    if index is not None:
+        want = spec[index].dtype
+        if df.index.name != index or str(df.index.dtype) != want:
+            problems.append(f"{kind}: index is {df.index.name!r} ({df.index.dtype}), the contract "
+                            f"says {index!r} ({want})")
+    for name in columns(kind, source):
+        if spec[name].always and name not in df.columns:
+            problems.append(f"{kind}: column {name!r} is missing")
+    for name in df.columns:
+        if name not in spec or name == index:
+            problems.append(f"{kind}: column {name!r} is not in the contract")
+        elif str(df[name].dtype) != spec[name].dtype:
+            problems.append(f"{kind}: column {name!r} has dtype {df[name].dtype}, the contract "
+                            f"says {spec[name].dtype}")
+    return problems
+
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (float, int), "bool": (bool,), "str": (str,), "dict": (dict,),
+    "list": (list, tuple), "None": (type(None),),
+}
+
+
+def _type_ok(value: Any, dtype: str) -> bool:
+    if dtype == "any":
+        return True
+    for name in (t.strip() for t in dtype.split("|")):
+        # bool is an int to Python; not to the contract.
+        if isinstance(value, bool) and name != "bool":
+            continue
+        if isinstance(value, _PY_TYPES[name]):
+            return True
+    return False
+
+
+def summary_column(key: str) -> Column | None:
+    """The contract's entry for a summary key (a family entry for `producer.linger.ms`), or None."""
+    return next((c for c in SUMMARY if c.matches(key)), None)
+
+
+def check_summary(summary: Mapping[str, Any], source: str | Iterable[str] = "run") -> list[str]:
+    """Where a summary departs from the contract.
+
+    Args:
+        summary: `RunResult.summary`.
+        source: who made it (one or several of `SOURCES`, e.g. ("run", "sweep") for a sweep's
+            run): decides which keys must be there.
+
+    Returns:
+        One sentence per problem (a missing key, an unknown key, a value of the wrong type);
+        empty when the summary keeps the contract.
+    """
+    wanted = _wanted(source)
+    problems = []
+    for c in SUMMARY:
+        if c.always and wanted & set(c.sources) and not any(c.matches(k) for k in summary):
+            problems.append(f"summary: key {c.name!r} is missing")
+    for key, value in summary.items():
+        c = summary_column(key)
+        if c is None:
+            problems.append(f"summary: key {key!r} is not in the contract")
+        elif not _type_ok(value, c.dtype):
+            problems.append(f"summary: {key!r} is {type(value).__name__} {value!r}, the contract "
+                            f"says {c.dtype}")
+    return problems
+
+
+def summary_names(*names: str) -> tuple[str, ...]:
+    """The names given, after checking each is a summary key of the contract.
+
+    Readers that pick summary keys (`results.HEADLINE`, sweep metrics, experiment tables) list
+    them through this, so renaming a key in the contract breaks them at import, not silently.
+
+    Raises:
+        ValueError: naming a key the contract does not have.
+    """
+    for name in names:
+        if summary_column(name) is None:
+            raise ValueError(f"{name!r} is not a summary key of kafkabench.contract.SUMMARY")
+    return names
+
+
+def column_names(kind: str, *names: str) -> tuple[str, ...]:
+    """The names given, after checking each is a column of the frame `kind` in the contract.
+
+    Raises:
+        ValueError: naming a column the contract does not have.
+    """
+    spec = {c.name for c in _frame(kind)}
+    for name in names:
+        if name not in spec:
+            raise ValueError(f"{name!r} is not a column of kafkabench.contract.FRAMES[{kind!r}]")
+    return names
+
+
+# ----------------------------------------------------------------------------- markdown
+
+_TITLES = {
+    "summary": "`summary`: one flat dict per run (`RunResult.as_dict()`, one row of `load_results()`)",
+    "timeseries": "`timeseries`: one row per second",
+    "lag": "`lag`: one row per sample and partition (`LagSampler.frame()`)",
+    "rebalances": "`rebalances`: one row per assignment change a consumer saw",
+    "librdkafka": "`librdkafka`: librdkafka statistics, long format (`stats.parse_statistics`)",
+}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _from(c: Column) -> str:
+    return ", ".join(c.sources) + ("" if c.always else " (sometimes)")
+
+
+def markdown() -> str:
+    """DESIGN.md's result tables: the histograms, the summary and every frame."""
+    lines = ["Sources: `run` = `run_workload`, `consume` = `consume_topic`, `locust` = `run_locust`, "
+             "`sweep` = added by `run_sweep`; \"(sometimes)\": only under the condition the "
+             "description names. Generated by `python -m kafkabench.contract --markdown`.", "",
+             "#### histograms (`RunResult.histograms`, recorded in us) and the columns they give", "",
+             "| histogram | column prefix | unit | timeseries | measures |",
+             "| --- | --- | --- | --- | --- |"]
+    for h in HISTOGRAMS:
+        lines.append(f"| `{h.name}` | `{h.prefix}_` | {h.unit} | {', '.join(h.timeseries)} | "
+                     f"{_cell(h.description)} |")
+    lines += ["", f"Summary keys per histogram: `<prefix>_{{{','.join(PERCENTILE_KEYS)}}}`.", ""]
+    latency = {n for h in HISTOGRAMS for n in h.columns("summary")}
+    lines += [f"#### {_TITLES['summary']}", "", "| key | type | unit | from | meaning |",
+              "| --- | --- | --- | --- | --- |"]
+    shown = set()
+    for c in SUMMARY:
+        if c.name in latency:
+            h = next(h for h in HISTOGRAMS if c.name.startswith(h.prefix + "_"))
+            if h.name not in shown:
+                shown.add(h.name)
+                lines.append(f"| `{h.prefix}_{{{','.join(PERCENTILE_KEYS)}}}` | float | {h.unit} | "
+                             f"{_from(c)} | {_cell(h.description)}, after warm-up (NaN: none recorded) |")
+            continue
+        lines.append(f"| `{c.name}` | {_cell(c.dtype)} | {c.unit} | {_from(c)} | {_cell(c.description)} |")
+    for kind, cols in FRAMES.items():
+        lines += ["", f"#### {_TITLES[kind]}", "", "| column | dtype | unit | from | meaning |",
+                  "| --- | --- | --- | --- | --- |"]
+        for c in cols:
+            name = f"`{c.name}` (index)" if FRAMES_WITH_INDEX.get(kind) == c.name else f"`{c.name}`"
+            lines.append(f"| {name} | {c.dtype} | {c.unit} | {_from(c)} | {_cell(c.description)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m kafkabench.contract --markdown`: print DESIGN.md's result tables."""
+    parser = argparse.ArgumentParser(prog="python -m kafkabench.contract",
+                                     description="The result contract of kafkabench.")
+    parser.add_argument("--markdown", action="store_true", help="print DESIGN.md's result tables")
+    args = parser.parse_args(argv)
+    if not args.markdown:
+        parser.print_help()
+        return 2
+    sys.stdout.write(markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

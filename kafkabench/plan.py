@@ -1,0 +1,211 @@
+"""What a run will do, decided before it touches a cluster: `plan_run` -> `RunPlan`.
+
+A plan names the topics, the consumer groups and every worker with its spec. It is pure
+(no broker, no clock), so it is unit-tested on its own, and the run session only carries
+it out. The message-size checks that need no broker live here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kafkabench.config import ClientProfile
+from kafkabench.consumer import ConsumerSpec, check_commit_mode
+from kafkabench.contract import group_name, member_name, producer_name
+from kafkabench.errors import ConfigError
+from kafkabench.producer import ProducerSpec
+from kafkabench.workers import check_mode
+from kafkabench.workload import Workload, key_sequence, payload_pool
+
+# librdkafka's default message.max.bytes, and the most a one-record batch adds to a message
+# on the wire (batch header 61 B, record header and varints); the broker's limit (topic
+# max.message.bytes) applies to the whole batch.
+CLIENT_MAX_MESSAGE_BYTES = 1_000_000
+BATCH_OVERHEAD_BYTES = 128
+# A run that sends nothing bounded by a count still needs a finite duration for its specs.
+UNBOUNDED_S = 1e9
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """Everything a run starts, and how to name what it measures.
+
+    Attributes:
+        run_id: The run's id.
+        topics: Topic names, in workload order.
+        created: Whether the run creates (and later deletes) the topics.
+        mode: "process" or "thread" (never "auto": resolved here).
+        partitions: Partitions per topic.
+        producers: One spec per producer worker.
+        consumers: One spec per consumer-group member.
+        topic_of: Worker name -> the topic it writes or reads.
+        group_of: Consumer worker name -> its group.
+        max_message_size: Largest message the producers send, key and headers included (B).
+        compressed: Whether the producers compress (the broker's size limit then applies
+            to compressed batches, which this plan cannot know).
+    """
+
+    run_id: str
+    topics: tuple[str, ...]
+    created: bool
+    mode: str
+    partitions: int = 1
+    producers: tuple[ProducerSpec, ...] = ()
+    consumers: tuple[ConsumerSpec, ...] = ()
+    topic_of: dict[str, str] = field(default_factory=dict)
+    group_of: dict[str, str] = field(default_factory=dict)
+    max_message_size: int = 0
+    compressed: bool = False
+
+    @property
+    def groups(self) -> list[str]:
+        """Consumer group ids, in workload order."""
+        return list(dict.fromkeys(s.group for s in self.consumers))
+
+    @property
+    def topic_of_group(self) -> dict[str, str]:
+        """Group id -> the topic it consumes."""
+        return {g: self.topic_of[w] for w, g in self.group_of.items()}
+
+    @property
+    def producer_names(self) -> set[str]:
+        """Names of the producer workers."""
+        return {s.worker for s in self.producers}
+
+    def backlog_producers(self, messages: int) -> tuple[ProducerSpec, ...]:
+        """The producers' specs for a backlog of `messages` sent before the consumers start."""
+        each = max(1, messages // max(len(self.producers), 1))
+        return tuple(replace(s, max_messages=each, duration_s=UNBOUNDED_S) for s in self.producers)
+
+
+def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_id: str,
+             topics: list[str] | None = None, mode: str = "auto", commit: str = "auto",
+             partitioner: Any = None, record_latency: bool = True,
+             stats_interval_ms: int | None = None) -> RunPlan:
+    """Plan a run of `workload` with `profile`: names, specs and size checks, no broker.
+
+    Args:
+        workload: The load; its `topics` must equal `len(topics)` when topics are given.
+        profile: Client settings.
+        bootstrap: Bootstrap servers written into every client's config.
+        run_id: The run's id (topic names include it).
+        topics: Existing topics to use instead of creating the workload's.
+        mode: "process", "thread" or "auto" (processes when there is more than one worker).
+        commit: Consumer commit mode (`kafkabench.consumer.COMMIT_MODES`).
+        partitioner: A `kafkabench.partitioning` strategy name or object.
+        record_latency: Record per-message latencies.
+        stats_interval_ms: librdkafka statistics interval; None turns statistics off.
+
+    Returns:
+        The `RunPlan`.
+
+    Raises:
+        ConfigError: A bad mode, commit mode or partitioner, or messages larger than the
+            producer's message.max.bytes.
+    """
+    check_commit_mode(commit)
+    check_mode(mode)
+    extra = {"statistics.interval.ms": stats_interval_ms} if stats_interval_ms else {}
+    strategy, extra_p = _partitioning(partitioner, workload.partitions, extra)
+    payloads = tuple(payload_pool(workload, seed=0))
+    headers = tuple((k, v.encode()) for k, v in workload.headers.items()) or None
+    size = max_message_size(payloads, key_sequence(workload, seed=0), headers)
+    producer_conf = profile.producer_config(bootstrap, **extra_p)
+    compressed = str(producer_conf.get("compression.type",
+                                       producer_conf.get("compression.codec", "none"))) != "none"
+    check_message_size(size, producer_conf, {}, compressed)
+
+    names = tuple(topics) if topics is not None else tuple(workload.topic_names(run_id))
+    n_workers = workload.total_producers + workload.total_consumers
+    per_producer_cap = (None if workload.message_count is None
+                        else max(1, workload.message_count // workload.total_producers))
+    duration = (workload.warmup_s + workload.duration_s if workload.message_count is None
+                else UNBOUNDED_S)
+    producers, consumers, topic_of, group_of = [], [], {}, {}
+    for ti, topic in enumerate(names):
+        for p in range(workload.producers):
+            keys = key_sequence(workload, seed=1000 * ti + p)
+            spec = ProducerSpec(
+                worker=producer_name(ti, p, workload.topics), config=producer_conf, topics=(topic,),
+                payloads=payloads, keys=None if keys == [None] else tuple(keys),
+                rate=workload.rate_per_producer, duration_s=duration, max_messages=per_producer_cap,
+                record_latency=record_latency, partitioner=strategy, headers=headers)
+            producers.append(spec)
+            topic_of[spec.worker] = topic
+        for spec in _group_members(workload, profile, bootstrap, run_id, topic, commit,
+                                   record_latency, extra):
+            consumers.append(spec)
+            group_of[spec.worker], topic_of[spec.worker] = spec.group, topic
+    return RunPlan(run_id=run_id, topics=names, created=topics is None,
+                   mode=mode if mode != "auto" else ("process" if n_workers > 1 else "thread"),
+                   partitions=workload.partitions, producers=tuple(producers),
+                   consumers=tuple(consumers), topic_of=topic_of, group_of=group_of,
+                   max_message_size=size, compressed=compressed)
+
+
+def _partitioning(partitioner: Any, partitions: int, extra: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """(a Python strategy or None, the producer's extra settings): a built-in strategy is
+    librdkafka's `partitioner` setting, a custom one chooses each partition in Python."""
+    if partitioner is None:
+        return None, extra
+    from kafkabench.partitioning import get_strategy
+
+    strategy = get_strategy(partitioner, partitions)
+    if strategy.builtin:
+        return None, {**extra, "partitioner": strategy.builtin}
+    return strategy, extra
+
+
+def _group_members(workload: Workload, profile: ClientProfile, bootstrap: str, run_id: str,
+                   topic: str, commit: str, record_latency: bool,
+                   extra: dict[str, Any]) -> list[ConsumerSpec]:
+    """The specs of every member of every consumer group of `topic`."""
+    members = []
+    for g in range(workload.consumer_groups):
+        group = group_name(topic, g)
+        for c in range(workload.consumers_per_group):
+            members.append(ConsumerSpec(
+                worker=member_name(group, c, topic_prefix=workload.topic_prefix, run_id=run_id),
+                group=group, topics=(topic,), commit=commit, record_latency=record_latency,
+                config=profile.consumer_config(bootstrap, group, **extra)))
+    return members
+
+
+def max_message_size(payloads: tuple[bytes, ...], keys: list, headers) -> int:
+    """Largest message a run sends, key and headers included (bytes)."""
+    key = max((len(k) for k in keys if k), default=0)
+    head = sum(len(k) + len(v) for k, v in headers or ())
+    return max(map(len, payloads)) + key + head
+
+
+def needs_topic_limits(plan: RunPlan) -> bool:
+    """Whether the topics' max.message.bytes must be read before producing: only large
+    messages can meet the broker's default limit (1 MiB), and a user's own topic may set
+    a smaller one."""
+    return plan.max_message_size + BATCH_OVERHEAD_BYTES > CLIENT_MAX_MESSAGE_BYTES or not plan.created
+
+
+def check_message_size(size: int, producer_conf: dict[str, Any], topic_limits: dict[str, int | None],
+                       compressed: bool) -> None:
+    """Refuse, before anything is produced, messages the producer or the broker would refuse.
+
+    Raises:
+        ConfigError: naming the size, both limits and the settings that raise them.
+    """
+    client = int(producer_conf.get("message.max.bytes", CLIENT_MAX_MESSAGE_BYTES))
+    if size > client:
+        raise ConfigError(
+            f"messages of up to {size:,} B (payload, key and headers) are larger than the "
+            f"producer's message.max.bytes ({client:,} B): librdkafka would refuse every one "
+            "with MSG_SIZE_TOO_LARGE. Raise it in the profile (producer: {message.max.bytes: "
+            f"{size + BATCH_OVERHEAD_BYTES}}}, or --producer-props message.max.bytes=...) and the "
+            "topic's max.message.bytes to match, or send smaller messages")
+    for topic, limit in topic_limits.items():
+        if limit is not None and not compressed and size + BATCH_OVERHEAD_BYTES > limit:
+            raise ConfigError(
+                f"messages of up to {size:,} B do not fit topic {topic!r}'s max.message.bytes "
+                f"({limit:,} B, the broker's message.max.bytes unless the topic sets it): the "
+                "broker would refuse them with MSG_SIZE_TOO_LARGE. Raise it with the workload's "
+                f"topic_config (max.message.bytes: {size + BATCH_OVERHEAD_BYTES}) or send "
+                "smaller messages")

@@ -1,0 +1,365 @@
+"""Carrying out a `RunPlan`: start workers, drain their reports, stop them, Ctrl-C.
+
+`RunSession` owns the worker pools and the `Tally` that merges every worker's reports.
+Its one loop is `drain(until=...)`: take reports, check for dead workers, and call the
+observers once a second, until a condition holds or a timeout passes. What happens around a
+run (lag sampling, a progress bar; later fault schedules, delivery checks, metrics exporters)
+is a `RunObserver` the session calls at start, every second and at the end, and that adds
+its frames and figures to the result: never another branch in the runner.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from kafkabench.consumer import run_consumer
+from kafkabench.producer import ProducerSpec, run_producer
+from kafkabench.stats import LatencyRecorder
+from kafkabench.workers import ErrorCounts, Report, WorkerDied, WorkerPool
+
+if TYPE_CHECKING:
+    from kafkabench.plan import RunPlan
+    from kafkabench.results import RunResult
+
+# Consumers joining a group: the first rebalance takes a few seconds on a fresh group.
+ASSIGN_TIMEOUT_S = 60.0
+# After `stop()`: how long workers may take to flush and send their last report.
+FINAL_REPORTS_TIMEOUT_S = 60.0
+JOIN_TIMEOUT_S = 10.0
+
+
+@dataclass(slots=True)
+class Tally:
+    """Merges workers' reports: per-second counts and histograms, totals, events."""
+
+    topic_of: dict[str, str] = field(default_factory=dict)
+    group_of: dict[str, str] = field(default_factory=dict)
+    t0_wall: float = 0.0
+    elapsed: dict[str, float] = field(default_factory=dict)
+    counts: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    histograms: dict[tuple[int, str], LatencyRecorder] = field(default_factory=dict)
+    totals: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    errors: ErrorCounts = field(default_factory=ErrorCounts)
+    cpu_s: Counter = field(default_factory=Counter)
+    stats: list[tuple[str, list]] = field(default_factory=list)
+    rebalances: list[dict] = field(default_factory=list)
+    worker_errors: list[str] = field(default_factory=list)
+    assigned: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    consumed_by_group: Counter = field(default_factory=Counter)
+    delivered_by_topic: Counter = field(default_factory=Counter)
+
+    def t(self, wall: float) -> int:
+        """The whole second of the run a report sent at `wall` closes."""
+        # A report closes the second before it; 0.5 s of slack absorbs scheduling jitter.
+        return max(0, math.floor(wall - self.t0_wall - 0.5)) if self.t0_wall else 0
+
+    def add(self, r: Report) -> None:
+        """Merge one report."""
+        handler = {"interval": self._interval, "rebalance": self._rebalance, "done": self._done,
+                   "error": self._error}.get(r.kind)
+        if handler is not None:
+            handler(r)
+
+    def _interval(self, r: Report) -> None:
+        t = self.t(r.wall)
+        for k, v in r.counts.items():
+            # Consumers' "bytes" must not add to the producers' column of the same name.
+            key = k if r.role == "producer" or k == "consumed" else f"consumed_{k}"
+            self.counts[t][key] += v
+        if r.role == "producer":
+            self.delivered_by_topic[self.topic_of[r.worker]] += r.counts.get("delivered", 0)
+        else:
+            self.consumed_by_group[self.group_of[r.worker]] += r.counts.get("consumed", 0)
+        for name, encoded in r.histograms.items():
+            h = LatencyRecorder.decode(encoded)
+            if not h.count:
+                continue
+            if (t, name) in self.histograms:
+                self.histograms[(t, name)].merge(h)
+            else:
+                self.histograms[(t, name)] = h
+
+    def _rebalance(self, r: Report) -> None:
+        for ev in r.events:
+            self.rebalances.append({**ev, "t": ev["wall"] - self.t0_wall if self.t0_wall else 0.0})
+            parts = set(filter(None, ev["partitions"].split(",")))
+            if ev["event"] == "assign":
+                self.assigned[r.worker] |= parts
+            else:
+                self.assigned[r.worker] -= parts
+
+    def _done(self, r: Report) -> None:
+        counts = dict(r.counts)
+        # Workers run side by side: the run's time is the longest, not the sum.
+        for key in ("elapsed_s", "drained_s"):
+            if key in counts:
+                name = f"{r.role}_{key}"
+                self.elapsed[name] = max(self.elapsed.get(name, 0.0), counts.pop(key))
+        # A worker process's own CPU (librdkafka's threads included); a thread's is part of
+        # the parent process's, counted there.
+        cpu_s, in_process = counts.pop("cpu_s", 0.0), counts.pop("in_process", 0)
+        if in_process:
+            self.cpu_s[r.role] += cpu_s
+        self.totals[r.role].update(counts)
+        self.errors.merge(r.errors, r.error_messages)
+        if r.stats:
+            self.stats.append((r.worker, r.stats))
+
+    def _error(self, r: Report) -> None:
+        self.worker_errors.append(f"{r.worker} failed: {r.message.strip().splitlines()[0]}")
+        self.errors.add("worker_failed", f"{r.worker}: {r.message.strip()}")
+
+    def merged(self, name: str, since_t: float = 0.0) -> LatencyRecorder:
+        """One histogram of `name` over every second from `since_t` on."""
+        total = LatencyRecorder()
+        for (t, n), h in self.histograms.items():
+            if n == name and t >= since_t:
+                total.merge(h)
+        return total
+
+    def behind(self, topic_of_group: dict[str, str]) -> list[str]:
+        """Groups that consumed fewer messages than were delivered to their topic."""
+        return [g for g, t in topic_of_group.items()
+                if self.consumed_by_group[g] < self.delivered_by_topic[t]]
+
+
+class RunObserver:
+    """Something that watches a run: the session calls it at fixed points.
+
+    Subclasses override what they need. Hooks must not raise for a cluster problem they
+    can record as data instead (a failed sample is a row, not an exception).
+    """
+
+    def on_start(self, session: RunSession) -> None:
+        """Before any worker starts."""
+
+    def on_go(self, session: RunSession) -> None:
+        """When the producers are released (t = 0 of the measured run)."""
+
+    def on_second(self, session: RunSession) -> None:
+        """About once a second while the session drains reports."""
+
+    def on_end(self, session: RunSession) -> None:
+        """After every worker stopped and sent its last report (also after Ctrl-C or a
+        dead worker)."""
+
+    def contribute(self, result: RunResult) -> None:
+        """Add this observer's frames and summary figures to the finished result."""
+
+
+class RunSession:
+    """One run of a plan: worker pools, the tally, observers, the run's clock.
+
+    Attributes:
+        plan: What runs.
+        tally: Every report merged.
+        warnings: Problems worth telling the user, in order.
+        interrupted: Ctrl-C stopped the run.
+        failure: Why a worker died, or None.
+        t_go, t_end: Monotonic times the producers were released and finished.
+    """
+
+    def __init__(self, plan: RunPlan, observers: Iterable[RunObserver] = ()):
+        self.plan = plan
+        self.tally = Tally(topic_of=dict(plan.topic_of), group_of=dict(plan.group_of))
+        self.observers = list(observers)
+        self.pool = WorkerPool(plan.mode)
+        self.warnings: list[str] = []
+        self.interrupted = False
+        self.failure: str | None = None
+        self.t_go = self.t_end = time.monotonic()
+        self._pools = [self.pool]
+        self._last_tick = 0.0
+        self._me = psutil.Process()
+        self._cpu0 = 0.0
+
+    # --- the one loop ------------------------------------------------------------------
+
+    def drain(self, until: Callable[[], bool], *, timeout_s: float | None = None,
+              pool: WorkerPool | None = None, wait_s: float = 0.5) -> bool:
+        """Take reports until `until()` holds or `timeout_s` passes.
+
+        Calls the observers' `on_second` about once a second.
+
+        Returns:
+            True when `until()` held, False on the timeout.
+
+        Raises:
+            WorkerDied: a worker ended without its final report.
+        """
+        pool = pool or self.pool
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not until():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            self.take(pool.reports(wait_s))
+            pool.check()
+            self._tick()
+        return True
+
+    def take(self, reports: Iterator[Report]) -> None:
+        """Merge reports into the tally."""
+        for r in reports:
+            self.tally.add(r)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_tick >= 1.0:
+            self._last_tick = now
+            self._notify("on_second")
+
+    def _notify(self, hook: str) -> None:
+        for observer in self.observers:
+            getattr(observer, hook)(self)
+
+    # --- phases ------------------------------------------------------------------------
+
+    @contextmanager
+    def running(self) -> Iterator[RunSession]:
+        """Start the observers; on exit (normal, Ctrl-C or a dead worker) stop every worker,
+        take their last reports and end the observers. Ctrl-C and `WorkerDied` are recorded
+        (`interrupted`, `failure`), not raised."""
+        self._cpu0 = sum(self._me.cpu_times()[:2])
+        try:
+            self._notify("on_start")
+            yield self
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.warnings.append("interrupted by the user (Ctrl-C): partial result")
+            print("\nkafkabench: stopping workers, keeping the partial result ...", file=sys.stderr)
+        except WorkerDied as exc:
+            self.failure = str(exc)
+            print(f"\nkafkabench: {self.failure}\nkafkabench: stopping the other workers ...",
+                  file=sys.stderr)
+        finally:
+            self._stop_all()
+            self.tally.cpu_s["parent"] = sum(self._me.cpu_times()[:2]) - self._cpu0
+            if self.interrupted:
+                self.t_end = time.monotonic()
+            self._notify("on_end")
+        if self.failure is not None:
+            self.tally.errors.add("worker_died", self.failure)
+
+    def run_backlog(self, messages: int) -> None:
+        """Produce `messages` (split over the producers) before the consumers start; the
+        run's clock starts here, so the backlog phase is part of the time series."""
+        specs = self.plan.backlog_producers(messages)
+        pool = WorkerPool(self.plan.mode)
+        self._pools.append(pool)
+        self.tally.t0_wall = time.time()
+        self._start(pool, run_producer, specs, "producer")
+        self.wait_ready(pool=pool)
+        self.tally.t0_wall = time.time()
+        pool.go()
+        names = {s.worker for s in specs}
+        self.drain(lambda: names <= pool.done, pool=pool)
+        self.take(pool.reports(0.1))  # whatever arrived as the last one exited
+        pool.join(JOIN_TIMEOUT_S)
+
+    def start_consumers(self) -> None:
+        """Start every consumer-group member and wait until the groups own every partition."""
+        if not self.plan.consumers:
+            return
+        self._start(self.pool, run_consumer, self.plan.consumers, "consumer")
+        self.drain(lambda: self._groups_settled() or bool(self.pool.done),
+                   timeout_s=ASSIGN_TIMEOUT_S, wait_s=0.2)
+        if not self._groups_settled():
+            self.warnings.append(
+                f"consumer groups did not own every partition within {ASSIGN_TIMEOUT_S:.0f} s")
+
+    def start_producers(self, specs: Iterable[ProducerSpec] | None = None) -> None:
+        """Start the producers and wait until each is set up and waiting for `go`."""
+        self._start(self.pool, run_producer, self.plan.producers if specs is None else specs,
+                    "producer")
+        self.wait_ready()
+
+    def wait_ready(self, pool: WorkerPool | None = None) -> None:
+        """Wait (bounded) until every producer waits for go (see `Control.wait_start`)."""
+        pool = pool or self.pool
+        names = self.plan.producer_names
+        self.drain(lambda: names <= pool.ready | pool.done, timeout_s=ASSIGN_TIMEOUT_S,
+                   pool=pool, wait_s=0.2)
+
+    def go(self, *, restart_clock: bool = True) -> None:
+        """Release the producers: t = 0 of the measured run (unless a backlog started it)."""
+        if restart_clock:
+            self.tally.t0_wall = time.time()
+        self.t_go = time.monotonic()
+        self.pool.go()
+        self._notify("on_go")
+
+    def produce(self) -> None:
+        """Drain reports until every producer finished (its duration or message count)."""
+        names = self.plan.producer_names
+        self.drain(lambda: names <= self.pool.done)
+        self.t_end = time.monotonic()
+
+    def catch_up(self, timeout_s: float) -> None:
+        """Let consumers catch up with what was delivered; give up after `timeout_s`
+        without progress, with a warning naming the groups behind."""
+        topic_of_group = self.plan.topic_of_group
+        if not topic_of_group:
+            return
+        progress = {"total": -1, "at": time.monotonic()}
+
+        def caught_up_or_stuck() -> bool:
+            behind = self.tally.behind(topic_of_group)
+            if not behind:
+                return True
+            total = sum(self.tally.consumed_by_group.values())
+            if total != progress["total"]:
+                progress.update(total=total, at=time.monotonic())
+            elif time.monotonic() - progress["at"] > timeout_s:
+                self.warnings.append(f"groups {behind} had not consumed everything "
+                                     f"{timeout_s:.0f} s after the last progress")
+                return True
+            return False
+
+        self.drain(caught_up_or_stuck)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds the producers ran (their own clock when they reported it)."""
+        if self.interrupted:
+            return self.t_end - self.t_go
+        return self.tally.elapsed.get("producer_elapsed_s") or (self.t_end - self.t_go)
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _start(self, pool: WorkerPool, fn: Callable, specs: Iterable[Any], role: str) -> None:
+        for s in specs:
+            pool.start(fn, s, s.worker, role)
+
+    def _groups_settled(self) -> bool:
+        """Every partition owned, and every member working when there are enough
+        partitions (the first member to join takes everything until the group rebalances
+        for the rest)."""
+        members: dict[str, list[str]] = defaultdict(list)
+        for s in self.plan.consumers:
+            members[s.group].append(s.worker)
+        partitions, assigned = self.plan.partitions, self.tally.assigned
+        return all(sum(len(assigned[w]) for w in names) >= partitions
+                   and (len(names) > partitions or all(assigned[w] for w in names))
+                   for names in members.values())
+
+    def _stop_all(self) -> None:
+        for pool in self._pools[1:]:
+            pool.stop()
+            pool.join(JOIN_TIMEOUT_S)
+        self.pool.stop()
+        expected = {s.worker for s in (*self.plan.producers, *self.plan.consumers)}
+        deadline = time.monotonic() + FINAL_REPORTS_TIMEOUT_S
+        # Every worker sent its last report, or died (dead workers send none).
+        while not expected <= self.pool.done | set(self.pool.dead()) and time.monotonic() < deadline:
+            self.take(self.pool.reports(0.5))
+        self.take(self.pool.reports(0.1))
+        self.pool.join(JOIN_TIMEOUT_S)
