@@ -250,15 +250,15 @@ def _apply(spec: SweepSpec, params: Mapping[str, Any],
         workload = replace(spec.workload, name=spec.name, **changes)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    sections = spec.profile.to_dict()
     client = {k: v for k, v in params.items() if k.partition(".")[0] in _SECTIONS}
+    layers: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
     for column, value in client.items():
         section, _, key = column.partition(".")
-        sections[section] = {**sections[section], key: value}
-    key = json.dumps(sections, sort_keys=True, default=str)
+        layers[section][key] = value
+    key = json.dumps(layers, sort_keys=True, default=str)
     if key not in cache:
         try:
-            cache[key] = ClientProfile.from_dict(sections) if client else spec.profile
+            cache[key] = spec.profile.with_settings(**layers)
         except ConfigError as exc:
             bare = sorted(c.partition(".")[2] for c in client
                           if c.startswith("producer.") and "." not in c.partition(".")[2])
