@@ -123,7 +123,7 @@ def timeseries(tally: Tally, groups: int) -> pd.DataFrame:
         for column in h.columns("timeseries"):
             ts[column] = [per_second[t][column] for t in ts.index]
     ts["time"] = pd.to_datetime(tally.t0_wall + ts.index.to_numpy(dtype="float64"), unit="s",
-                                utc=True).as_unit("ns")
+                                utc=True).as_unit("us")
     ts = ts.reindex(columns=list(empty_frame("timeseries").columns))
     return ts
 

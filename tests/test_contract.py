@@ -149,8 +149,8 @@ def test_design_md_holds_the_generated_tables():
     found = re.search(re.escape(BEGIN) + r"\n(.*)" + re.escape(END), text, re.S)
     assert found, f"DESIGN.md has no {BEGIN} ... {END} section"
     assert found.group(1) == contract.markdown(), (
-        "DESIGN.md's result tables differ from the contract: paste the output of "
-        "`python -m kafkabench.contract --markdown` between the markers")
+        "DESIGN.md's result tables differ from the contract: run "
+        "`python -m kafkabench.contract --write DESIGN.md`")
 
 
 def test_markdown_from_the_command_line(capsys):

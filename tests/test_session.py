@@ -53,7 +53,7 @@ def test_timeseries_time_is_each_seconds_utc_wall_clock(bootstrap):
     result = run_workload({"name": "clock", "partitions": 1, "producer_rate": 200, "duration_s": 3,
                            "consumer_groups": 0}, None, bootstrap=bootstrap, progress=False)
     ts = result.timeseries
-    assert str(ts["time"].dtype) == "datetime64[ns, UTC]"
+    assert str(ts["time"].dtype) == "datetime64[us, UTC]"
     # One second apart, starting within a few seconds of the run's start.
     assert (ts["time"].diff().dropna() == pd.Timedelta(seconds=1)).all()
     started = pd.Timestamp(result.summary["started_at"])
