@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from confluent_kafka import KafkaError, KafkaException, TopicCollection
-from confluent_kafka.admin import AdminClient, NewTopic, TopicDescription
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from kafkabench.cluster import librdkafka_logger
 from kafkabench.errors import ClusterError
@@ -33,7 +34,10 @@ def admin_client(bootstrap: str, conf: Mapping[str, Any] | None = None) -> Admin
     Its librdkafka log goes to `kafkabench.cluster.librdkafka_logger()` unless `conf` sets a
     `logger`: an AdminClient is never polled, so the lines are dropped, not printed.
     """
-    return AdminClient({"logger": librdkafka_logger(), **(conf or {}), "bootstrap.servers": bootstrap})
+    # allow.auto.create.topics off: a metadata request for one topic must never create it
+    # (librdkafka's AdminClient is a producer, for which the default is on).
+    return AdminClient({"logger": librdkafka_logger(), "allow.auto.create.topics": False,
+                        **(conf or {}), "bootstrap.servers": bootstrap})
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1, replication_factor: int = 1,
@@ -95,32 +99,65 @@ def _wait_for_leaders(admin: AdminClient, name: str, partitions: int, timeout_s:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            t = _describe(admin, name, min(5.0, timeout_s))
-        except (KafkaException, TimeoutError):
-            t = None  # not known to the broker asked yet, or a slow answer: ask again
-        if t is not None and len(t.partitions) >= partitions and all(
-                p.leader is not None for p in t.partitions):
+            found = describe_topics(admin, [name], min(5.0, timeout_s))[name]
+        except ClusterError:
+            found = None  # a slow answer: ask again
+        # An error (not known to the broker asked yet) or a partition without a leader: again.
+        if isinstance(found, list) and len(found) >= partitions and all(p.leader >= 0 for p in found):
             return
         time.sleep(0.1)
     raise ClusterError(f"topic {name!r} has no leader for every partition after {timeout_s} s")
 
 
-def _describe(admin: AdminClient, name: str, timeout_s: float) -> TopicDescription:
-    """One topic's description (DescribeTopics for that topic only).
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    """One partition's placement: leader (-1: none now), replicas and in-sync replicas."""
+
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+def describe_topics(admin: AdminClient, names: Iterable[str], timeout_s: float
+                    ) -> dict[str, list[PartitionInfo] | KafkaError]:
+    """The partitions of only these topics, or each topic's error (UNKNOWN_TOPIC_OR_PART ...).
+
+    One Metadata request per topic, for that topic only; any broker answers it. Not the
+    Admin API's DescribeTopics: that goes to the controller librdkafka knows, and right
+    after that broker died (a failover, exactly when users look) it timed out "waiting for
+    controller" for every call, and clients destroyed with such a request pending aborted the
+    process in librdkafka (assertion in rd_kafka_enq_once_del_source_return, seen with
+    confluent-kafka 2.x on a 3-broker KRaft cluster). `admin_client` turns topic
+    auto-creation off, so asking never creates a topic.
 
     Raises:
-        KafkaException: the broker's error, e.g. UNKNOWN_TOPIC_OR_PART.
-        TimeoutError: no answer within `timeout_s` and a little more.
+        ClusterError: a request was not answered within `timeout_s` (the reason only: the
+            caller names the topic and the cluster).
     """
-    future = admin.describe_topics(TopicCollection([name]), request_timeout=timeout_s)[name]
-    return future.result(timeout=timeout_s + 1.0)
+    return {name: _metadata_partitions(admin, name, timeout_s) for name in sorted(set(names))}
+
+
+def _metadata_partitions(admin: AdminClient, name: str, timeout_s: float
+                         ) -> list[PartitionInfo] | KafkaError:
+    """One topic's partitions from a Metadata request (never creates it: see `admin_client`)."""
+    try:
+        t = admin.list_topics(topic=name, timeout=timeout_s).topics.get(name)
+    except KafkaException as exc:
+        raise ClusterError(exc.args[0].str()) from exc
+    if t is None:
+        return KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)
+    if t.error is not None:
+        return t.error
+    return [PartitionInfo(p.id, p.leader, tuple(p.replicas), tuple(p.isrs))
+            for p in sorted(t.partitions.values(), key=lambda p: p.id)]
 
 
 def describe_topic(bootstrap: str, name: str, *, conf: Mapping[str, Any] | None = None,
                    timeout_s: float = 10.0) -> pd.DataFrame:
     """Partitions of a topic with leader, replicas and in-sync replicas.
 
-    Only this topic's metadata is requested (DescribeTopics), which never auto-creates it.
+    Only this topic's metadata is requested (see `describe_topics`); it is never auto-created.
 
     Args:
         bootstrap: bootstrap servers.
@@ -141,22 +178,19 @@ def describe_topic(bootstrap: str, name: str, *, conf: Mapping[str, Any] | None 
     deadline = time.monotonic() + NEW_TOPIC_GRACE_S
     while True:
         try:
-            t = _describe(admin, name, timeout_s)
+            found = describe_topics(admin, [name], timeout_s)[name]
+        except ClusterError as exc:
+            raise ClusterError(f"cannot describe topic {name!r} at {bootstrap}: {exc}") from None
+        if not isinstance(found, KafkaError):
             break
-        except KafkaException as exc:
-            err = exc.args[0]
-            if err.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise ClusterError(f"cannot describe topic {name!r} at {bootstrap}: {err.str()}") from exc
-            if time.monotonic() >= deadline:
-                raise ClusterError(f"topic {name!r} does not exist at {bootstrap}; "
-                                   "`kafkabench topic list` shows the topics there") from None
-        except TimeoutError as exc:
-            raise ClusterError(f"cannot describe topic {name!r} at {bootstrap}: no answer within "
-                               f"{timeout_s} s") from exc
+        if found.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise ClusterError(f"cannot describe topic {name!r} at {bootstrap}: {found.str()}")
+        if time.monotonic() >= deadline:
+            raise ClusterError(f"topic {name!r} does not exist at {bootstrap}; "
+                               "`kafkabench topic list` shows the topics there")
         time.sleep(0.2)
-    rows = [{"topic": name, "partition": p.id, "leader": p.leader.id if p.leader is not None else -1,
-             "replicas": [n.id for n in p.replicas], "isr": [n.id for n in p.isr]}
-            for p in sorted(t.partitions, key=lambda p: p.id)]
+    rows = [{"topic": name, "partition": p.partition, "leader": p.leader,
+             "replicas": list(p.replicas), "isr": list(p.isr)} for p in found]
     return pd.DataFrame(rows, columns=["topic", "partition", "leader", "replicas", "isr"])
 
 

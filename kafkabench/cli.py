@@ -49,8 +49,6 @@ the running embedded cluster), --profile and --command-config for TLS/SASL clust
 `kafkabench COMMAND --help` shows a command's options and an example.
 """
 
-#: Settings that say how to reach the cluster; they go to every client of a command.
-CONNECTION_PREFIXES = ("security.", "sasl.", "ssl.", "ssl_", "enable.ssl.", "enable.sasl.")
 _MIB = 1024 * 1024  # Kafka's perf tools count MB as 2**20 bytes
 # shtab's completion actions (shtab.FILE, shtab.DIRECTORY), without importing shtab.
 _FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
@@ -204,27 +202,12 @@ def _typed(value: str) -> str | int | float:
     return value
 
 
-def _sections(settings: dict[str, str], role: str | None) -> dict[str, dict[str, Any]]:
-    """Client settings as profile sections: `producer.x` / `consumer.x` name a role, connection
-    settings (security, SASL, TLS) go to every client, others to the command's own `role`."""
-    sections: dict[str, dict[str, Any]] = {"common": {}, "producer": {}, "consumer": {}}
-    for key, text in settings.items():
-        prefix, dot, rest = key.partition(".")
-        if dot and prefix in ("producer", "consumer"):
-            sections[prefix][rest] = _typed(text)
-        elif role is None or key.startswith(CONNECTION_PREFIXES):
-            sections["common"][key] = _typed(text)
-        else:
-            sections[role][key] = _typed(text)
-    return sections
-
-
 def _client_profile(args: argparse.Namespace, role: str | None = None, *, base: Any = None,
                     files: Sequence[str | None] = (), props: Sequence[tuple[str, list[str]]] = ()):
     """--profile (else `base`) with the command's client settings laid over it: properties files
     first (`files`, then --command-config), then `key=value` options (`props`, then
-    --command-property)."""
-    from kafkabench.config import load_profile
+    --command-property), each sent to its clients by `config.route_settings`."""
+    from kafkabench.config import load_profile, route_settings
 
     settings: dict[str, str] = {}
     for path in (*files, args.command_config):
@@ -233,7 +216,7 @@ def _client_profile(args: argparse.Namespace, role: str | None = None, *, base: 
     for option, pairs in (*props, ("--command-property", args.command_property)):
         settings.update(_pairs(pairs, option))
     profile = load_profile(args.profile if args.profile else base)
-    return profile.with_settings(**_sections(settings, role))
+    return profile.with_settings(**route_settings({k: _typed(v) for k, v in settings.items()}, role))
 
 
 def _connect(args: argparse.Namespace, profile: Any = None) -> tuple[str, dict[str, Any]]:
@@ -336,7 +319,9 @@ def _figure_formatter(summary: dict) -> Callable[..., str]:
 
 
 def _schedule_lines(s: dict, f: Callable[..., str]) -> list[str]:
-    if not s.get("target_rate"):
+    """The schedule a rate-controlled run kept; none at max rate (0) or unmeasured (Locust: NaN)."""
+    target = s.get("target_rate")
+    if not target or target != target:
         return []
     lines = [f"  schedule  target {f('target_rate')} msg/s, held: {s.get('rate_held')}   "
              f"publish delay us p50 {f('publish_delay_us_p50')}  p99 {f('publish_delay_us_p99')}  "
@@ -389,10 +374,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from kafkabench.runner import run_workload
     from kafkabench.workload import load_workload
 
-    workload = load_workload(args.workload)
     values = _yaml_values(args.set)
-    if values:
-        workload = type(workload).from_dict({**workload.to_dict(), **values})
+    # Overrides go in before the workload is built: OMB's conversion warnings (a 60 s warm-up)
+    # describe the workload that runs, not the file's.
+    workload = load_workload(args.workload, overrides=values)
     # --set replication_factor=N is an explicit choice that wins over the profile's; without
     # it, the workload's and the profile's must agree (workload.effective_replication_factor).
     explicit = ({"replication_factor": values["replication_factor"]}
@@ -649,13 +634,8 @@ def _cmd_results_list(args: argparse.Namespace) -> None:
     if df.empty:
         print(f"no results in {args.dir}")
         return
-    # Headline figures only, each in its own format: the full frame is far wider than a terminal.
-    columns = {"run_id": ("run_id", None), "name": ("name", None), "duration_s": ("secs", ",.1f"),
-               "publish_rate": ("msg/s", ",.0f"), "publish_mb_s": ("MB/s", ",.2f"),
-               "publish_latency_ms_p99": ("p99 ms", ",.2f"), "e2e_latency_ms_p99": ("e2e p99 ms", ",.2f"),
-               "consume_rate": ("consumed/s", ",.0f"), "lag_max_msgs": ("max lag", ",.0f")}
     table = pd.DataFrame(index=df.index)
-    for column, (title, fmt) in columns.items():
+    for column, (title, fmt) in _results_list_columns().items():
         if fmt is None:  # text; run ids are shown whole, to be copied
             text = df[column].map(lambda v: "-" if pd.isna(v) else str(v))
             table[title] = text if column == "run_id" else text.map(
@@ -666,6 +646,18 @@ def _cmd_results_list(args: argparse.Namespace) -> None:
     print(table.to_string(index=False))
     dir_opt = "" if args.dir == "results" else f" --dir {args.dir}"
     print(f"{len(df)} run(s) in {args.dir}; details: kafkabench results show RUN_ID{dir_opt}")
+
+
+def _results_list_columns() -> dict[str, tuple[str, str | None]]:
+    """`results list`'s columns, headline figures only (the full frame is far wider than a
+    terminal): summary key -> (title, number format; None for text)."""
+    from kafkabench.contract import summary_names  # imports pandas: not at `kafkabench --help`
+
+    keys = summary_names("run_id", "name", "duration_s", "publish_rate", "publish_mb_s",
+                         "publish_latency_ms_p99", "e2e_latency_ms_p99", "consume_rate", "lag_max_msgs")
+    shown = [("run_id", None), ("name", None), ("secs", ",.1f"), ("msg/s", ",.0f"), ("MB/s", ",.2f"),
+             ("p99 ms", ",.2f"), ("e2e p99 ms", ",.2f"), ("consumed/s", ",.0f"), ("max lag", ",.0f")]
+    return dict(zip(keys, shown, strict=True))
 
 
 def _cmd_results_show(args: argparse.Namespace) -> None:
@@ -727,16 +719,23 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     from kafkabench.quickstart import run_quickstart
 
     table, report = run_quickstart(out=args.out, report=args.report, bootstrap=args.bootstrap,
-                                   progress=not args.no_progress)
-    cols = [c for c in ("producer.compression.type", "producer.acks", "publish_rate", "publish_mb_s",
-                        "publish_latency_ms_p99", "e2e_latency_ms_p50", "e2e_latency_ms_p99",
-                        "lag_max_msgs", "consume_rate", "rate_held", "complete") if c in table.columns]
+                                   progress=not args.no_progress, profile=_client_profile(args))
+    cols = [c for c in _quickstart_columns() if c in table.columns]
     if len(table):
         print(table[cols].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     if report is None:  # interrupted: run_sweep has said what is saved where
         return 130
     print(f"\nresults in {Path(args.out).resolve()}, report: {report.resolve()}")
     return 0
+
+
+def _quickstart_columns() -> tuple[str, ...]:
+    """The summary keys `quickstart` prints, one row per run."""
+    from kafkabench.contract import summary_names
+
+    return summary_names("producer.compression.type", "producer.acks", "publish_rate", "publish_mb_s",
+                         "publish_latency_ms_p99", "e2e_latency_ms_p50", "e2e_latency_ms_p99",
+                         "lag_max_msgs", "consume_rate", "rate_held", "complete")
 
 
 def _cmd_locust(args: argparse.Namespace) -> int:
@@ -784,8 +783,9 @@ def _file(action: argparse.Action, kind: dict[str, str] = _FILE) -> argparse.Act
     return action
 
 
-def _client_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    """Parent parsers: --bootstrap-server alone, and with --profile and client settings."""
+def _client_options() -> argparse.ArgumentParser:
+    """The parent parser of commands that talk to a cluster: --bootstrap-server, --profile and
+    client settings."""
     bootstrap = argparse.ArgumentParser(add_help=False)
     bootstrap.add_argument("--bootstrap-server", "--bootstrap", dest="bootstrap", metavar="HOST:PORT",
                            help="bootstrap servers, host:port[,host:port...] (default: "
@@ -801,8 +801,10 @@ def _client_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]
     client.add_argument(
         "--command-property", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
         help="client setting(s), repeatable, laid over --command-config; security.*, sasl.*, "
-             "ssl.* go to every client, producer.KEY / consumer.KEY to one role")
-    return bootstrap, client
+             "ssl.* go to every client, producer.KEY / consumer.KEY to one role, other keys to "
+             "the command's client (run, sweep, locust: the one role librdkafka accepts them "
+             "for, else every client)")
+    return client
 
 
 def _add_cluster_commands(sub: Any) -> None:
@@ -871,8 +873,7 @@ def _add_topic_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_topic_delete)
 
 
-def _add_run_commands(sub: Any, bootstrap: argparse.ArgumentParser,
-                      client: argparse.ArgumentParser) -> None:
+def _add_run_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     from kafkabench.consumer import COMMIT_MODES
 
     p = _command(sub, "run", "run a workload and measure it", [
@@ -907,7 +908,12 @@ def _add_run_commands(sub: Any, bootstrap: argparse.ArgumentParser,
     p.set_defaults(func=_cmd_sweep)
 
     p = _command(sub, "quickstart", "compression x acks sweep with a consumer group, and a report",
-                 ["kafkabench cluster up && kafkabench quickstart"], parents=[bootstrap])
+                 ["kafkabench cluster up && kafkabench quickstart",
+                  "kafkabench quickstart --bootstrap-server broker1:9093 --command-config client.properties"],
+                 parents=[client],
+                 description="Compression x acks sweep with a consumer group, and a report. --profile, "
+                             "--command-config and --command-property (e.g. TLS/SASL settings) lie "
+                             "under the sweep's own compression.type and acks.")
     _file(p.add_argument("--out", default="results", help="results folder (default: %(default)s)"), _DIR)
     _file(p.add_argument("--report", default="report.html", help="HTML report file (default: %(default)s)"))
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -1045,10 +1051,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log more (also librdkafka's log): -v INFO, -vv DEBUG; "
                              "may also follow the command")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    bootstrap, client = _client_options()
+    client = _client_options()
     _add_cluster_commands(sub)
     _add_topic_commands(sub, client)
-    _add_run_commands(sub, bootstrap, client)
+    _add_run_commands(sub, client)
     _add_perf_commands(sub, client)
     _add_results_commands(sub)
     p = _command(sub, "completion", "print a shell completion script (needs shtab)", [

@@ -288,6 +288,56 @@ def parse_kv(text: str, option: str = "") -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+#: Settings that say how to reach the cluster (security, SASL, TLS): every client needs them.
+CONNECTION_PREFIXES = ("security.", "sasl.", "ssl.", "ssl_", "enable.ssl.", "enable.sasl.")
+_ROLES = ("producer", "consumer")
+
+
+def route_settings(pairs: Mapping[str, Any],
+                   default_role: str | None = None) -> dict[str, dict[str, Any]]:
+    """Client settings given as `key=value` -> the layers of `ClientProfile.with_settings`:
+    the one rule of every command's `--command-property`/`--command-config` and Locust's
+    `--kafka-conf`.
+
+    - `producer.KEY` / `consumer.KEY`: KEY for that role only.
+    - Connection settings (`CONNECTION_PREFIXES`: `security.*`, `sasl.*`, `ssl.*`): every client.
+    - Any other key: `default_role`, the command's own client (`produce`: the producer);
+      without one (`run`, `sweep`, Locust), the one role librdkafka accepts the key for
+      (`linger.ms`: producer, `fetch.min.bytes`: consumer), else every client (`client.id`).
+
+    Args:
+        pairs: setting -> value, values as given (a profile's validation checks them).
+        default_role: "producer", "consumer" or None.
+
+    Returns:
+        `{"common": {...}, "producer": {...}, "consumer": {...}}`, keys without their role prefix.
+    """
+    if default_role not in (None, *_ROLES):
+        raise ValueError(f"default_role={default_role!r}: expected None, 'producer' or 'consumer'")
+    layers: dict[str, dict[str, Any]] = {"common": {}, "producer": {}, "consumer": {}}
+    for key, value in pairs.items():
+        prefix, dot, rest = key.partition(".")
+        if dot and prefix in _ROLES:
+            layers[prefix][rest] = value
+        elif key.startswith(CONNECTION_PREFIXES):
+            layers["common"][key] = value
+        else:
+            layers[default_role or _only_role(key, value) or "common"][key] = value
+    return layers
+
+
+def _only_role(key: str, value: Any) -> str | None:
+    """The one role librdkafka accepts `key` for (a client of the other role says it ignores
+    it), or None: both roles, or a key or value librdkafka refuses."""
+    for other in _ROLES:
+        _, warnings = _probe(other, {key: value})
+        for warning in warnings:
+            match = _ROLE_WARNING.search(warning)
+            if match:
+                return match.group(1)
+    return None
+
+
 def _settings(section: str, settings: Any) -> FrozenDict:
     """Check the shape of one settings section and freeze it."""
     if not isinstance(settings, Mapping):
@@ -560,11 +610,9 @@ def _from_omb_driver(data: Mapping[str, Any], name: str) -> ClientProfile:
     # OMB's commonConfig goes to Java producers and consumers alike, which accept and ignore
     # each other's settings; librdkafka warns, so each role-specific key moves to its role.
     for key, value in list(sections["common"].items()):
-        for role, other in (("producer", "consumer"), ("consumer", "producer")):
-            _, warnings = _probe(other, {key: value})
-            if any(_ROLE_WARNING.search(w) for w in warnings):
-                sections[role].setdefault(key, sections["common"].pop(key))
-                break
+        role = _only_role(key, value)
+        if role is not None:
+            sections[role].setdefault(key, sections["common"].pop(key))
     return ClientProfile(
         name=name,
         replication_factor=data.get("replicationFactor"),

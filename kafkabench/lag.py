@@ -25,21 +25,19 @@ from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
-    TopicCollection,
+    Message,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import OffsetSpec
 
+from kafkabench import contract
+from kafkabench.admin import admin_client, describe_topics
 from kafkabench.errors import ClusterError, ConfigError
 
-#: Columns of a lag frame, in order. Columns are only ever appended, never reordered.
-#: oldest_age_s: seconds since the timestamp of the record at the committed offset (the oldest
-#: unconsumed message; 0 when caught up, NaN when unknown). error: why the row is ERR, else "".
-LAG_COLUMNS = ["t", "group", "topic", "partition", "committed", "log_end", "lag_msgs", "lag_s",
-               "status", "time", "oldest_age_s", "error"]
-_DTYPES = {"t": "float64", "group": "str", "topic": "str", "partition": "int64", "committed": "Int64",
-           "log_end": "Int64", "lag_msgs": "Int64", "lag_s": "float64", "status": "str",
-           "time": "datetime64[us, UTC]", "oldest_age_s": "float64", "error": "str"}
+#: Columns of a lag frame, in order: the contract's "lag" frame (meaning and unit of each
+#: there). Columns are only ever appended, never reordered.
+LAG_COLUMNS: list[str] = contract.columns("lag")
+_DTYPES: dict[str, str] = contract.dtypes("lag")
 
 #: Partition statuses from best to worst; a group takes its worst partition's. Burrow's, plus
 #: DELETED (the topic was deleted: the end of its lag, not an error), ranked lowest so that any
@@ -171,22 +169,26 @@ def partition_status(window: Iterable[Observation], *, now: float | None = None,
         One of "OK", "WARN", "STALL", "STOP", "REWIND".
     """
     window = list(window)
-    if len(window) < max(2, min_observations):
-        return "OK"
-    if any(o.lag <= 0 for o in window):
+    if len(window) < max(2, min_observations) or any(o.lag <= 0 for o in window):
         return "OK"
     pairs = list(zip(window, window[1:]))
     if any(b.committed < a.committed for a, b in pairs):
         return "REWIND"
     if all(o.committed == window[0].committed for o in window):
-        if owned is not None:
-            return "STALL" if owned else "STOP"
-        now = window[-1].t if now is None else now
-        since = window[0].t if last_change_t is None else last_change_t
-        return "STOP" if now - since > window[-1].t - window[0].t else "STALL"
+        return _stopped_status(window, now, last_change_t, owned)
     if all(b.lag >= a.lag for a, b in pairs):
         return "WARN"
     return "OK"
+
+
+def _stopped_status(window: list[Observation], now: float | None, last_change_t: float | None,
+                    owned: bool | None) -> str:
+    """STOP or STALL of a window whose committed offset never moved (see `partition_status`)."""
+    if owned is not None:
+        return "STALL" if owned else "STOP"
+    now = window[-1].t if now is None else now
+    since = window[0].t if last_change_t is None else last_change_t
+    return "STOP" if now - since > window[-1].t - window[0].t else "STALL"
 
 
 def group_status(statuses: Iterable[str]) -> str:
@@ -203,6 +205,12 @@ class _PartitionState:
     def __init__(self, window: int):
         self.window: deque[Observation] = deque(maxlen=window)
         self.last_change_t: float | None = None
+
+    def observe(self, t: float, committed: int, lag: int) -> None:
+        """Add an observation; the committed offset changed at `t` if it differs from the last."""
+        if not self.window or self.window[-1].committed != committed:
+            self.last_change_t = t
+        self.window.append(Observation(t, committed, lag))
 
 
 class OldestReader:
@@ -257,19 +265,7 @@ class OldestReader:
         consumer.assign([TopicPartition(t, p, o) for (t, p), o in pending.items()])
         try:
             while pending and (left := deadline - time.monotonic()) > 0:
-                msg = consumer.poll(min(left, 0.1))
-                if msg is None:
-                    continue
-                if msg.error() is not None:
-                    error = f"{msg.error().name()}: {msg.error().str()}"
-                    continue
-                key = (msg.topic(), msg.partition())
-                if key not in pending or msg.offset() < pending[key]:
-                    continue
-                kind, ts = msg.timestamp()
-                out[key] = ts / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE and ts >= 0 else math.nan
-                del pending[key]
-                consumer.incremental_unassign([TopicPartition(*key)])
+                error = _take_first(consumer, consumer.poll(min(left, 0.1)), pending, out) or error
         finally:
             consumer.unassign()
         if not pending:
@@ -284,11 +280,34 @@ class OldestReader:
             consumer.close()
 
 
+def _take_first(consumer: Consumer, msg: Message | None, pending: dict[tuple[str, int], int],
+                out: dict[tuple[str, int], float]) -> str | None:
+    """Move the timestamp of a pending partition's first record from `pending` to `out` and stop
+    fetching that partition; returns the error text when `msg` is an error, else None."""
+    if msg is None:
+        return None
+    if msg.error() is not None:
+        return f"{msg.error().name()}: {msg.error().str()}"
+    key = (msg.topic(), msg.partition())
+    if key not in pending or msg.offset() < pending[key]:
+        return None
+    out[key] = _timestamp_s(msg)
+    del pending[key]
+    consumer.incremental_unassign([TopicPartition(*key)])
+    return None
+
+
+def _timestamp_s(msg: Message) -> float:
+    """A record's timestamp in s since the epoch; NaN when it has none."""
+    kind, ts = msg.timestamp()
+    return ts / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE and ts >= 0 else math.nan
+
+
 class LagSampler:
     """Samples committed offsets, log-end offsets and lag of consumer groups.
 
     Per sample: one DescribeGroups for all groups (owners and topics), one OffsetFetch per group
-    (the AdminClient API takes one group per request), one DescribeTopics of the groups' topics
+    (the AdminClient API takes one group per request), one Metadata request per topic of the groups
     (partition counts and deleted topics), one ListOffsets for every partition of every group,
     and one batched read of the record at the committed offset of each lagging partition whose
     offset moved since it was last read (`OldestReader`), for `oldest_age_s`.
@@ -334,8 +353,8 @@ class LagSampler:
         self.window = window
         self.request_timeout_s = request_timeout_s
         self.missing_committed = missing_committed
-        self._admin = AdminClient({**(conf or {}), "bootstrap.servers": bootstrap,
-                                   "socket.timeout.ms": int(request_timeout_s * 1000)})
+        self._admin = admin_client(bootstrap, {**(conf or {}),
+                                               "socket.timeout.ms": int(request_timeout_s * 1000)})
         self._reader = OldestReader(bootstrap, conf, timeout_s=request_timeout_s)
         self._t0 = time.monotonic()
         self._tables: dict[tuple[str, int], LagTable] = {}
@@ -402,30 +421,28 @@ class LagSampler:
     def _partitions(self, topics: set[str], t: float) -> dict[str, list[int] | None]:
         """{topic: its partitions, or None when the topic does not exist} of the groups' topics.
 
-        DescribeTopics of these topics only: a metadata request for every topic made each
-        sample pay for the whole cluster's. A topic whose description failed otherwise is
-        left out (and the error recorded): its partitions stay those the groups know.
+        Metadata of these topics only (`admin.describe_topics`): a metadata request for every
+        topic made each sample pay for the whole cluster's. A topic whose description failed
+        otherwise is left out (and the error recorded): its partitions stay those the groups
+        know.
         """
-        if not topics:
-            return {}
         try:
-            futures = self._admin.describe_topics(TopicCollection(sorted(topics)),
-                                                  request_timeout=self.request_timeout_s)
+            found = describe_topics(self._admin, topics, self.request_timeout_s)
         except Exception as exc:  # noqa: BLE001 - fall back to the partitions the groups know
-            futures = {topic: _Failed(exc) for topic in topics}
+            found = {topic: exc for topic in topics}
         out: dict[str, list[int] | None] = {}
         failed: dict[str, list[str]] = {}
-        for topic, res in self._wait(futures).items():
-            if not isinstance(res, Exception):
-                out[topic] = sorted(p.id for p in res.partitions)
-            elif isinstance(res, KafkaException) and res.args and _is_unknown_topic(res.args[0]):
+        for topic, res in found.items():
+            if isinstance(res, KafkaError):
+                res = KafkaException(res)
+            if isinstance(res, list):
+                out[topic] = [p.partition for p in res]
+            elif _says_unknown_topic(res):
                 out[topic] = None
             else:
                 failed.setdefault(_text(res), []).append(topic)
         for reason, names in failed.items():  # one error per reason, not per topic
-            shown = ", ".join(repr(n) for n in sorted(names)[:3])
-            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-            self._error(t, "", f"DescribeTopics of {shown}{more} failed: {reason}")
+            self._error(t, "", f"describing {_some(names)} failed: {reason}")
         return out
 
     def _offsets(self, partitions: set[tuple[str, int]],
@@ -472,6 +489,28 @@ class LagSampler:
         return frame
 
     def _sample(self, t: float, now: float, wall: pd.Timestamp) -> list[tuple]:
+        """Ask the cluster (the requests in the class docstring, in order); the sample's rows."""
+        committed, owned = self._ask_groups()
+        per_group = {g: self._partitions_of(g, committed[g], owned[g]) for g in self.groups}
+        per_group, gone = self._with_topics_described(t, per_group)
+        live = {tp for tps in per_group.values() for tp in tps if tp[0] not in gone}
+        log_end = self._offsets(live, OffsetSpec.latest())
+        gone |= _topics_not_found(log_end)  # deleted since DescribeTopics (or it failed)
+        earliest = (self._offsets(live, OffsetSpec.earliest())
+                    if self.missing_committed == "earliest" else {})
+        self._add_log_end(log_end, now)
+        offsets = {g: _next_offsets(committed[g], per_group[g], earliest) for g in self.groups}
+        self._read_oldest(t, offsets, log_end)
+        sample = _Sample(t, now, wall, log_end, gone)
+        rows = [row for g in self.groups
+                for row in self._group_rows(g, sample, committed[g], owned[g], offsets[g])]
+        self._remember(per_group, gone)
+        return rows
+
+    def _ask_groups(self) -> tuple[dict[str, dict[tuple[str, int], int | None] | Exception],
+                                   dict[str, set[tuple[str, int]] | None]]:
+        """({group: committed offsets, or why they are unknown}, {group: the partitions its
+        members own, None when unknown})."""
         owners = self._owners(self.groups)
         for g in self.groups:
             owners.setdefault(g, ClusterError("no answer"))
@@ -483,132 +522,127 @@ class LagSampler:
             if g not in committed:
                 committed[g] = ClusterError(f"DescribeGroups failed: {_text(owners[g])}")
         owned = {g: (o if isinstance(o, set) else None) for g, o in owners.items()}
-        per_group: dict[str, set[tuple[str, int]]] = {}
-        for g in self.groups:
-            tps = set(self._known[g]) | set(owned[g] or ())
-            if isinstance(committed[g], dict):
-                tps.update(committed[g])
-            per_group[g] = tps
-        topics = {tp[0] for tps in per_group.values() for tp in tps}
-        partitions = self._partitions(topics, t)
+        return committed, owned
+
+    def _partitions_of(self, group: str, committed: dict[tuple[str, int], int | None] | Exception,
+                       owned: set[tuple[str, int]] | None) -> set[tuple[str, int]]:
+        """The partitions a group is known to read: seen before, owned now, or committed."""
+        tps = self._known[group] | (owned or set())
+        return tps | set(committed) if isinstance(committed, dict) else tps
+
+    def _with_topics_described(self, t: float, per_group: dict[str, set[tuple[str, int]]]
+                               ) -> tuple[dict[str, set[tuple[str, int]]], set[str]]:
+        """Every partition of the groups' topics (a group that reads some partitions of a topic
+        lags on all of them), and the topics deleted since the last sample.
+
+        Returns:
+            ({group: its partitions, none of a topic reported deleted before}, {deleted topic}).
+        """
+        partitions = self._partitions({tp[0] for tps in per_group.values() for tp in tps}, t)
         gone = {topic for topic, parts in partitions.items() if parts is None}
         self._deleted -= set(partitions) - gone  # created again
-        for tps in per_group.values():
-            for topic in {tp[0] for tp in tps}:
-                tps.update((topic, p) for p in partitions.get(topic) or ())
         # A deleted topic is reported once, then ignored: a group's offsets of it may linger.
         gone -= self._deleted
-        per_group = {g: {tp for tp in tps if tp[0] not in self._deleted} for g, tps in per_group.items()}
-        live = {tp for tps in per_group.values() for tp in tps if tp[0] not in gone}
-        log_end = self._offsets(live, OffsetSpec.latest())
-        # Deleted between DescribeTopics and ListOffsets (or DescribeTopics failed).
-        for topic in {tp[0] for tp in live}:
-            results = [r for tp, r in log_end.items() if tp[0] == topic]
-            if results and all(isinstance(r, KafkaException) and r.args
-                               and _is_unknown_topic(r.args[0]) for r in results):
-                gone.add(topic)
-        earliest = (self._offsets(live, OffsetSpec.earliest())
-                    if self.missing_committed == "earliest" else {})
+        return {g: _all_partitions(tps, partitions, self._deleted) for g, tps in per_group.items()}, gone
+
+    def _add_log_end(self, log_end: Mapping[tuple[str, int], int | Exception], now: float) -> None:
+        """Add each log-end offset to its partition's `LagTable`."""
         for tp, end in log_end.items():
             if not isinstance(end, Exception):
                 self._tables.setdefault(tp, LagTable()).add(end, now)
 
-        # Committed offset of every (group, partition); then one read for all lagging ones.
-        offsets: dict[str, dict[tuple[str, int], int | None]] = {}
+    def _remember(self, per_group: Mapping[str, set[tuple[str, int]]], gone: set[str]) -> None:
+        """Keep the groups' partitions for the next sample; forget the deleted topics."""
         for g in self.groups:
-            c = committed[g] if isinstance(committed[g], dict) else {}
-            offsets[g] = {}
-            for tp in per_group[g]:
-                offsets[g][tp] = c.get(tp)
-                if offsets[g][tp] is None and isinstance(committed[g], dict) \
-                        and self.missing_committed == "earliest" and isinstance(earliest.get(tp), int):
-                    offsets[g][tp] = earliest[tp]
-        self._read_oldest(t, offsets, log_end)
-
-        rows = []
-        for g in self.groups:
-            rows.extend(self._group_rows(g, t, now, wall, committed[g], owned[g], offsets[g],
-                                         log_end, gone))
             self._known[g] = {tp for tp in per_group[g] if tp[0] not in gone}
         for topic in gone:
             self._forget(topic)
-        return rows
 
     def _read_oldest(self, t: float, offsets: Mapping[str, Mapping[tuple[str, int], int | None]],
                      log_end: Mapping[tuple[str, int], int | Exception]) -> None:
         """Produce times of the records at the lagging committed offsets, read once per offset."""
-        wanted: set[tuple[str, int, int]] = set()
-        for per_tp in offsets.values():
-            for (topic, p), c in per_tp.items():
-                end = log_end.get((topic, p))
-                if c is not None and isinstance(end, int) and c < end:
-                    wanted.add((topic, p, c))
+        wanted = _lagging(offsets, log_end)
         # Keep only offsets still committed: the cache stays as small as the partitions.
         self._produced_at = {k: v for k, v in self._produced_at.items() if k in wanted}
         todo: dict[tuple[str, int], list[int]] = {}
-        for topic, p, c in sorted(wanted):
-            if (topic, p, c) not in self._produced_at:
-                todo.setdefault((topic, p), []).append(c)
+        for topic, p, c in sorted(wanted - self._produced_at.keys()):
+            todo.setdefault((topic, p), []).append(c)
         # A partition is assigned once per read: groups at different offsets of one partition
         # take one read each, all within one request timeout.
         deadline = time.monotonic() + self.request_timeout_s
         while todo and (left := deadline - time.monotonic()) > 0:
-            batch = {tp: rest.pop() for tp, rest in todo.items()}
+            self._read_produced_at(t, {tp: rest.pop() for tp, rest in todo.items()}, left)
             todo = {tp: rest for tp, rest in todo.items() if rest}
-            try:
-                read, error = self._reader.read(batch, timeout_s=left)
-            except Exception as exc:  # noqa: BLE001
-                read, error = {}, _text(exc)
-            for (topic, p), ts in read.items():
-                self._produced_at[(topic, p, batch[(topic, p)])] = ts
-            if error:
-                self._error(t, "", f"reading the oldest unconsumed records: {error}")
         if todo:
             self._error(t, "", f"reading the oldest unconsumed records: {len(todo)} partition(s) "
                                f"not read within {self.request_timeout_s:g} s")
 
-    def _group_rows(self, g, t, now, wall, committed, owned, offsets, log_end, gone) -> list[tuple]:
+    def _read_produced_at(self, t: float, offsets: dict[tuple[str, int], int], timeout_s: float) -> None:
+        """Read the records at `offsets` ({(topic, partition): offset}) into the cache."""
+        try:
+            read, error = self._reader.read(offsets, timeout_s=timeout_s)
+        except Exception as exc:  # noqa: BLE001 - recorded, the sample goes on without them
+            read, error = {}, _text(exc)
+        for (topic, p), ts in read.items():
+            self._produced_at[(topic, p, offsets[(topic, p)])] = ts
+        if error:
+            self._error(t, "", f"reading the oldest unconsumed records: {error}")
+
+    def _group_rows(self, g: str, s: _Sample, committed: dict | Exception,
+                    owned: set[tuple[str, int]] | None,
+                    offsets: Mapping[tuple[str, int], int | None]) -> list[tuple]:
+        """The rows of one group: one per partition, or one ERR row about the group when its
+        committed offsets are unknown and no partition of it is known."""
         failed = None
         if isinstance(committed, Exception):
-            failed = self._error(t, g, str(committed) if isinstance(committed, ClusterError)
+            failed = self._error(s.t, g, str(committed) if isinstance(committed, ClusterError)
                                  else f"OffsetFetch failed: {_text(committed)}")
             if not offsets:
-                return [_group_row(t, g, wall, "ERR", failed)]
-        now_s = wall.timestamp()
-        rows = []
-        for topic, p in sorted(offsets):
-            c = offsets[(topic, p)]
-            if topic in gone:
-                rows.append((t, g, topic, p, c, None, None, math.nan, "DELETED", wall, math.nan, ""))
-                continue
-            end = log_end.get((topic, p))
-            if isinstance(end, Exception) or end is None:
-                reason = self._error(t, g, f"ListOffsets of {topic!r} failed: "
-                                           f"{_text(end) if end is not None else 'no answer'}")
-                rows.append((t, g, topic, p, c, None, None, math.nan, "ERR", wall, math.nan, reason))
-                continue
-            if failed is not None:
-                rows.append((t, g, topic, p, None, end, None, math.nan, "ERR", wall, math.nan, failed))
-                continue
-            if c is None:
-                rows.append((t, g, topic, p, None, end, None, math.nan, "OK", wall, math.nan, ""))
-                continue
-            lag = max(0, end - c)
-            produced = self._produced_at.get((topic, p, c), math.nan)
-            oldest = 0.0 if lag == 0 else math.nan if math.isnan(produced) else max(0.0, now_s - produced)
-            table = self._tables[(topic, p)]
-            lag_s = table.lag_seconds(c, now)
-            if lag and not table.covers(c) and not math.isnan(oldest):
-                lag_s = oldest
-            state = self._states.setdefault((g, topic, p), _PartitionState(self.window))
-            if not state.window or state.window[-1].committed != c:
-                state.last_change_t = t
-            state.window.append(Observation(t, c, lag))
-            status = partition_status(state.window, now=t, last_change_t=state.last_change_t,
-                                      owned=None if owned is None else (topic, p) in owned,
-                                      min_observations=self.window)
-            rows.append((t, g, topic, p, c, end, lag, lag_s, status, wall, oldest, ""))
-        return rows
+                return [_group_row(s.t, g, s.wall, "ERR", failed)]
+        return [self._partition_row(g, tp, offsets[tp], s, owned, failed) for tp in sorted(offsets)]
+
+    def _partition_row(self, g: str, tp: tuple[str, int], c: int | None, s: _Sample,
+                       owned: set[tuple[str, int]] | None, failed: str | None) -> tuple:
+        """The row of one partition of a group; `failed`: why the group's offsets are unknown."""
+        if tp[0] in s.gone:
+            return s.row(g, tp, "DELETED", committed=c)
+        end = s.log_end.get(tp)
+        if isinstance(end, Exception) or end is None:
+            reason = self._error(s.t, g, f"ListOffsets of {tp[0]!r} failed: "
+                                         f"{_text(end) if end is not None else 'no answer'}")
+            return s.row(g, tp, "ERR", committed=c, error=reason)
+        if failed is not None:
+            return s.row(g, tp, "ERR", log_end=end, error=failed)
+        if c is None:
+            return s.row(g, tp, "OK", log_end=end)
+        return self._lag_row(g, tp, c, end, s, owned)
+
+    def _lag_row(self, g: str, tp: tuple[str, int], c: int, end: int, s: _Sample,
+                 owned: set[tuple[str, int]] | None) -> tuple:
+        """The row of a partition with a committed and a log-end offset."""
+        lag = max(0, end - c)
+        oldest = self._oldest_age(tp, c, lag, s.wall)
+        state = self._states.setdefault((g, *tp), _PartitionState(self.window))
+        state.observe(s.t, c, lag)
+        status = partition_status(state.window, now=s.t, last_change_t=state.last_change_t,
+                                  owned=None if owned is None else tp in owned,
+                                  min_observations=self.window)
+        return s.row(g, tp, status, committed=c, log_end=end, lag=lag,
+                     lag_s=self._lag_seconds(tp, c, lag, oldest, s.now), oldest=oldest)
+
+    def _oldest_age(self, tp: tuple[str, int], c: int, lag: int, wall: pd.Timestamp) -> float:
+        """Age of the record at the committed offset: 0 when caught up, NaN when not read."""
+        if lag == 0:
+            return 0.0
+        produced = self._produced_at.get((*tp, c), math.nan)
+        return math.nan if math.isnan(produced) else max(0.0, wall.timestamp() - produced)
+
+    def _lag_seconds(self, tp: tuple[str, int], c: int, lag: int, oldest: float, now: float) -> float:
+        """The `LagTable` interpolation; the oldest record's age when the table cannot place `c`."""
+        table = self._tables[tp]
+        if lag and not table.covers(c) and not math.isnan(oldest):
+            return oldest
+        return table.lag_seconds(c, now)
 
     def _forget(self, topic: str) -> None:
         """Drop every trace of a deleted topic; it comes back if it is created again."""
@@ -734,6 +768,79 @@ def _text(exc: BaseException) -> str:
 def _is_unknown_topic(err: Any) -> bool:
     """Whether a KafkaError (or None) says the topic does not exist."""
     return isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def _says_unknown_topic(result: Any) -> bool:
+    """Whether a request's result is a KafkaException saying the topic does not exist."""
+    return isinstance(result, KafkaException) and bool(result.args) and _is_unknown_topic(result.args[0])
+
+
+def _some(names: list[str]) -> str:
+    """Up to three names, quoted, then how many more."""
+    shown = ", ".join(repr(n) for n in sorted(names)[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _all_partitions(tps: set[tuple[str, int]], partitions: Mapping[str, list[int] | None],
+                    deleted: set[str]) -> set[tuple[str, int]]:
+    """`tps` with every partition of their topics (`partitions`: DescribeTopics), without the
+    partitions of `deleted` topics."""
+    out = set(tps)
+    for topic in {tp[0] for tp in tps}:
+        out.update((topic, p) for p in partitions.get(topic) or ())
+    return {tp for tp in out if tp[0] not in deleted}
+
+
+def _topics_not_found(log_end: Mapping[tuple[str, int], int | Exception]) -> set[str]:
+    """Topics whose every ListOffsets result says the topic does not exist."""
+    results: dict[str, list[int | Exception]] = {}
+    for (topic, _), r in log_end.items():
+        results.setdefault(topic, []).append(r)
+    return {topic for topic, rs in results.items() if all(_says_unknown_topic(r) for r in rs)}
+
+
+def _next_offsets(committed: Mapping[tuple[str, int], int | None] | Exception,
+                  tps: Iterable[tuple[str, int]],
+                  earliest: Mapping[tuple[str, int], int | Exception]) -> dict[tuple[str, int], int | None]:
+    """{partition: the group's committed offset}, else the log start offset from `earliest`
+    (empty unless missing_committed="earliest"), else None; all None when `committed` failed."""
+    if not isinstance(committed, Mapping):
+        return dict.fromkeys(tps)
+    out = {}
+    for tp in tps:
+        c = committed.get(tp)
+        out[tp] = earliest[tp] if c is None and isinstance(earliest.get(tp), int) else c
+    return out
+
+
+def _lagging(offsets: Mapping[str, Mapping[tuple[str, int], int | None]],
+             log_end: Mapping[tuple[str, int], int | Exception]) -> set[tuple[str, int, int]]:
+    """(topic, partition, committed offset) of every group's partition that has unread records."""
+    wanted = set()
+    for per_tp in offsets.values():
+        for (topic, p), c in per_tp.items():
+            end = log_end.get((topic, p))
+            if c is not None and isinstance(end, int) and c < end:
+                wanted.add((topic, p, c))
+    return wanted
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """What one sample knows about every group: when it is, log-end offsets, deleted topics."""
+
+    t: float  # s since the sampler was created
+    now: float  # time.monotonic(), the clock of the `LagTable`s
+    wall: pd.Timestamp
+    log_end: Mapping[tuple[str, int], int | Exception]
+    gone: set[str]
+
+    def row(self, group: str, tp: tuple[str, int], status: str, *, committed: int | None = None,
+            log_end: int | None = None, lag: int | None = None, lag_s: float = math.nan,
+            oldest: float = math.nan, error: str = "") -> tuple:
+        """A row of the lag frame, in `LAG_COLUMNS` order."""
+        return (self.t, group, tp[0], tp[1], committed, log_end, lag, lag_s, status, self.wall,
+                oldest, error)
 
 
 def _group_row(t: float, group: str, wall: pd.Timestamp, status: str, error: str) -> tuple:

@@ -42,7 +42,7 @@ from locust.user.wait_time import constant_throughput
 
 from kafkabench.admin import admin_client, create_topic
 from kafkabench.cluster import LIBRDKAFKA_LOG, check_reachable, librdkafka_logger, resolve_bootstrap
-from kafkabench.config import ClientProfile, load_profile, parse_kv
+from kafkabench.config import ClientProfile, load_profile, parse_kv, route_settings
 from kafkabench.errors import ConfigError, KafkabenchError, NoClusterError
 from kafkabench.loadshapes import DEFAULT_SHAPE, DEFAULT_STEPS, SHAPES, options_tick
 from kafkabench.orders import order_messages
@@ -127,40 +127,20 @@ def _add_arguments(parser: Any) -> None:
 
 
 def parse_conf(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
-    """`--kafka-conf` values as profile sections.
+    """`--kafka-conf` values as profile sections, by `config.route_settings` without a role.
 
     Args:
         pairs: "key=value" strings; "producer.key=value" and "consumer.key=value" name the role.
 
     Returns:
         {"common": {...}, "producer": {...}, "consumer": {...}}; an unprefixed setting that only
-        one role accepts goes to that role.
+        one role accepts goes to that role, connection settings and the rest to every client.
 
     Raises:
-        ConfigError: a pair without "=", or a setting librdkafka does not know.
+        ConfigError: a pair without "=" (librdkafka checks the settings when they are laid
+            over the profile).
     """
-    sections: dict[str, dict[str, str]] = {"common": {}, "producer": {}, "consumer": {}}
-    for pair in pairs:
-        key, value = parse_kv(pair, "--kafka-conf")
-        role, dot, rest = key.partition(".")
-        if dot and role in ("producer", "consumer"):
-            sections[role][rest] = value
-        else:
-            sections[_role_of(key, value)][key] = value
-    return sections
-
-
-def _role_of(key: str, value: str) -> str:
-    """"common", or the one role librdkafka accepts `key` for (it warns about the other)."""
-    try:
-        ClientProfile(name="--kafka-conf", common={key: value}).validate()
-    except ConfigError as exc:
-        text = str(exc)
-        for role, other in (("producer", "consumer"), ("consumer", "producer")):
-            if f"is a {role} setting that a {other} ignores" in text:
-                return role
-        raise
-    return "common"
+    return route_settings(dict(parse_kv(pair, "--kafka-conf") for pair in pairs))
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,13 @@ consumer group, saved as results and summarised in one self-contained HTML repor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from kafkabench.config import load_profile
+from kafkabench.config import ClientProfile, load_profile
 from kafkabench.report import write_report
 from kafkabench.results import load_many
 from kafkabench.sweep import SweepSpec, run_sweep, summarize
@@ -25,7 +27,8 @@ WARMUP_RUN_S = 6.0
 
 
 def run_quickstart(*, out: str | Path = "results", report: str | Path = "report.html",
-                   bootstrap: str | None = None, progress: bool = True
+                   bootstrap: str | None = None, progress: bool = True,
+                   profile: ClientProfile | Mapping[str, Any] | str | Path | None = None
                    ) -> tuple[pd.DataFrame, Path | None]:
     """Run the quick-start sweep and write its report.
 
@@ -34,12 +37,15 @@ def run_quickstart(*, out: str | Path = "results", report: str | Path = "report.
         report: the HTML report to write.
         bootstrap: bootstrap servers (default: the running embedded cluster).
         progress: show progress bars.
+        profile: client profile the quick start's own settings (`GRID`) are laid over, e.g.
+            TLS/SASL settings in its `common` for a secured cluster (anything `load_profile`
+            takes; default: the default preset).
 
     Returns:
         The sweep's table (one row per run) and the report's path; None when Ctrl-C stopped
         the sweep (`table.attrs["interrupted"]`): no report is written then.
     """
-    spec = SweepSpec(name="quickstart", workload=WORKLOAD, profile=load_profile("default"),
+    spec = SweepSpec(name="quickstart", workload=WORKLOAD, profile=load_profile(profile),
                      grid=GRID, repetitions=1, warmup_run_s=WARMUP_RUN_S)
     table = run_sweep(spec, bootstrap=bootstrap, out=out, progress=progress)
     if table.attrs.get("interrupted"):

@@ -18,12 +18,14 @@ import numpy as np
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-#: Summary keys of `LatencyRecorder.percentiles` and the percentile each one reads.
-PERCENTILES: dict[str, float] = {
-    "p50": 50.0, "p75": 75.0, "p95": 95.0, "p99": 99.0,
-    "p99_9": 99.9, "p99_99": 99.99,
-}
-SUMMARY_KEYS: tuple[str, ...] = ("avg", *PERCENTILES, "max")
+from kafkabench import contract
+
+#: Summary keys of `LatencyRecorder.percentiles`, in order: the contract's ("avg", "p50", ...,
+#: "p99_99", "max").
+SUMMARY_KEYS: tuple[str, ...] = contract.PERCENTILE_KEYS
+#: The percentile each "pNN" summary key reads: "p99_9" is the 99.9th.
+PERCENTILES: dict[str, float] = {k: float(k[1:].replace("_", ".")) for k in SUMMARY_KEYS
+                                 if k.startswith("p")}
 
 _UNIT_DIVISOR = {"us": 1.0, "ms": 1_000.0, "s": 1_000_000.0}
 
@@ -240,12 +242,13 @@ def spectrum(recorders: Mapping[str, LatencyRecorder],
 
 # ----------------------------------------------------------------- librdkafka statistics
 
-STATS_COLUMNS = ["t", "client", "scope", "name", "metric", "value"]
+#: Columns of `parse_statistics`' frame, in order (the contract's "librdkafka" frame).
+STATS_COLUMNS: list[str] = contract.columns("librdkafka")
 
 _CLIENT_FIELDS = ("msg_cnt", "msg_size", "replyq", "tx", "tx_bytes", "rx", "rx_bytes",
                   "txmsgs", "txmsg_bytes", "rxmsgs", "rxmsg_bytes")
-_BROKER_WINDOWS = ("int_latency", "outbuf_latency", "rtt", "throttle")
-_BROKER_WINDOW_STATS = ("avg", "p50", "p99")
+#: librdkafka's rolling windows: {window: the statistics of it kept}.
+_BROKER_WINDOWS = dict.fromkeys(("int_latency", "outbuf_latency", "rtt", "throttle"), ("avg", "p50", "p99"))
 _BROKER_FIELDS = ("txretries", "txerrs", "req_timeouts", "outbuf_cnt", "waitresp_cnt",
                   "connects", "disconnects")
 _TOPIC_WINDOWS = {"batchsize": ("avg", "p50", "p99"), "batchcnt": ("avg", "p50")}
@@ -311,6 +314,60 @@ def _num(value: Any) -> float | None:
     return float(value)
 
 
+def _add_fields(rows: list[tuple], head: tuple, obj: Mapping[str, Any], fields: Iterable[str],
+                prefix: str = "") -> None:
+    """Append `(*head, prefix + field, value)` for each numeric field of `obj`."""
+    for f in fields:
+        v = _num(obj.get(f))
+        if v is not None:
+            rows.append((*head, prefix + f, v))
+
+
+def _add_windows(rows: list[tuple], head: tuple, obj: Mapping[str, Any],
+                 windows: Mapping[str, tuple[str, ...]]) -> None:
+    """Append the statistics of librdkafka's rolling windows (metric `<window>_<stat>`), leaving
+    out windows without samples (cnt 0), whose statistics are zeros, not measurements."""
+    for w, stats in windows.items():
+        window = obj.get(w) or {}
+        if window.get("cnt"):
+            _add_fields(rows, head, window, stats, prefix=f"{w}_")
+
+
+def _add_broker(rows: list[tuple], t: float, client: str, broker: Mapping[str, Any]) -> None:
+    """Append the rows of one broker: its windows, then its counters."""
+    head = (t, client, "broker", str(broker.get("name", "")))
+    _add_windows(rows, head, broker, _BROKER_WINDOWS)
+    _add_fields(rows, head, broker, _BROKER_FIELDS)
+
+
+def _add_topic(rows: list[tuple], t: float, client: str, name: str, topic: Mapping[str, Any]) -> None:
+    """Append the rows of one topic: its windows, then each partition's."""
+    _add_windows(rows, (t, client, "topic", name), topic, _TOPIC_WINDOWS)
+    for part in (topic.get("partitions") or {}).values():
+        pid = part.get("partition")
+        if pid is not None and pid >= 0:  # -1 is librdkafka's internal "unassigned" queue
+            _add_partition(rows, (t, client, "partition", f"{name}-{pid}"), part)
+
+
+def _add_partition(rows: list[tuple], head: tuple, part: Mapping[str, Any]) -> None:
+    """Append the rows of one partition: its queues and, when known, its consumer lag."""
+    _add_fields(rows, head, part, _PARTITION_FIELDS)
+    lag = _num(part.get("consumer_lag"))
+    if lag is not None and lag >= 0:  # -1: unknown (not consumed by this client)
+        rows.append((*head, "consumer_lag", lag))
+
+
+def _add_document(rows: list[tuple], t: float, client: str, doc: Mapping[str, Any]) -> None:
+    """Append the rows of one statistics document, in the frame's row order."""
+    _add_fields(rows, (t, client, "client", client), doc, _CLIENT_FIELDS)
+    for broker in (doc.get("brokers") or {}).values():
+        _add_broker(rows, t, client, broker)
+    for name, topic in (doc.get("topics") or {}).items():
+        _add_topic(rows, t, client, name, topic)
+    if cgrp := doc.get("cgrp"):
+        _add_fields(rows, (t, client, "cgrp", "cgrp"), cgrp, _CGRP_FIELDS)
+
+
 def parse_statistics(samples: Iterable[tuple[float, str | dict] | str | dict], *,
                      t0: float | None = None, client: str | None = None) -> pd.DataFrame:
     """librdkafka statistics JSON samples -> long DataFrame.
@@ -333,54 +390,6 @@ def parse_statistics(samples: Iterable[tuple[float, str | dict] | str | dict], *
         'cgrp' (name = "cgrp"): rebalance_cnt, rebalance_age, assignment_size, stateage.
     """
     rows: list[tuple] = []
-    add = rows.append
     for t, doc in _iter_docs(samples, t0):
-        cl = client or str(doc.get("name", ""))
-        for f in _CLIENT_FIELDS:
-            v = _num(doc.get(f))
-            if v is not None:
-                add((t, cl, "client", cl, f, v))
-        for broker in (doc.get("brokers") or {}).values():
-            bname = str(broker.get("name", ""))
-            for w in _BROKER_WINDOWS:
-                window = broker.get(w) or {}
-                if not window.get("cnt"):
-                    continue
-                for s in _BROKER_WINDOW_STATS:
-                    v = _num(window.get(s))
-                    if v is not None:
-                        add((t, cl, "broker", bname, f"{w}_{s}", v))
-            for f in _BROKER_FIELDS:
-                v = _num(broker.get(f))
-                if v is not None:
-                    add((t, cl, "broker", bname, f, v))
-        for tname, topic in (doc.get("topics") or {}).items():
-            for w, stats in _TOPIC_WINDOWS.items():
-                window = topic.get(w) or {}
-                if not window.get("cnt"):
-                    continue
-                for s in stats:
-                    v = _num(window.get(s))
-                    if v is not None:
-                        add((t, cl, "topic", tname, f"{w}_{s}", v))
-            for part in (topic.get("partitions") or {}).values():
-                pid = part.get("partition")
-                if pid is None or pid < 0:
-                    continue  # -1 is librdkafka's internal "unassigned" queue, not a partition
-                pname = f"{tname}-{pid}"
-                for f in _PARTITION_FIELDS:
-                    v = _num(part.get(f))
-                    if v is not None:
-                        add((t, cl, "partition", pname, f, v))
-                lag = _num(part.get("consumer_lag"))
-                if lag is not None and lag >= 0:  # -1: unknown (not consumed by this client)
-                    add((t, cl, "partition", pname, "consumer_lag", lag))
-        cgrp = doc.get("cgrp")
-        if cgrp:
-            for f in _CGRP_FIELDS:
-                v = _num(cgrp.get(f))
-                if v is not None:
-                    add((t, cl, "cgrp", "cgrp", f, v))
-    frame = pd.DataFrame(rows, columns=STATS_COLUMNS)
-    return frame.astype({"t": "float64", "client": "str", "scope": "str", "name": "str",
-                         "metric": "str", "value": "float64"})
+        _add_document(rows, t, client or str(doc.get("name", "")), doc)
+    return pd.DataFrame(rows, columns=STATS_COLUMNS).astype(contract.dtypes("librdkafka"))

@@ -183,7 +183,9 @@ class SweepSpec:
             data: `name`, `workload` (a YAML path or a mapping), `profile` (a preset, a YAML
                 path or a mapping; default the default preset), `grid` (parameter -> list),
                 `repetitions` (default 1), `run` (run options, optional), `description`.
-            base_dir: Folder that relative workload and profile paths are resolved against.
+            base_dir: Folder that relative workload and profile paths are resolved against;
+                one not found there is looked up as `load_workload` / `load_profile` do
+                (the current folder, then kafkabench's packaged files).
 
         Returns:
             The spec, with every point checked (`validate`).
@@ -198,7 +200,9 @@ class SweepSpec:
                 raise ConfigError(f"sweep spec has no {key!r}")
         base = Path(base_dir or ".")
         workload, profile = data["workload"], data.get("profile")
-        if isinstance(workload, str):
+        # A path relative to the sweep file when there is one; else as given, so that
+        # `workload: quickstart` finds the packaged file (`config.resolve_yaml`).
+        if isinstance(workload, str) and (base / workload).exists():
             workload = base / workload
         if isinstance(profile, str) and profile not in PRESETS and (base / profile).exists():
             profile = base / profile

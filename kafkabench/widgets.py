@@ -29,6 +29,7 @@ import plotly.io as pio
 from kafkabench import capacity, partitioning, plots
 from kafkabench.cluster import resolve_bootstrap
 from kafkabench.config import ClientProfile, load_profile
+from kafkabench.contract import summary_names
 from kafkabench.errors import ConfigError, KafkabenchError
 from kafkabench.lag import LagSampler
 from kafkabench.results import RunResult, load_results
@@ -110,11 +111,17 @@ ACKS = ("all", "1", "0")
 MESSAGE_SIZES = (100, 200, 500, 1_000, 4_000, 10_000, 100_000)
 RATES = (0, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
 
+# `ProducerTuningPanel.table` columns named after a setting: column -> the summary key it shows.
+_TUNING_SETTINGS = dict(zip(
+    ("compression.type", "acks", "linger.ms", "batch.size", "message_size"),
+    summary_names("producer.compression.type", "producer.acks", "producer.linger.ms",
+                  "producer.batch.size", "workload.message_size")))
+# ... and the summary keys it shows under their own names.
+_TUNING_FIGURES = summary_names("target_rate", "publish_rate", "publish_mb_s", "publish_latency_ms_p50",
+                                "publish_latency_ms_p99", "e2e_latency_ms_p50", "e2e_latency_ms_p99",
+                                "failed", "run_id")
 #: Columns of `ProducerTuningPanel.table`, in order.
-TUNING_COLUMNS = ["run", "compression.type", "acks", "linger.ms", "batch.size", "message_size",
-                  "target_rate", "publish_rate", "publish_mb_s", "publish_latency_ms_p50",
-                  "publish_latency_ms_p99", "e2e_latency_ms_p50", "e2e_latency_ms_p99", "failed",
-                  "run_id"]
+TUNING_COLUMNS = ["run", *_TUNING_SETTINGS, *_TUNING_FIGURES]
 
 
 def _size(n: int) -> str:
@@ -275,11 +282,9 @@ class ProducerTuningPanel(widgets.VBox):
         rows = []
         for label, run in zip(self.labels, self.runs):
             s = run.summary
-            rows.append({"run": label, "compression.type": s.get("producer.compression.type", "none"),
-                         "acks": s.get("producer.acks"), "linger.ms": s.get("producer.linger.ms"),
-                         "batch.size": s.get("producer.batch.size"),
-                         "message_size": s.get("workload.message_size"),
-                         **{c: s.get(c) for c in TUNING_COLUMNS[6:]}})
+            rows.append({"run": label, **{c: s.get(key) for c, key in _TUNING_SETTINGS.items()},
+                         **{c: s.get(c) for c in _TUNING_FIGURES}})
+            rows[-1]["compression.type"] = rows[-1]["compression.type"] or "none"
         self.table = pd.DataFrame(rows, columns=TUNING_COLUMNS)
         short = _short_labels(self.labels)
         spectra = [r.spectrum().assign(run=n) for n, r in zip(short, self.runs)]

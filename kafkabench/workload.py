@@ -21,6 +21,7 @@ import yaml
 
 from kafkabench.config import ClientProfile, FrozenDict, read_yaml, resolve_yaml
 from kafkabench.errors import ConfigError
+from kafkabench.units import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ POOL_BYTES_MAX = 64 * 1024 * 1024
 # random and zipf keys repeat after this many draws (or 4 per key, if more).
 KEY_SEQUENCE_MIN = 1 << 16
 KEY_COUNT_MAX = 1_000_000
+#: Fields in seconds that also take a duration text: 90, "90s", "5m", "1h30m".
+DURATION_FIELDS = ("duration_s", "warmup_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +146,8 @@ class Workload:
         producer_rate: Messages/s in total across all producers; 0 = as fast as possible.
         consumer_groups: Consumer groups per topic (OMB subscriptions); 0 = produce only.
         consumers_per_group: Consumers in each group.
-        duration_s: Measured time after warm-up.
-        warmup_s: Time before measuring starts.
+        duration_s: Measured time after warm-up: seconds, or a duration such as "90s", "5m".
+        warmup_s: Time before measuring starts: seconds, or a duration such as "30s".
         backlog_messages: Messages (all topics) produced before consumers start;
             then the drain is measured. 0 = consumers run from the start.
         topic_prefix: Topic names are `<prefix>-<run_id>-<index>`.
@@ -199,6 +202,8 @@ class Workload:
             _check_int(name, getattr(self, name), minimum)
         if self.replication_factor is not None:
             _check_int("replication_factor", self.replication_factor, 1)
+        for name in DURATION_FIELDS:
+            set_(self, name, _duration(name, getattr(self, name)))
         for name in ("producer_rate", "warmup_s", "duration_s", "random_bytes_ratio", "key_skew"):
             _check_number(name, getattr(self, name), 0.0)
             set_(self, name, float(getattr(self, name)))
@@ -306,21 +311,29 @@ class Workload:
         return row
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Workload:
+    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | Path | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Workload:
         """Build a workload from the kafkabench format or an OMB workload mapping.
 
         Args:
             data: `Workload` field names, or OMB's workload keys (`partitionsPerTopic`, ...).
             base_dir: Folder that relative payload file paths are resolved against.
+            overrides: `Workload` fields that replace what `data` gives (the CLI's `--set`),
+                also over an OMB mapping; what is said about the workload (OMB's warm-up,
+                say) is said about the result.
 
         Returns:
             The validated workload.
         """
         if not isinstance(data, Mapping):
             raise ConfigError(f"a workload must be a mapping, got {data!r}")
-        if set(data) & (_OMB_WORKLOAD_KEYS - {"name", "topics"}):
-            return _from_omb_workload(data, Path(base_dir or "."))
+        overrides = dict(overrides or {})
         known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"unknown workload keys {unknown}; expected some of {sorted(known)}")
+        if set(data) & (_OMB_WORKLOAD_KEYS - {"name", "topics"}):
+            return _from_omb_workload(data, Path(base_dir or "."), overrides)
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown workload keys {unknown}; expected some of {sorted(known)}")
@@ -328,19 +341,21 @@ class Workload:
         payload = data.get("payload")
         if base_dir is not None and isinstance(payload, str) and payload not in PAYLOAD_KINDS:
             data["payload"] = str(Path(base_dir) / payload)
-        return cls(**data)
+        return cls(**{**data, **overrides})
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> Workload:
+    def from_yaml(cls, path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> Workload:
         """Load a kafkabench workload YAML or an OMB `workloads/*.yaml` file as it is.
 
         Args:
             path: The YAML file; relative payload paths resolve against its folder.
+            overrides: `Workload` fields replacing the file's (see `from_dict`).
 
         Returns:
             The validated workload.
         """
-        return cls.from_dict(read_yaml(path, "workload"), base_dir=Path(path).parent)
+        return cls.from_dict(read_yaml(path, "workload"), base_dir=Path(path).parent,
+                             overrides=overrides)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -355,6 +370,17 @@ def _check_number(name: str, value: Any, minimum: float, maximum: float = math.i
         raise ConfigError(f"workload {name}={value!r}: expected a number {bounds}")
 
 
+def _duration(name: str, value: Any) -> Any:
+    """A duration field's text ("5m") in seconds; anything else as it is, for `_check_number`."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_duration(value)
+    except ConfigError:
+        raise ConfigError(f"workload {name}={value!r}: expected seconds or a duration such as "
+                          "90s, 5m, 1h30m") from None
+
+
 def _check_payload_file(path: str, message_size: MessageSize) -> None:
     file = Path(path)
     if not file.is_file():
@@ -366,7 +392,8 @@ def _check_payload_file(path: str, message_size: MessageSize) -> None:
                           f"message_size={message_size!r}; set message_size: {size}")
 
 
-def load_workload(spec: Workload | Mapping[str, Any] | str | Path | None = None) -> Workload:
+def load_workload(spec: Workload | Mapping[str, Any] | str | Path | None = None, *,
+                  overrides: Mapping[str, Any] | None = None) -> Workload:
     """The one way to get a validated `Workload`.
 
     Args:
@@ -375,6 +402,7 @@ def load_workload(spec: Workload | Mapping[str, Any] | str | Path | None = None)
             name that does not exist here is looked up among the workloads that ship with
             kafkabench (`config.packaged_file`): `workloads/quickstart.yaml` and `quickstart`
             work from any folder.
+        overrides: `Workload` fields that replace the spec's (the CLI's `--set`).
 
     Returns:
         The workload.
@@ -383,13 +411,13 @@ def load_workload(spec: Workload | Mapping[str, Any] | str | Path | None = None)
         ConfigError: An invalid workload, or a missing file (listing kafkabench's workloads).
     """
     if spec is None:
-        return Workload()
+        spec = Workload()
     if isinstance(spec, Workload):
-        return spec
+        return Workload.from_dict(spec.to_dict(), overrides=overrides) if overrides else spec
     if isinstance(spec, Mapping):
-        return Workload.from_dict(spec)
+        return Workload.from_dict(spec, overrides=overrides)
     if isinstance(spec, (str, Path)):
-        return Workload.from_yaml(resolve_yaml(spec, "workload"))
+        return Workload.from_yaml(resolve_yaml(spec, "workload"), overrides=overrides)
     raise ConfigError(f"workload {spec!r}: expected a Workload, a mapping or a YAML path")
 
 
@@ -526,8 +554,10 @@ _OMB_KEY_DISTRIBUTORS = {
 }  # fmt: skip
 
 
-def _from_omb_workload(data: Mapping[str, Any], base_dir: Path) -> Workload:
-    """Map an OMB workload file to a Workload, with OMB's defaults for absent keys."""
+def _from_omb_workload(data: Mapping[str, Any], base_dir: Path,
+                       overrides: Mapping[str, Any]) -> Workload:
+    """Map an OMB workload file to a Workload, with OMB's defaults for absent keys, then
+    `overrides`; warn about the workload that results."""
     name = data.get("name", "omb")
     where = f"OMB workload {name!r}"
     unknown = sorted(set(data) - _OMB_WORKLOAD_KEYS)
@@ -559,23 +589,14 @@ def _from_omb_workload(data: Mapping[str, Any], base_dir: Path) -> Workload:
         raise ConfigError(f"{where}: needs payloadFile or useRandomizedPayloads: true")
     subscriptions = data.get("subscriptionsPerTopic", 0)
     producer_rate = data.get("producerRate", 0)
-    if producer_rate == 0:
-        log.warning("%s: producerRate=0 makes OMB search for the highest sustainable rate; "
-                    "kafkabench sends as fast as it can", where)
     test_min = data.get("testDurationMinutes", 0)
     warmup_min = data.get("warmupDurationMinutes", 1)  # OMB's default: 1 minute
     for key, value in (("testDurationMinutes", test_min), ("warmupDurationMinutes", warmup_min)):
         _check_number(key, value, 0.0)
-    if warmup_min:
-        # OMB runs the warm-up, discards its figures, then runs the test: warmup_s is exactly that.
-        log.warning("%s: warmupDurationMinutes=%g%s: the run warms up for %g s (not measured), "
-                    "then measures testDurationMinutes=%g (%g s): %g s in all",
-                    where, warmup_min, "" if "warmupDurationMinutes" in data else " (OMB's default)",
-                    60 * warmup_min, test_min, 60 * test_min, 60 * (warmup_min + test_min))
     # OMB builds the backlog until subscriptions * sent messages * messageSize reaches it.
     backlog_bytes = data.get("consumerBacklogSizeGB", 0) * 1024**3
     backlog = math.ceil(backlog_bytes / (message_size * max(subscriptions, 1)))
-    return Workload(
+    converted = dict(
         name=name,
         topics=data.get("topics"),
         partitions=data.get("partitionsPerTopic"),
@@ -590,6 +611,19 @@ def _from_omb_workload(data: Mapping[str, Any], base_dir: Path) -> Workload:
         backlog_messages=backlog,
         **payload,
     )
+    workload = Workload(**{**converted, **overrides})
+    if "producer_rate" not in overrides and workload.producer_rate == 0:
+        log.warning("%s: producerRate=0 makes OMB search for the highest sustainable rate; "
+                    "kafkabench sends as fast as it can", where)
+    if "warmup_s" not in overrides and workload.warmup_s:
+        # OMB runs the warm-up, discards its figures, then runs the test: warmup_s is exactly that.
+        measured = (f"{workload.duration_s:g} s (duration_s)" if "duration_s" in overrides
+                    else f"testDurationMinutes={test_min:g} ({workload.duration_s:g} s)")
+        log.warning("%s: warmupDurationMinutes=%g%s: the run warms up for %g s (not measured), "
+                    "then measures %s: %g s in all",
+                    where, warmup_min, "" if "warmupDurationMinutes" in data else " (OMB's default)",
+                    workload.warmup_s, measured, workload.warmup_s + workload.duration_s)
+    return workload
 
 
 def _omb_payload_file(where: str, payload_file: Any, base_dir: Path) -> Path:

@@ -39,21 +39,27 @@ def test_unreachable_cluster_is_a_cluster_error_without_librdkafka_on_stderr(cap
 
 
 class _NoClusterMetadata(AdminClient):
-    """An AdminClient that fails the test on list_topics: a Metadata request for every topic of
-    the cluster, or for one by name, which auto-creates it on most brokers."""
+    """An AdminClient that fails the test on a Metadata request for every topic of the cluster
+    (list_topics without a topic), and counts the requests for one topic by name."""
 
-    def list_topics(self, *args, **kwargs):
-        raise AssertionError(f"list_topics({args}, {kwargs}) where DescribeTopics would do")
+    named: list[str] = []
+
+    def list_topics(self, topic=None, *args, **kwargs):
+        if topic is None:
+            raise AssertionError(f"list_topics({args}, {kwargs}): the whole cluster's metadata")
+        _NoClusterMetadata.named.append(topic)
+        return super().list_topics(topic, *args, **kwargs)
 
 
 def test_named_topics_are_described_alone(bootstrap, monkeypatch):
-    # describe_topic asked for the metadata of every topic of the cluster before, and
-    # create_topic for the new topic's by name (Metadata) while waiting for its leaders.
+    # describe_topic asked for the metadata of every topic of the cluster before; now only
+    # the named topic's (a Metadata request any broker answers; never auto-creating it).
     monkeypatch.setattr(admin, "AdminClient", _NoClusterMetadata)
     topic = f"admin-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, partitions=3, replication_factor=1)  # waits for leaders
     try:
         described = describe_topic(bootstrap, topic)
+        assert set(_NoClusterMetadata.named) == {topic}
         assert list(described["partition"]) == [0, 1, 2]
         assert (described["leader"] >= 0).all() and all(isr for isr in described["isr"])
     finally:

@@ -99,29 +99,52 @@ def test_perf_tool_lines_count_mb_as_mebibytes():
     assert fields[2:] == ["3.0000", "1.5000", "30000", "15000.0000", "500", "1500", "2.0000", "20000.0000"]
 
 
-def test_output_matches_the_java_tools(bootstrap):
-    """kafka-producer-perf-test's last line and kafka-consumer-perf-test's output, from the
-    Java tools themselves, have kafkabench's format."""
+def _java_tool(tool: str, *args: str) -> subprocess.CompletedProcess:
+    """One of Kafka's own tools (`org.apache.kafka.tools.<tool>`), from the installed jars."""
     from kafkabench.install import install_kafka
 
     libs = install_kafka(quiet=True).libs
+    return subprocess.run(["java", "-Xmx256m", "-cp", f"{libs}/*", f"org.apache.kafka.tools.{tool}", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _java_consumer_row(bootstrap: str, topic: str, records: int) -> str:
+    """kafka-consumer-perf-test's row for the first `records` records of `topic`."""
+    consumed = _java_tool("ConsumerPerformance", "--bootstrap-server", bootstrap, "--topic", topic,
+                          "--num-records", str(records), "--timeout", "30000")
+    assert consumed.returncode == 0, _says(consumed)
+    lines = consumed.stdout.splitlines()
+    return lines[lines.index(CONSUMER_PERFORMANCE_HEADER) + 1]
+
+
+def test_output_matches_the_java_tools(bootstrap):
+    """kafka-producer-perf-test's last line and kafka-consumer-perf-test's output, from the
+    Java tools themselves, have kafkabench's format."""
     topic = f"cli-java-{uuid.uuid4().hex[:8]}"
-    java = ["java", "-Xmx256m", "-cp", f"{libs}/*"]
-    produced = subprocess.run(
-        [*java, "org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", "2000",
-         "--record-size", "100", "--throughput", "-1", "--command-property",
-         f"bootstrap.servers={bootstrap}"], capture_output=True, text=True, timeout=120)
+    produced = _java_tool("ProducerPerformance", "--topic", topic, "--num-records", "2000",
+                          "--record-size", "100", "--throughput", "-1", "--command-property",
+                          f"bootstrap.servers={bootstrap}")
     assert produced.returncode == 0, _says(produced)
     last = [x for x in produced.stdout.splitlines() if "records sent" in x][-1]
     assert re.fullmatch(PRODUCER_PERFORMANCE_LINE, last), _says(produced)
-    consumed = subprocess.run(
-        [*java, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", bootstrap,
-         "--topic", topic, "--num-records", "2000", "--timeout", "30000"],
-        capture_output=True, text=True, timeout=120)
+    assert re.fullmatch(CONSUMER_PERFORMANCE_ROW, _java_consumer_row(bootstrap, topic, 2000))
+
+
+def test_consume_counts_bytes_as_the_java_tool_does(bootstrap):
+    """data.consumed.in.MB of keyed records: ConsumerPerformance counts key + value bytes."""
+    topic = f"cli-keyed-{uuid.uuid4().hex[:8]}"
+    produced = _cli("produce", "--bootstrap-server", bootstrap, "--topic", topic, "--num-records", "3000",
+                    "--record-size", "100", "--keys", "1000", "--no-progress")
+    assert produced.returncode == 0, _says(produced)
+    consumed = _cli("consume", "--bootstrap-server", bootstrap, "--topic", topic, "--num-records", "3000",
+                    "--timeout", "30s", "--no-progress", "--no-latency")
     assert consumed.returncode == 0, _says(consumed)
-    lines = consumed.stdout.splitlines()
-    at = lines.index(CONSUMER_PERFORMANCE_HEADER)
-    assert re.fullmatch(CONSUMER_PERFORMANCE_ROW, lines[at + 1]), _says(consumed)
+    ours = consumed.stdout.strip().splitlines()[-1].split(", ")
+    java = _java_consumer_row(bootstrap, topic, 3000).split(", ")
+    assert ours[4] == java[4] == "3000", (ours, java)
+    # keys key-0 .. key-999: 3 x (10 x 5 + 90 x 6 + 900 x 7) B on top of 3000 x 100 B of values.
+    assert java[2] == f"{(3000 * 100 + 3 * (50 + 540 + 6300)) / 2**20:.4f}", java
+    assert ours[2] == java[2], (ours, java)
 
 
 def test_run_and_results_commands(bootstrap, tmp_path):
@@ -163,6 +186,8 @@ def test_run_json_is_the_last_line_and_verbose_shows_omb_notes(bootstrap, tmp_pa
     assert summary["e2e_latency_ms_p50"] is None  # NaN (nothing consumed) as null
     assert "INFO kafkabench.config: OMB driver 'kafka-throughput'" in ran.stderr, _says(ran)
     assert "dropped" in ran.stderr, _says(ran)
+    # The file's 1 min warm-up and 15 min test were replaced by --set: no warning about them.
+    assert "warms up" not in ran.stderr and "960 s" not in ran.stderr, _says(ran)
     assert list(tmp_path.iterdir()) == [], "--out '' saved the run in the working folder"
 
 
@@ -227,6 +252,7 @@ def test_locust_command_saves_a_result_like_any_run(bootstrap, tmp_path):
                "--rate", "200", "--out", str(out), timeout=240)
     assert ran.returncode == 0, _says(ran)
     assert "saved to" in ran.stdout and "Locust CSV files" in ran.stdout, _says(ran)
+    assert "schedule" not in ran.stdout, _says(ran)  # Locust keeps no schedule to report
     runs = [d for d in out.iterdir() if d.is_dir() and d.name != "locust"]
     assert len(runs) == 1
     from kafkabench.results import load
@@ -468,9 +494,8 @@ def test_every_cluster_command_takes_bootstrap_server_profile_and_client_setting
     parsers = {path[1:]: parser for path, parser in _parsers()}
     for command in [*CLUSTER_COMMANDS, ("quickstart",)]:
         options = {o for a in parsers[command]._actions for o in a.option_strings}
-        assert {"--bootstrap-server", "--bootstrap"} <= options, command
-        if command != ("quickstart",):
-            assert {"--profile", "--command-config", "--command-property"} <= options, command
+        assert {"--bootstrap-server", "--bootstrap", "--profile", "--command-config",
+                "--command-property"} <= options, command
 
 
 def test_options_parse_as_kafka_users_write_them():
@@ -527,6 +552,14 @@ def test_client_settings_reach_the_right_clients(tmp_path):
     profile = _client_profile(args)
     assert profile.producer["acks"] == "all" and profile.consumer["fetch.min.bytes"] == 1000
     assert profile.common["socket.timeout.ms"] == 20000
+    # Commands with clients of both roles: a bare key goes to the one role that takes it (as
+    # Locust's --kafka-conf does), not to both, which librdkafka refused.
+    for command in (["run", "w.yaml"], ["sweep", "s.yaml"], ["quickstart"]):
+        args = build_parser().parse_args([*command, "--command-property", "linger.ms=5", "fetch.min.bytes=1",
+                                          "security.protocol=PLAINTEXT"])
+        profile = _client_profile(args)
+        assert profile.producer == {"linger.ms": 5} and profile.consumer == {"fetch.min.bytes": 1}
+        assert profile.common == {"security.protocol": "PLAINTEXT"}
 
 
 def test_completion_scripts_and_the_hint_without_shtab():
@@ -544,3 +577,33 @@ def test_completion_scripts_and_the_hint_without_shtab():
     assert result.returncode == 2, _says(result)
     assert result.stderr.strip().splitlines() == [
         "kafkabench: error: shell completion needs the shtab package: pip install shtab"], _says(result)
+
+
+def test_quickstart_takes_the_client_options_of_every_command(tmp_path):
+    # --profile reaches load_profile (the sweep itself is run_quickstart's: tests/test_quickstart.py).
+    result = _cli("quickstart", "--profile", "no-such-profile", "--out", str(tmp_path), "--bootstrap",
+                  "127.0.0.1:9")
+    assert result.returncode == 2, _says(result)
+    assert "unknown client profile 'no-such-profile'" in result.stderr, _says(result)
+
+
+def test_summary_has_a_schedule_line_only_for_a_target_rate():
+    from kafkabench.cli import _summary_lines
+
+    base = {"run_id": "r", "duration_s": 1.0, "produced": 1, "delivered": 1, "failed": 0, "consumed": 0}
+    paced = _summary_lines({**base, "target_rate": 1000.0, "rate_held": True})
+    assert any(line.lstrip().startswith("schedule  target 1,000 msg/s, held: True") for line in paced)
+    for target in (0.0, float("nan"), None):  # run at max rate; Locust (not measured); absent
+        assert not any("schedule" in line for line in _summary_lines({**base, "target_rate": target}))
+
+
+def test_summary_key_lists_go_through_the_contract(monkeypatch):
+    import kafkabench.contract as contract
+    from kafkabench import cli
+
+    assert list(cli._results_list_columns())[0] == "run_id" and "rate_held" in cli._quickstart_columns()
+    known = contract.summary_column
+    monkeypatch.setattr(contract, "summary_column", lambda name: None if name == "consume_rate" else known(name))
+    for columns in (cli._results_list_columns, cli._quickstart_columns):
+        with pytest.raises(ValueError, match="'consume_rate' is not a summary key"):
+            columns()

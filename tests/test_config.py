@@ -249,3 +249,35 @@ def test_a_bad_secret_value_is_named_not_shown():
     with pytest.raises(ConfigError) as err:
         ClientProfile(name="x", common={"ssl.key.password": "hunter2", "linger.ms": "soon"}).validate()
     assert "linger.ms='soon'" in str(err.value) and "hunter2" not in str(err.value)
+
+
+def test_route_settings_is_one_rule_for_commands_and_locust():
+    from kafkabench.config import route_settings
+
+    pairs = {"producer.acks": "all", "consumer.fetch.max.bytes": 1000, "security.protocol": "SASL_SSL",
+             "sasl.mechanism": "SCRAM-SHA-512", "ssl.ca.location": "/ca.pem", "linger.ms": 5,
+             "fetch.min.bytes": 1, "auto.offset.reset": "latest", "client.id": "kb"}
+    # A command's own client (produce) takes every bare key but the connection settings.
+    assert route_settings(pairs, "producer") == {
+        "common": {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                   "ssl.ca.location": "/ca.pem"},
+        "producer": {"acks": "all", "linger.ms": 5, "fetch.min.bytes": 1, "auto.offset.reset": "latest",
+                     "client.id": "kb"},
+        "consumer": {"fetch.max.bytes": 1000}}
+    # No role (run, sweep, Locust): librdkafka says which role a bare key belongs to; keys
+    # both roles take, and connection settings (SASL_SSL alone is refused), go to both.
+    assert route_settings(pairs, None) == {
+        "common": {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                   "ssl.ca.location": "/ca.pem", "client.id": "kb"},
+        "producer": {"acks": "all", "linger.ms": 5},
+        "consumer": {"fetch.max.bytes": 1000, "fetch.min.bytes": 1, "auto.offset.reset": "latest"}}
+    # What it routes lays over a profile as it is.
+    profile = PRESETS["default"].with_settings(**route_settings(
+        {"linger.ms": 5, "fetch.min.bytes": 1, "security.protocol": "SASL_PLAINTEXT",
+         "sasl.mechanism": "PLAIN", "sasl.username": "u", "sasl.password": "p"}, None))
+    assert profile.producer == {"linger.ms": 5} and profile.consumer == {"fetch.min.bytes": 1}
+    # A key or value librdkafka refuses goes to both roles, where validation names it.
+    assert route_settings({"linger.ms": "soon", "no.such.key": 1}, None)["common"] == {
+        "linger.ms": "soon", "no.such.key": 1}
+    with pytest.raises(ConfigError, match="linger.ms='soon'"):
+        PRESETS["default"].with_settings(**route_settings({"linger.ms": "soon"}, None))

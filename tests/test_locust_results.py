@@ -204,3 +204,17 @@ def test_unknown_locustfile_lists_kafkabenchs(name):
         locustfile_path(name)
     assert f"no locustfile {name!r}" in str(info.value)
     assert "consumer_load, mixed, producer_load" in str(info.value)
+
+
+def test_a_real_locust_run_keeps_the_result_contract(mixed_run, tmp_path):
+    from kafkabench.contract import check_frame, check_summary
+
+    result = mixed_run.result
+    assert check_summary(result.summary, "locust") == []
+    for kind in ("timeseries", "lag", "rebalances"):
+        assert check_frame(kind, getattr(result, kind), "locust") == [], kind
+    # And after a save and load, as results.load_results and the report read it.
+    loaded = load(save(result, tmp_path))
+    assert check_summary(loaded.summary, "locust") == []
+    for kind in ("timeseries", "lag", "rebalances"):
+        assert check_frame(kind, getattr(loaded, kind), "locust") == [], kind

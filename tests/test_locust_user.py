@@ -265,3 +265,33 @@ def test_kafka_conf_is_parsed_as_kafkabench_parses_k_v():
     assert out["errors"] == ["--kafka-conf 'linger.ms': expected key=value",
                              "--kafka-conf '=5': expected key=value"]
     assert out["plain"] == "default"
+
+
+def test_kafka_conf_routes_settings_as_the_cli_does():
+    # config.route_settings without a role: connection settings are laid over the profile
+    # together (SASL_SSL alone is refused, which stopped --kafka-conf before), bare keys go
+    # to the one role librdkafka accepts them for.
+    script = textwrap.dedent("""
+        import argparse, json
+        from kafkabench.config import route_settings
+        from kafkabench.locust_user import KafkaSettings, parse_conf
+        pairs = ["security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512", "sasl.username=u",
+                 "sasl.password=p", "linger.ms=5", "fetch.min.bytes=10", "client.id=kb"]
+        sections = parse_conf(pairs)
+        same = sections == route_settings(dict(p.split("=", 1) for p in pairs), None)
+        options = argparse.Namespace(kafka_conf=pairs, kafka_profile=None, kafka_bootstrap="b:9093")
+        profile = KafkaSettings.from_options(options).profile
+        print(json.dumps({"sections": sections, "same": same,
+                          "profile": [dict(profile.common), dict(profile.producer), dict(profile.consumer)]}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    common = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "u",
+              "sasl.password": "p", "client.id": "kb"}
+    assert out["sections"] == {"common": common, "producer": {"linger.ms": "5"},
+                               "consumer": {"fetch.min.bytes": "10"}}
+    assert out["same"] is True
+    assert out["profile"] == [common, {"linger.ms": "5"}, {"fetch.min.bytes": "10"}]

@@ -193,3 +193,21 @@ def test_summarize_without_point_column_groups_by_params():
     assert list(summary["publish_rate_median"]) == [20.0, 5.0]
     assert summary["e2e_latency_ms_p99_median"].isna().all()
     assert summarize(df.iloc[:0], ["producer.acks"]).empty
+
+
+@pytest.mark.parametrize("workload", ["workloads/quickstart.yaml", "quickstart.yaml", "quickstart"])
+def test_a_sweep_file_anywhere_names_a_packaged_workload(workload, tmp_path, monkeypatch):
+    from kafkabench.config import WORKLOADS_DIR
+    from kafkabench.workload import load_workload
+
+    sweeps, elsewhere = tmp_path / "sweeps", tmp_path / "elsewhere"
+    sweeps.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    (sweeps / "s.yaml").write_text(f"name: s\nworkload: {workload}\ngrid: {{linger.ms: [0, 5]}}\n")
+    spec = SweepSpec.from_yaml(sweeps / "s.yaml")
+    assert spec.workload == load_workload(WORKLOADS_DIR / "quickstart.yaml")
+    # A file of that name beside the sweep file still wins.
+    (sweeps / "quickstart.yaml").write_text("name: mine\nduration_s: 1\n")
+    if workload == "quickstart.yaml":
+        assert SweepSpec.from_yaml(sweeps / "s.yaml").workload.name == "mine"

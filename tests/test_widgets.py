@@ -100,6 +100,31 @@ def test_capacity_planner_shows_bad_inputs_as_a_message():
     assert panel.message.value == "" and not panel.table.empty
 
 
+def test_tuning_columns_are_summary_keys_of_the_contract():
+    import subprocess
+    import sys
+    import textwrap
+
+    from kafkabench.contract import summary_column
+
+    assert [c for c in kw.TUNING_COLUMNS if summary_column(c) is None] == [
+        "run", "compression.type", "acks", "linger.ms", "batch.size", "message_size"]
+    # A key the contract no longer has stops the import (a child process: imports run once).
+    script = textwrap.dedent("""
+        import ipywidgets, plotly.graph_objects  # what widgets imports, imported before the change
+        from kafkabench import capacity, cluster, config, errors, lag, partitioning, plots, results, runner, workload
+        import kafkabench.contract as contract
+        known = contract.summary_column
+        contract.summary_column = lambda name: None if name == "publish_latency_ms_p99" else known(name)
+        try:
+            import kafkabench.widgets
+        except ValueError as exc:
+            print(exc)
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "'publish_latency_ms_p99' is not a summary key" in child.stdout, child.stdout + child.stderr
+
+
 # ------------------------------------------------------------------ broker panels
 
 

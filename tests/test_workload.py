@@ -349,3 +349,46 @@ def test_packaged_lookup_stays_inside_the_package(tmp_path, monkeypatch):
     assert packaged_file("workloads/../workloads/quickstart.yaml", "workload") is None
     assert packaged_file(tmp_path / "quickstart.yaml", "workload") is None
     assert packaged_file("quickstart", "workload") == WORKLOADS_DIR / "quickstart.yaml"
+
+
+def test_durations_take_duration_text(tmp_path):
+    assert (Workload(duration_s="5m", warmup_s="90s").duration_s, Workload(warmup_s="1m30s").warmup_s) == (300, 90)
+    assert (Workload(duration_s=2).duration_s, Workload(warmup_s=0.5).warmup_s) == (2.0, 0.5)  # numbers as before
+    path = tmp_path / "w.yaml"
+    path.write_text("name: w\nduration_s: 1h30m\nwarmup_s: 250ms\n")
+    w = load_workload(path)
+    assert (w.duration_s, w.warmup_s) == (5400, 0.25)
+    assert Workload.from_yaml(path).to_dict()["duration_s"] == 5400  # saved as seconds
+    for field, value in (("duration_s", "5q"), ("warmup_s", "soon"), ("duration_s", "-1m")):
+        with pytest.raises(ConfigError) as err:
+            Workload.from_dict({field: value})
+        assert f"workload {field}={value!r}" in str(err.value) and "5m" in str(err.value)
+
+
+def test_omb_warnings_describe_the_workload_after_overrides(caplog):
+    path = OMB / "1-topic-16-partitions-1kb.yaml"
+
+    def notes(**overrides):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+            w = load_workload(path, overrides=overrides)
+        return w, [r.getMessage() for r in caplog.records]
+
+    w, said = notes(duration_s=1, warmup_s=0)
+    assert (w.duration_s, w.warmup_s, w.partitions) == (1, 0, 16) and said == []
+    w, [note] = notes(duration_s="2m")  # the file's warm-up stays: said, with the duration that runs
+    assert "warms up for 60 s" in note and "then measures 120 s (duration_s): 180 s in all" in note
+    assert "960" not in note
+    _, said = notes(warmup_s=5)
+    assert said == []
+    base = {"topics": 1, "partitionsPerTopic": 1, "messageSize": 10, "useRandomizedPayloads": True,
+            "producersPerTopic": 1, "testDurationMinutes": 1, "warmupDurationMinutes": 0, "producerRate": 0}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+        assert Workload.from_dict(base, overrides={"producer_rate": 100}).producer_rate == 100
+        assert caplog.records == []
+        Workload.from_dict(base)
+    assert "producerRate=0" in caplog.records[0].getMessage()
+    with pytest.raises(ConfigError, match=r"unknown workload keys \['partitons'\]"):
+        load_workload(path, overrides={"partitons": 2})
+    assert load_workload(Workload(), overrides={"duration_s": "1m"}).duration_s == 60
