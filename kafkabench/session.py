@@ -243,7 +243,8 @@ class RunSession:
         finally:
             self._stop_all()
             self.tally.cpu_s["parent"] = sum(self._me.cpu_times()[:2]) - self._cpu0
-            if self.interrupted:
+            if self.interrupted or self.t_end < self.t_go:
+                # Stopped early (Ctrl-C, a dead worker): the run lasted until now.
                 self.t_end = time.monotonic()
             self._notify("on_end")
         if self.failure is not None:

@@ -9,6 +9,7 @@ get the same keys, in the same order, with the same derived figures (MB/s, lag p
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -142,10 +143,15 @@ def throughput_figures(tally: Tally, ts: pd.DataFrame, elapsed: float, warmup_s:
     produced_measured = int(measured["produced"].sum()) if len(measured) else 0
     delivered_measured = int(measured["delivered"].sum()) if len(measured) else 0
     drained = tally.elapsed.get("producer_drained_s", elapsed)
+    # Totals come from each worker's final report; a worker that died sent none, so what its
+    # per-second reports counted is the floor (never lose what was measured).
+    def total(role_totals: Counter, key: str, column: str) -> int:
+        return max(int(role_totals.get(key, 0)), int(ts[column].sum()) if len(ts) else 0)
+
     return {
-        "produced": int(prod.get("sent", 0)), "delivered": int(prod.get("delivered", 0)),
-        "failed": int(prod.get("failed", 0)), "buffer_full": int(prod.get("buffer_full", 0)),
-        "consumed": int(cons.get("consumed", 0)),
+        "produced": total(prod, "sent", "produced"), "delivered": total(prod, "delivered", "delivered"),
+        "failed": total(prod, "failed", "failed"), "buffer_full": int(prod.get("buffer_full", 0)),
+        "consumed": total(cons, "consumed", "consumed"),
         # Offset commits the members sent (not counting librdkafka's auto-commits).
         "offset_commits": int(cons.get("commits", 0)),
         "consumed_by_group": dict(tally.consumed_by_group),

@@ -353,8 +353,9 @@ def test_script_without_main_guard_fails_fast_with_the_fix(bootstrap, tmp_path):
     assert "finished" not in proc.stdout
 
 
+@pytest.mark.parametrize("victim", ["consumer", "producer"])
 def test_a_killed_worker_fails_the_run_within_seconds_and_keeps_the_partial_result(
-        bootstrap, tmp_path):
+        bootstrap, tmp_path, victim):
     import psutil
 
     from kafkabench.runner import RunFailed
@@ -371,14 +372,16 @@ def test_a_killed_worker_fails_the_run_within_seconds_and_keeps_the_partial_resu
 
     runner = threading.Thread(target=run)
     runner.start()
-    me, victim, deadline = psutil.Process(), None, time.monotonic() + 60
-    while victim is None and time.monotonic() < deadline:
+    me, process, deadline = psutil.Process(), None, time.monotonic() + 60
+    while process is None and time.monotonic() < deadline:
         time.sleep(0.5)
-        workers = [p for p in me.children() if "spawn_main" in " ".join(p.cmdline())]
-        victim = workers[0] if len(workers) >= 2 else None
-    assert victim is not None, "no worker processes appeared"
+        workers = sorted((p for p in me.children() if "spawn_main" in " ".join(p.cmdline())),
+                         key=lambda p: p.create_time())
+        # Consumers start first: the first worker is the consumer, the second the producer.
+        process = workers[0 if victim == "consumer" else 1] if len(workers) >= 2 else None
+    assert process is not None, "no worker processes appeared"
     time.sleep(4)  # let it produce and report for a few seconds
-    victim.kill()
+    process.kill()
     killed_at = time.monotonic()
     runner.join(90)
     assert not runner.is_alive(), "the run did not notice its dead worker"
@@ -388,6 +391,9 @@ def test_a_killed_worker_fails_the_run_within_seconds_and_keeps_the_partial_resu
     assert "killed by signal 9" in str(error)
     s = error.result.summary
     assert s["complete"] is False and s["produced"] > 0
+    # The partial run's figures cover the time it ran, whichever worker died.
+    assert 3 < s["duration_s"] < 60, s["duration_s"]
+    assert 0 < s["publish_rate"] < 2000 * 1.1, s["publish_rate"]
     assert load(tmp_path / error.result.run_id).summary["produced"] == s["produced"]
 
 
