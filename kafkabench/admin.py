@@ -3,7 +3,7 @@ topics, list consumer groups.
 
 `conf` arguments carry client security settings (TLS/SASL) for external clusters as
 librdkafka keys; every call has a timeout, so a dead broker is an error within seconds.
-Lookups of named topics ask for those topics only (DescribeTopics), never for the metadata
+Lookups of named topics ask for those topics only (`describe_topics`), never for the metadata
 of the whole cluster, which is large on a cluster with thousands of topics.
 """
 

@@ -495,7 +495,7 @@ class LagSampler:
         per_group, gone = self._with_topics_described(t, per_group)
         live = {tp for tps in per_group.values() for tp in tps if tp[0] not in gone}
         log_end = self._offsets(live, OffsetSpec.latest())
-        gone |= _topics_not_found(log_end)  # deleted since DescribeTopics (or it failed)
+        gone |= _topics_not_found(log_end)  # deleted since the topics were described (or that failed)
         earliest = (self._offsets(live, OffsetSpec.earliest())
                     if self.missing_committed == "earliest" else {})
         self._add_log_end(log_end, now)
@@ -783,7 +783,7 @@ def _some(names: list[str]) -> str:
 
 def _all_partitions(tps: set[tuple[str, int]], partitions: Mapping[str, list[int] | None],
                     deleted: set[str]) -> set[tuple[str, int]]:
-    """`tps` with every partition of their topics (`partitions`: DescribeTopics), without the
+    """`tps` with every partition of their topics (`partitions`: `admin.describe_topics`), without the
     partitions of `deleted` topics."""
     out = set(tps)
     for topic in {tp[0] for tp in tps}:

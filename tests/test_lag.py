@@ -390,7 +390,7 @@ def _sample_until(sampler: LagSampler, done, timeout_s: float = 15) -> pd.DataFr
 
 
 def test_sampler_follows_added_partitions_and_a_recreated_topic(bootstrap):
-    # Partitions come from DescribeTopics of the group's topics: new ones show up, a deleted
+    # Partitions come from the metadata of the group's topics only: new ones show up, a deleted
     # topic is DELETED once, and the same name created again is sampled again.
     topic, group = f"kb-lag-grow-{uuid.uuid4().hex[:8]}", f"kb-lag-grow-g-{uuid.uuid4().hex[:6]}"
     create_topic(bootstrap, topic, partitions=2)
