@@ -23,7 +23,7 @@ from kafkabench.workload import Workload, key_sequence, payload_pool
 # max.message.bytes) applies to the whole batch.
 CLIENT_MAX_MESSAGE_BYTES = 1_000_000
 BATCH_OVERHEAD_BYTES = 128
-# A run that sends nothing bounded by a count still needs a finite duration for its specs.
+# Producers bounded by a message count (and backlog producers) still need a finite duration.
 UNBOUNDED_S = 1e9
 
 
