@@ -95,6 +95,11 @@ def cluster3() -> LocalCluster:
     """The 3-broker embedded cluster, for replication and fault tests."""
     if _external():
         pytest.skip("3-broker fault tests need the embedded cluster")
+    shared = os.environ.get("KAFKABENCH_TEST_CLUSTER3")
+    if shared:
+        # A running 3-broker cluster started with `kafkabench cluster up --brokers 3 --name N`
+        # (development: saves starting one per test session).
+        return LocalCluster.attach(shared)
     return embedded_cluster(3)
 
 

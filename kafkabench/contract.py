@@ -180,6 +180,52 @@ def _latency_summary() -> list[Column]:
 
 
 _LAG_SAMPLED = "(when lag was sampled: a run with consumer groups)"
+_VERIFIED = "(a run with `verify: true`)"
+_FAULTED = "(a run with a fault schedule)"
+
+_VERIFY_AND_FAULT_SUMMARY: tuple[Column, ...] = (
+    Column("verify_acked", "int", "msgs", f"messages the producers saw acknowledged {_VERIFIED}",
+           ("run",), always=False),
+    Column("verify_lost", "int", "msgs", f"acknowledged but never read back {_VERIFIED}",
+           ("run",), always=False),
+    Column("verify_duplicated", "int", "msgs", f"extra copies read back (read n times: n - 1) {_VERIFIED}",
+           ("run",), always=False),
+    Column("verify_reordered", "int", "msgs",
+           f"first reads whose sequence is below one of the same producer already read in the "
+           f"partition {_VERIFIED}", ("run",), always=False),
+    Column("verify_failed_but_present", "int", "msgs",
+           f"the producer saw an error, yet the message is in the log {_VERIFIED}", ("run",), always=False),
+    Column("verify_read", "int", "msgs", f"records the verification consumer read {_VERIFIED}",
+           ("run",), always=False),
+    Column("verify_foreign", "int", "msgs",
+           f"records read without this run's `kb-seq` header {_VERIFIED}", ("run",), always=False),
+    Column("verify_complete", "bool", "", f"every partition was read to its high watermark {_VERIFIED}",
+           ("run",), always=False),
+    Column("verify_read_s", "float", "s", f"time the read-back took {_VERIFIED}", ("run",), always=False),
+    Column("verify_error", "str", "", f"why the read-back is incomplete (\"\" when complete) {_VERIFIED}",
+           ("run",), always=False),
+    Column("drain_timeout_s", "float", "s",
+           f"how long consumer groups could go without progress while draining to the log-end "
+           f"before the read-back {_VERIFIED}", ("run",), always=False),
+    Column("faults", "int", "", f"fault actions carried out, undo and cleanup included {_FAULTED}",
+           ("run",), always=False),
+    Column("faults_failed", "int", "", f"fault actions that failed {_FAULTED}", ("run",), always=False),
+    Column("leader_changes", "int", "", f"partition leader changes seen by the cluster-state sampler {_FAULTED}",
+           ("run",), always=False),
+    Column("under_replicated_max", "int", "", f"most under-replicated partitions in one sample {_FAULTED}",
+           ("run",), always=False),
+    Column("offline_max", "int", "", f"most offline (leaderless) partitions in one sample {_FAULTED}",
+           ("run",), always=False),
+    Column("first_ack_s", "float", "s",
+           f"longest time after a fault until every partition was acknowledged again (inf: never) {_FAULTED}",
+           ("run",), always=False),
+    Column("outage_s", "float", "s",
+           f"longest gap without acknowledgements on a partition after a fault {_FAULTED}",
+           ("run",), always=False),
+    Column("recovery_s", "float", "s",
+           f"longest time after a fault until throughput was back to 90% of the rate before it "
+           f"(inf: never) {_FAULTED}", ("run",), always=False),
+)
 
 SUMMARY: tuple[Column, ...] = (
     Column("run_id", "str", "", "the run's folder name: `<YYYYmmdd-HHMMSS>-<name>-<4 hex>`"),
@@ -246,6 +292,7 @@ SUMMARY: tuple[Column, ...] = (
            "every group consumed what was delivered to its topic and no worker failed", ("run",)),
     Column("incomplete", "list", "", "why the run is not complete (empty when it is)", ("run",)),
     Column("shortfall", "dict", "msgs", "{group: messages delivered but not consumed}", ("run",)),
+    *_VERIFY_AND_FAULT_SUMMARY,
     Column("consumed_bytes", "int", "B", "key + value bytes consumed (as kafka-consumer-perf-test counts them)", ("consume",)),
     Column("rebalance_time_ms", "float", "ms", "subscribe to the first assignment", ("consume",)),
     Column("group", "str", "", "the consumer group", ("consume", "locust")),
@@ -349,6 +396,64 @@ FRAMES: dict[str, tuple[Column, ...]] = {
         Column("name", "str", "", "the client, broker (`host:port/id`), topic, `topic-N` or 'cgrp'"),
         Column("metric", "str", "", "librdkafka's field, with window and statistic (e.g. rtt_p99)"),
         Column("value", "float64", "", "the value, in librdkafka's unit (us for latencies, B for sizes)"),
+    ),
+    "faults": (
+        Column("fault", "int64", "", "index in the schedule (-1: end-of-run cleanup)"),
+        Column("action", "str", "", "kill, stop, start, pause, resume, restart or rolling_restart"),
+        Column("origin", "str", "", "'schedule', 'duration' (the undo after duration_s), "
+               "'rolling_restart' (one node's turn) or 'cleanup'"),
+        Column("target", "str", "", "the target as written: a node id, leader[:TOPIC]:PARTITION, "
+               "controller or any"),
+        Column("node", "Int64", "", "the node it resolved to (<NA>: unresolved)"),
+        Column("scheduled_s", "float64", "s", "when it was due, since the producers started"),
+        Column("started_s", "float64", "s", "when it started"),
+        Column("ended_s", "float64", "s", "when it finished"),
+        Column("outcome", "str", "", "'ok', 'failed' or 'skipped'"),
+        Column("error", "str", "", "why it failed (\"\" when ok)"),
+        Column("command", "str", "", "the shell command run (external clusters), else \"\""),
+    ),
+    "cluster_state": (
+        Column("t", "float64", "s", "sample time since the producers started"),
+        Column("time", "datetime64[us, UTC]", "", "wall-clock time of the sample, UTC"),
+        Column("topic", "str", "", "topic (\"\" when no broker answered the sample)"),
+        Column("partition", "int64", "", "partition (-1 on a failed sample's row, or with the "
+               "error the cluster returned for the topic)"),
+        Column("leader", "int64", "", "leader node id (-1: none, the partition is offline)"),
+        Column("replicas", "int64", "", "assigned replicas"),
+        Column("isr_size", "int64", "", "in-sync replicas"),
+        Column("under_replicated", "bool", "", "isr_size < replicas"),
+        Column("offline", "bool", "", "no leader"),
+        Column("leader_changed", "bool", "", "leader differs from the previous successful sample's "
+               "(-1, no leader, counts: losing a leader and electing one are two changes)"),
+        Column("error", "str", "", "why the sample failed, else \"\""),
+    ),
+    "verify": (
+        Column("topic", "str", "", "topic"),
+        Column("partition", "int64", "", "partition (acknowledged messages: where acked; "
+               "reads: where read; -1: failed before a partition was chosen)"),
+        Column("producer", "str", "", "the producer's worker name"),
+        Column("acked", "int64", "msgs", "acknowledged to the producer"),
+        Column("failed", "int64", "msgs", "failed at the producer"),
+        Column("read", "int64", "msgs", "records read back"),
+        Column("lost", "int64", "msgs", "acknowledged, never read"),
+        Column("duplicated", "int64", "msgs", "extra copies read"),
+        Column("reordered", "int64", "msgs", "first reads below the producer's highest sequence read so far"),
+        Column("failed_but_present", "int64", "msgs", "failed at the producer, yet read"),
+    ),
+    "recovery": (
+        Column("fault", "int64", "", "index in the schedule"),
+        Column("action", "str", "", "the fault's action"),
+        Column("node", "Int64", "", "the node it hit"),
+        Column("t_s", "float64", "s", "when it started, since the producers started"),
+        Column("first_ack_s", "float64", "s",
+               "until every partition acknowledged before the fault was acknowledged again (inf: never)"),
+        Column("outage_s", "float64", "s", "longest gap without acknowledgements on one of those partitions"),
+        Column("recovery_s", "float64", "s", "until delivered/s was back to 90% of pre_rate (inf: never)"),
+        Column("pre_rate", "float64", "msgs/s", "delivered per second in the 5 s before the fault"),
+        Column("publish_latency_ms_max", "float64", "ms", "largest publish latency in the window"),
+        Column("e2e_latency_ms_p99", "float64", "ms", "end-to-end latency p99 in the window"),
+        Column("failed", "int64", "msgs", "delivery errors in the window"),
+        Column("errors", "str", "", "delivery errors in the window by code, most first: 'CODE:n, ...'"),
     ),
 }
 FRAMES_WITH_INDEX = {"timeseries": "t"}
@@ -520,6 +625,12 @@ _TITLES = {
     "lag": "`lag`: one row per sample and partition (`LagSampler.frame()`)",
     "rebalances": "`rebalances`: one row per assignment change a consumer saw",
     "librdkafka": "`librdkafka`: librdkafka statistics, long format (`stats.parse_statistics`)",
+    "faults": "`faults`: one row per fault action carried out (`kafkabench.faults`)",
+    "cluster_state": "`cluster_state`: one row per partition per sample, about once a second "
+                     "(`kafkabench.clusterstate`)",
+    "verify": "`verify`: delivery verification, one row per topic, partition and producer "
+              "(`kafkabench.verify`)",
+    "recovery": "`recovery`: one row per disruptive scheduled fault (`kafkabench.recovery`)",
 }
 
 
@@ -597,8 +708,9 @@ def write_markdown(path: str) -> None:
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise ValueError(f"{path} has no {BEGIN} ... {END} section")
+    new = text[:start + len(BEGIN)] + "\n" + markdown() + text[end:]  # before truncating
     with open(path, "w", encoding="utf-8") as f:
-        f.write(text[:start + len(BEGIN)] + "\n" + markdown() + text[end:])
+        f.write(new)
 
 
 if __name__ == "__main__":

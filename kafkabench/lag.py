@@ -332,6 +332,13 @@ class LagSampler:
         window: Burrow window length in samples (at least 2).
         request_timeout_s: timeout of every request; a dead broker makes an ERR sample.
         missing_committed: "nan" or "earliest", see above.
+        group_topics: {group: the topics it reads}, for runs in which brokers die: then the
+            sampler sends no Admin API request to a group coordinator (DescribeGroups,
+            OffsetFetch) and reads committed offsets with a consumer of each group that never
+            joins it (`Consumer.committed`); ownership is unknown, so STALL vs STOP follows
+            Burrow's time rule. librdkafka 2.16 aborts the process when an Admin API request's
+            connection to the coordinator drops (`rd_kafka_enq_once_del_source_return`
+            assertion; librdkafka PR #5397).
 
     Use as a context manager, or start()/stop(); `sample_once()` samples synchronously (then
     `close()` when done).
@@ -339,7 +346,8 @@ class LagSampler:
 
     def __init__(self, bootstrap: str, groups: Iterable[str], *, interval_s: float = 1.0,
                  conf: Mapping[str, Any] | None = None, window: int = 10,
-                 request_timeout_s: float = 5.0, missing_committed: str = "nan"):
+                 request_timeout_s: float = 5.0, missing_committed: str = "nan",
+                 group_topics: Mapping[str, Iterable[str]] | None = None):
         if missing_committed not in ("nan", "earliest"):
             raise ConfigError(f"missing_committed must be 'nan' or 'earliest', not {missing_committed!r}")
         if window < 2:
@@ -356,6 +364,10 @@ class LagSampler:
         self._admin = admin_client(bootstrap, {**(conf or {}),
                                                "socket.timeout.ms": int(request_timeout_s * 1000)})
         self._reader = OldestReader(bootstrap, conf, timeout_s=request_timeout_s)
+        self._conf = {**(conf or {}), "bootstrap.servers": bootstrap}
+        self._group_topics = (None if group_topics is None
+                              else {g: sorted(set(group_topics.get(g, ()))) for g in self.groups})
+        self._offset_readers: dict[str, Consumer] = {}
         self._t0 = time.monotonic()
         self._tables: dict[tuple[str, int], LagTable] = {}
         self._states: dict[tuple[str, str, int], _PartitionState] = {}
@@ -511,6 +523,8 @@ class LagSampler:
                                    dict[str, set[tuple[str, int]] | None]]:
         """({group: committed offsets, or why they are unknown}, {group: the partitions its
         members own, None when unknown})."""
+        if self._group_topics is not None:
+            return self._committed_by_consumer(), {g: None for g in self.groups}
         owners = self._owners(self.groups)
         for g in self.groups:
             owners.setdefault(g, ClusterError("no answer"))
@@ -523,6 +537,32 @@ class LagSampler:
                 committed[g] = ClusterError(f"DescribeGroups failed: {_text(owners[g])}")
         owned = {g: (o if isinstance(o, set) else None) for g, o in owners.items()}
         return committed, owned
+
+    def _committed_by_consumer(self) -> dict[str, dict[tuple[str, int], int | None] | Exception]:
+        """Committed offsets of every partition of each group's topics, through a consumer of
+        the group that never subscribes (so never joins it): no Admin API coordinator request."""
+        topics = {t for ts in self._group_topics.values() for t in ts}
+        try:
+            found = describe_topics(self._admin, topics, self.request_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - every group's offsets are unknown
+            return {g: exc for g in self.groups}
+        out: dict[str, Any] = {}
+        for g, names in self._group_topics.items():
+            tps = [TopicPartition(t, p.partition) for t in names
+                   if isinstance(found.get(t), list) for p in found[t]]
+            try:
+                reader = self._offset_readers.get(g)
+                if reader is None:
+                    reader = self._offset_readers[g] = Consumer(
+                        {**self._conf, "group.id": g, "enable.auto.commit": False,
+                         "socket.timeout.ms": int(self.request_timeout_s * 1000)})
+                got = reader.committed(tps, timeout=self.request_timeout_s) if tps else []
+            except Exception as exc:  # noqa: BLE001 - recorded as data by the caller
+                out[g] = exc
+                continue
+            out[g] = {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
+                      for tp in got if tp.error is None}
+        return out
 
     def _partitions_of(self, group: str, committed: dict[tuple[str, int], int | None] | Exception,
                        owned: set[tuple[str, int]] | None) -> set[tuple[str, int]]:
@@ -736,6 +776,9 @@ class LagSampler:
         # Never under a sample in progress; if one is stuck past its timeouts, leave it to GC.
         if self._sampling.acquire(timeout=self.request_timeout_s + 1.0):
             try:
+                for reader in self._offset_readers.values():
+                    reader.close()
+                self._offset_readers.clear()
                 self._reader.close()
             finally:
                 self._sampling.release()

@@ -33,10 +33,12 @@ class LagObserver(RunObserver):
     """
 
     def __init__(self, bootstrap: str, groups: Iterable[str], *, interval_s: float = 1.0,
-                 conf: Mapping[str, Any] | None = None):
+                 conf: Mapping[str, Any] | None = None,
+                 group_topics: Mapping[str, Iterable[str]] | None = None):
         # Consumers start from the earliest offset: count uncommitted partitions from there too.
+        # group_topics: a run with faults (see `LagSampler`: no coordinator Admin requests).
         self.sampler = LagSampler(bootstrap, list(groups), interval_s=interval_s, conf=conf,
-                                  missing_committed="earliest")
+                                  missing_committed="earliest", group_topics=group_topics)
         self._t0_wall = 0.0
 
     def on_start(self, session: RunSession) -> None:

@@ -7,6 +7,7 @@ it out. The message-size checks that need no broker live here too.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,7 +15,7 @@ from kafkabench.config import ClientProfile
 from kafkabench.consumer import ConsumerSpec, check_commit_mode
 from kafkabench.contract import group_name, member_name, producer_name
 from kafkabench.errors import ConfigError
-from kafkabench.producer import ProducerSpec
+from kafkabench.producer import VERIFY_HEADER, VERIFY_ID_BYTES, ProducerSpec
 from kafkabench.workers import check_mode
 from kafkabench.workload import Workload, key_sequence, payload_pool
 
@@ -74,9 +75,19 @@ class RunPlan:
         return {s.worker for s in self.producers}
 
     def backlog_producers(self, messages: int) -> tuple[ProducerSpec, ...]:
-        """The producers' specs for a backlog of `messages` sent before the consumers start."""
+        """The producers' specs for a backlog of `messages` sent before the consumers start
+        (verified producers get ids of their own: their sequences start again at 0)."""
         each = max(1, messages // max(len(self.producers), 1))
-        return tuple(replace(s, max_messages=each, duration_s=UNBOUNDED_S) for s in self.producers)
+        n = len(self.producers)
+        return tuple(replace(s, max_messages=each, duration_s=UNBOUNDED_S,
+                             verify_id=None if s.verify_id is None else verify_id(self.run_id, n + i))
+                     for i, s in enumerate(self.producers))
+
+
+def verify_id(run_id: str, index: int) -> bytes:
+    """The 12-byte id of a run's producer `index` in its `kb-seq` headers: 8 bytes of the
+    run id's hash (runs on the same topic tell their messages apart), then the index."""
+    return hashlib.blake2b(run_id.encode(), digest_size=8).digest() + index.to_bytes(4, "big")
 
 
 def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_id: str,
@@ -111,6 +122,8 @@ def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_
     payloads = tuple(payload_pool(workload, seed=0))
     headers = tuple((k, v.encode()) for k, v in workload.headers.items()) or None
     size = max_message_size(payloads, key_sequence(workload, seed=0), headers)
+    if workload.verify:
+        size += len(VERIFY_HEADER) + VERIFY_ID_BYTES + 8
     producer_conf = profile.producer_config(bootstrap, **extra_p)
     compressed = str(producer_conf.get("compression.type",
                                        producer_conf.get("compression.codec", "none"))) != "none"
@@ -130,7 +143,9 @@ def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_
                 worker=producer_name(ti, p, workload.topics), config=producer_conf, topics=(topic,),
                 payloads=payloads, keys=None if keys == [None] else tuple(keys),
                 rate=workload.rate_per_producer, duration_s=duration, max_messages=per_producer_cap,
-                record_latency=record_latency, partitioner=strategy, headers=headers)
+                record_latency=record_latency, partitioner=strategy, headers=headers,
+                verify_id=verify_id(run_id, len(producers)) if workload.verify else None,
+                timeline=workload.verify or bool(workload.faults))
             producers.append(spec)
             topic_of[spec.worker] = topic
         for spec in _group_members(workload, profile, bootstrap, run_id, topic, commit,

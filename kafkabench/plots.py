@@ -44,6 +44,8 @@ __all__ = [
     "predicted_vs_measured",
     "summary_table",
     "users_over_time",
+    "cluster_state_over_time",
+    "mark_faults",
 ]
 
 #: Okabe-Ito, reordered so the first colours are the most distinct on white, then Paul Tol's
@@ -350,13 +352,15 @@ def _one_row_per_point(df: pd.DataFrame, x: str, color: str | None) -> None:
         "or pass color= the setting that tells them apart")
 
 
-def throughput_over_time(timeseries: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+def throughput_over_time(timeseries: pd.DataFrame, *, title: str | None = None,
+                         faults: pd.DataFrame | None = None) -> go.Figure:
     """Messages produced, delivered and consumed per second, with the backlog on a second axis.
 
     Args:
         timeseries: `RunResult.timeseries` (index t; columns produced, delivered, consumed,
             failed, backlog).
         title: figure title.
+        faults: `RunResult.faults`: each fault marked (see `mark_faults`).
 
     Returns:
         The figure: a line per rate column present (failed only when some failed), and a
@@ -389,7 +393,7 @@ def throughput_over_time(timeseries: pd.DataFrame, *, title: str | None = None) 
         fig.update_yaxes(secondary_y=True, range=[0, 1], tickmode="array", tickvals=[0])
     if not len(t):
         _empty(fig, "no time series recorded")
-    return fig
+    return mark_faults(fig, faults)
 
 
 # ------------------------------------------------------------------------- latency
@@ -452,7 +456,8 @@ _LATENCY_COLUMNS = tuple(c for h in HISTOGRAMS if h.unit == "ms" for c in h.colu
 
 
 def latency_over_time(timeseries: pd.DataFrame, *, columns: Sequence[str] | None = None,
-                      title: str | None = None, log_y: bool = False) -> go.Figure:
+                      title: str | None = None, log_y: bool = False,
+                      faults: pd.DataFrame | None = None) -> go.Figure:
     """Per-second latency percentiles.
 
     Args:
@@ -461,6 +466,7 @@ def latency_over_time(timeseries: pd.DataFrame, *, columns: Sequence[str] | None
             have at least one value, so a run without consumers shows no empty e2e lines).
         title: figure title.
         log_y: logarithmic latency axis.
+        faults: `RunResult.faults`: each fault marked (see `mark_faults`).
 
     Returns:
         The figure: one line per column, coloured by latency, dashed by percentile.
@@ -490,7 +496,7 @@ def latency_over_time(timeseries: pd.DataFrame, *, columns: Sequence[str] | None
         fig.update_yaxes(type="linear", rangemode="tozero")
     if not columns or not len(t):
         _empty(fig, "no latency recorded")
-    return fig
+    return mark_faults(fig, faults)
 
 
 def rate_vs_latency(df: pd.DataFrame, x: str = "publish_rate",
@@ -556,7 +562,8 @@ _EVENT_COLORS = {"assign": COLORS[2], "revoke": COLORS[3]}
 
 
 def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
-                  by: str = "partition", title: str | None = None) -> go.Figure:
+                  by: str = "partition", title: str | None = None,
+                  faults: pd.DataFrame | None = None) -> go.Figure:
     """Consumer lag over time, in messages (top) and seconds (bottom), with rebalances marked.
 
     Args:
@@ -566,6 +573,7 @@ def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
         by: "partition": one legend entry per group/topic/partition; "group": one colour and
             legend entry per group (its partitions still get their own line).
         title: figure title.
+        faults: `RunResult.faults`: each fault marked (see `mark_faults`).
 
     Returns:
         The figure: two rows sharing the time axis; a line per partition in each.
@@ -579,7 +587,7 @@ def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
     fig.update_xaxes(title_text=axis_title("t"), row=2, col=1)
     lag = lag[lag["partition"] >= 0] if "partition" in lag else lag  # -1: a group-level error row
     if lag.empty:
-        return _empty(fig, "no lag sampled (no consumer groups)")
+        return mark_faults(_empty(fig, "no lag sampled (no consumer groups)"), faults)
     groups = list(dict.fromkeys(lag["group"]))
     in_legend: set[Any] = set()
     several_topics = lag["topic"].nunique() > 1
@@ -607,7 +615,7 @@ def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
                 row=row, col=1)
     if rebalances is not None and not rebalances.empty:
         _mark_rebalances(fig, rebalances)
-    return fig
+    return mark_faults(fig, faults)
 
 
 def _mark_rebalances(fig: go.Figure, rebalances: pd.DataFrame) -> None:
@@ -636,7 +644,7 @@ def _mark_rebalances(fig: go.Figure, rebalances: pd.DataFrame) -> None:
 
 
 def users_over_time(timeseries: pd.DataFrame, planned: pd.DataFrame | None = None, *,
-                    title: str | None = None) -> go.Figure:
+                    title: str | None = None, faults: pd.DataFrame | None = None) -> go.Figure:
     """Locust users over time, with the load shape's planned users if given.
 
     Args:
@@ -644,6 +652,7 @@ def users_over_time(timeseries: pd.DataFrame, planned: pd.DataFrame | None = Non
             (index t, column users).
         planned: `loadshapes.planned_users` (index t, column users).
         title: figure title.
+        faults: `RunResult.faults`: each fault marked (see `mark_faults`).
 
     Returns:
         The figure: running users as steps, planned users dashed.
@@ -658,7 +667,181 @@ def users_over_time(timeseries: pd.DataFrame, planned: pd.DataFrame | None = Non
     fig.update_yaxes(rangemode="tozero")
     if not len(timeseries):
         _empty(fig, "no users recorded")
+    return mark_faults(fig, faults)
+
+
+# ------------------------------------------------------------------------- faults, cluster state
+
+#: Fault actions that take a node away, and the action that brings it back.
+_UNDONE_BY = {"kill": "start", "stop": "start", "pause": "resume"}
+#: Actions that take a node away and bring it back themselves: down from started_s to ended_s.
+_ROUND_TRIPS = ("restart", "rolling_restart")
+_FAULT_COLOR = COLORS[3]
+_UNDO_COLOR = COLORS[2]
+_FAULT_BAND = "rgba(213,94,0,0.10)"
+# Labels of faults close in time would overlap: three heights, in turn.
+_LABEL_ROWS = 3
+
+
+def _fault_x(row: dict) -> float:
+    """Where a fault is drawn: when it started (NaN: it never did, e.g. skipped at the end)."""
+    value = row.get("started_s")
+    return float(value) if not _missing(value) and math.isfinite(float(value)) else math.nan
+
+
+def _fault_label(row: dict) -> str:
+    """A fault's short label: "kill node 2", "pause leader:orders:0 (failed)"."""
+    node, target = row.get("node"), _key(row.get("target"))
+    who = f"node {int(node)}" if not _missing(node) else target
+    label = f"{_key(row.get('action'))} {who}".strip()
+    if row.get("origin") == "cleanup":
+        label = f"cleanup: {label}"
+    outcome = _key(row.get("outcome"))
+    return f"{label} ({outcome})" if outcome and outcome != "ok" else label
+
+
+def _fault_hover(row: dict) -> str:
+    def seconds(column: str) -> str:
+        value = row.get(column)
+        return "-" if _missing(value) or not math.isfinite(float(value)) else f"{float(value):.2f} s"
+
+    lines = [f"<b>{_fault_label(row)}</b>", f"target {_key(row.get('target'))} ({_key(row.get('origin'))})",
+             f"scheduled {seconds('scheduled_s')}, started {seconds('started_s')}, "
+             f"ended {seconds('ended_s')}", f"outcome {_key(row.get('outcome'))}"]
+    lines += [f"{c} {_key(row.get(c))}" for c in ("error", "command") if _key(row.get(c))]
+    return "<br>".join(lines)
+
+
+def _same_node(a: dict, b: dict) -> bool:
+    if not _missing(a.get("node")) and not _missing(b.get("node")):
+        return int(a["node"]) == int(b["node"])
+    return bool(_key(a.get("target"))) and _key(a.get("target")) == _key(b.get("target"))
+
+
+def _end_s(row: dict) -> float:
+    """When an action ended: its ended_s, else when it started."""
+    end = row.get("ended_s")
+    return float(end) if not _missing(end) and math.isfinite(float(end)) else _fault_x(row)
+
+
+def _undoes(back: dict, row: dict) -> bool:
+    """Whether `back` brings back the node that `row` took away."""
+    if back.get("action") != _UNDONE_BY.get(_key(row.get("action"))) or back.get("outcome") != "ok":
+        return False
+    return (back.get("origin") == "duration" and back.get("fault") == row.get("fault")) or \
+        _same_node(back, row)
+
+
+def _down_spans(rows: list[dict]) -> list[tuple[float, float]]:
+    """(from, to) of each time a node was down or paused, where the faults show both ends.
+
+    A kill/stop/pause ends at the first later start/resume of the same node (or the undo
+    after its duration_s); a restart ends when it did. A fault that failed, or whose node
+    the frame never shows coming back, gets no span.
+    """
+    order = sorted((i for i in range(len(rows)) if not math.isnan(_fault_x(rows[i]))),
+                   key=lambda i: _fault_x(rows[i]))
+    used: set[int] = set()
+    spans = []
+    for i in order:
+        row, start = rows[i], _fault_x(rows[i])
+        if row.get("outcome") != "ok":
+            continue
+        if row.get("action") in _ROUND_TRIPS:
+            if _end_s(row) > start:
+                spans.append((start, _end_s(row)))
+            continue
+        back = next((j for j in order if j not in used and _fault_x(rows[j]) >= start
+                     and _undoes(rows[j], row)), None)
+        if back is not None:
+            used.add(back)
+            spans.append((start, max(_end_s(rows[back]), start)))
+    return spans
+
+
+def mark_faults(fig: go.Figure, faults: pd.DataFrame | None) -> go.Figure:
+    """Mark a run's faults on a time-series figure (its x axis: seconds of the run).
+
+    Args:
+        fig: a figure whose x axis is the run's t (seconds since the producers started).
+        faults: `RunResult.faults` (`FaultObserver.frame()`): a dashed vertical line at each
+            action's started_s (none for one that never started), labelled "kill node 2",
+            with its details on hover; start/resume in green, the others in red; a shaded
+            band over the time a node was down or paused, when the frame shows it coming
+            back. None or an empty frame leaves the figure as it is.
+
+    Returns:
+        The same figure.
+    """
+    if faults is None or faults.empty:
+        return fig
+    rows = faults.to_dict("records")
+    for x0, x1 in _down_spans(rows):
+        fig.add_shape(type="rect", x0=x0, x1=x1, xref="x", y0=0, y1=1, yref="paper",
+                      fillcolor=_FAULT_BAND, line={"width": 0}, layer="below", name="fault span")
+    drawn = 0
+    for row in rows:
+        x = _fault_x(row)
+        if math.isnan(x):
+            continue
+        colour = _UNDO_COLOR if row.get("action") in ("start", "resume") else _FAULT_COLOR
+        if row.get("origin") == "cleanup":
+            colour = COLORS[6]
+        fig.add_shape(type="line", x0=x, x1=x, xref="x", y0=0, y1=1, yref="paper",
+                      line={"color": colour, "width": 1.5, "dash": "dash"}, name="fault")
+        fig.add_annotation(x=x, xref="x", y=1 - 0.06 * (drawn % _LABEL_ROWS), yref="paper",
+                           yanchor="top", xanchor="left", showarrow=False, text=_fault_label(row),
+                           font={"size": 11, "color": colour}, bgcolor="rgba(255,255,255,0.7)",
+                           hovertext=_fault_hover(row), name="fault")
+        drawn += 1
     return fig
+
+
+def cluster_state_over_time(cluster_state: pd.DataFrame, faults: pd.DataFrame | None = None, *,
+                            title: str | None = None) -> go.Figure:
+    """Under-replicated and offline partitions, leader changes and the smallest ISR over time.
+
+    Args:
+        cluster_state: `RunResult.cluster_state` (`ClusterStateObserver.frame()`), or its
+            `kafkabench.clusterstate.cluster_state_per_second()` (t, under_replicated, offline,
+            leader_changes, min_isr_size).
+        faults: `RunResult.faults`: each fault marked (see `mark_faults`).
+        title: figure title.
+
+    Returns:
+        The figure: partition counts as steps and leader changes as bars (top), the smallest
+        in-sync replica set of any partition (bottom); seconds without an answer are gaps.
+    """
+    if "partition" in cluster_state.columns:
+        from kafkabench.clusterstate import cluster_state_per_second  # its imports are heavy
+
+        cluster_state = cluster_state_per_second(cluster_state)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.65, 0.35])
+    fig.update_layout(template=TEMPLATE, title=title or "cluster state", hovermode="x unified",
+                      height=520, barmode="overlay")
+    t = _time_index(cluster_state)
+    for column, name, colour in (("under_replicated", "under-replicated", COLORS[1]),
+                                 ("offline", "offline", COLORS[3])):
+        fig.add_trace(go.Scatter(x=t, y=_num(cluster_state[column]), name=name, mode="lines",
+                                 line={"color": colour, "shape": "hv"},
+                                 hovertemplate="%{y:,.0f} partitions"), row=1, col=1)
+    fig.add_trace(go.Bar(x=t, y=_num(cluster_state["leader_changes"]), name="leader changes",
+                         marker_color=COLORS[0], opacity=0.6, hovertemplate="%{y:,.0f}"),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=t, y=_num(cluster_state["min_isr_size"]), name="min ISR size",
+                             mode="lines", line={"color": COLORS[2], "shape": "hv"},
+                             hovertemplate="%{y:,.0f} replicas"), row=2, col=1)
+    counts = _num(pd.concat([cluster_state[c] for c in ("under_replicated", "offline", "leader_changes",
+                                                        "min_isr_size")]))
+    counts = counts[np.isfinite(counts)]
+    whole = {"dtick": 1} if not len(counts) or counts.max() <= 10 else {}  # no 2.5-partition ticks
+    fig.update_yaxes(title_text=axis_title("partitions"), rangemode="nonnegative", row=1, col=1, **whole)
+    fig.update_yaxes(title_text="min ISR size (replicas)", rangemode="nonnegative", row=2, col=1, **whole)
+    fig.update_xaxes(title_text=axis_title("t"), row=2, col=1)
+    if not len(t):
+        _empty(fig, "no cluster state sampled")
+    return mark_faults(fig, faults)
 
 
 # ------------------------------------------------------------------------- partitioning

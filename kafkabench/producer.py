@@ -15,7 +15,10 @@ the consumers' end-to-end latency is corrected for coordinated omission as well.
 
 from __future__ import annotations
 
+import functools
 import time
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +47,12 @@ MAX_BURST = 1024
 # After the last send, how long delivery reports may take: the producer's message.timeout.ms
 # bounds it; this is the extra allowance for the final flush.
 FLUSH_MARGIN_S = 5.0
+#: The header that carries a verified message's producer id and sequence number:
+#: the 12-byte `ProducerSpec.verify_id`, then the sequence, 8 bytes big-endian.
+VERIFY_HEADER = "kb-seq"
+VERIFY_ID_BYTES = 12
+# Delivery outcome of each verified message (`DeliveryLedger.status`).
+NO_OUTCOME, ACKED, FAILED = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,11 @@ class ProducerSpec:
         partitioner: a custom `kafkabench.partitioning` strategy choosing each partition in
             Python (None: librdkafka's `partitioner` setting decides).
         headers: headers sent with every message.
+        verify_id: 12 bytes naming this producer in this run; when set, every message
+            carries `VERIFY_HEADER` (the id and its sequence number) and the final report
+            has the delivery ledger (`Report.extras["verify"]`, see `DeliveryLedger.part`).
+        timeline: report acknowledgements per 10 ms and partition, and delivery errors per
+            second and code (`Report.extras["acks"]`, `["errors"]`), for recovery figures.
     """
 
     worker: str
@@ -76,6 +90,49 @@ class ProducerSpec:
     record_latency: bool = True
     partitioner: Any = None
     headers: tuple[tuple[str, bytes], ...] | None = None
+    verify_id: bytes | None = None
+    timeline: bool = False
+
+
+class DeliveryLedger:
+    """What became of every message of one verified producer: acked or failed, where.
+
+    Numpy arrays indexed by sequence number (3 bytes a message: 30 MB for 10 million),
+    grown by doubling.
+    """
+
+    __slots__ = ("partition", "status")
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self.status = np.zeros(capacity, np.uint8)
+        self.partition = np.full(capacity, -1, np.int16)
+
+    def reserve(self, n: int) -> None:
+        """Make room for sequence numbers below `n`."""
+        size = len(self.status)
+        if n <= size:
+            return
+        new = max(n, size * 2)
+        self.status = np.concatenate([self.status, np.zeros(new - size, np.uint8)])
+        self.partition = np.concatenate([self.partition, np.full(new - size, -1, np.int16)])
+
+    def record(self, seq: int, ok: bool, partition: int) -> None:
+        """One delivery report (or a refusal: `ok` False, partition -1)."""
+        self.status[seq] = ACKED if ok else FAILED
+        self.partition[seq] = partition
+
+    def part(self, worker: str, verify_id: bytes, topics: tuple[str, ...], sent: int) -> dict[str, Any]:
+        """The ledger as it travels to the parent: arrays zlib-compressed, cut to `sent`."""
+        def pack(a: np.ndarray) -> bytes:
+            return zlib.compress(np.ascontiguousarray(a[:sent]).tobytes(), 1)
+
+        return {"producer": worker, "id": verify_id, "topics": topics, "sent": sent,
+                "status": pack(self.status), "partition": pack(self.partition)}
+
+
+def verify_header(verify_id: bytes, seq: int) -> tuple[str, bytes]:
+    """The `VERIFY_HEADER` of message `seq` of producer `verify_id`."""
+    return VERIFY_HEADER, verify_id + seq.to_bytes(8, "big")
 
 
 @dataclass(slots=True)
@@ -89,10 +146,15 @@ class _Tally:
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
     latencies: list = field(default_factory=list)  # seconds, until the next report
     delay: LatencyRecorder = field(default_factory=LatencyRecorder)
+    ledger: DeliveryLedger | None = None
+    acks: Counter | None = None  # (topic, partition, centisecond) -> n, until the next report
+    error_times: Counter | None = None  # (second, error name) -> n, until the next report
 
 
 def _delivery_callback(tally: _Tally, record_latency: bool):
     append = tally.latencies.append
+    if tally.acks is not None and tally.ledger is None:
+        return _traced_delivery_callback(tally, record_latency)
 
     def on_delivery(err: KafkaError | None, msg) -> None:
         if err is None:
@@ -106,6 +168,37 @@ def _delivery_callback(tally: _Tally, record_latency: bool):
             tally.errors.add_kafka(err, "delivery")
 
     return on_delivery
+
+
+def _traced_delivery_callback(tally: _Tally, record_latency: bool):
+    """The delivery callback of a verified or timed run: also the ledger and the timelines.
+
+    A verified message's callback is `functools.partial(on_delivery, seq)` (delivery
+    reports carry no headers to read the sequence number back from); otherwise seq is None.
+    """
+    append, ledger, acks, error_times = (tally.latencies.append, tally.ledger, tally.acks,
+                                         tally.error_times)
+
+    def on_delivery(seq: int | None, err: KafkaError | None, msg) -> None:
+        if seq is not None:
+            ledger.record(seq, err is None, msg.partition())
+        now = time.time()
+        if err is None:
+            tally.delivered += 1
+            tally.bytes += len(msg)
+            if record_latency:
+                append(msg.latency())
+            if acks is not None:
+                acks[(msg.topic(), msg.partition(), int(now * 100))] += 1
+        else:
+            tally.failed += 1
+            tally.errors.add_kafka(err, "delivery")
+            if error_times is not None:
+                error_times[(int(now), err.name())] += 1
+
+    if ledger is not None:
+        return on_delivery
+    return functools.partial(on_delivery, None)
 
 
 def run_producer(spec: ProducerSpec, ctl: Control) -> None:
@@ -122,9 +215,16 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     if "statistics.interval.ms" in conf:
         conf["stats_cb"] = stats
     tally = _Tally()
+    if spec.verify_id is not None:
+        tally.ledger = DeliveryLedger(_expected_messages(spec))
+    if spec.timeline:
+        tally.acks, tally.error_times = Counter(), Counter()
     # The producer-wide delivery callback, not a per-message on_delivery= argument: with
     # no keyword arguments at all, produce() costs ~0.5 us less per message (measured).
     conf["on_delivery"] = _delivery_callback(tally, spec.record_latency)
+    # Verified messages each get their own callback that knows their sequence number.
+    verified_cb = (_traced_delivery_callback(tally, spec.record_latency)
+                   if tally.ledger is not None else None)
     conf.setdefault("error_cb", lambda err: tally.errors.add_kafka(err, "client"))
     producer = Producer(conf)
     produce, poll = producer.produce, producer.poll
@@ -139,8 +239,9 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     last_reported = {"sent": 0, "delivered": 0, "failed": 0, "bytes": 0}
 
     headers = list(spec.headers) if spec.headers else None
+    verify_id, ledger = spec.verify_id, tally.ledger
     # Max rate, no headers, no partitioner: produce(topic, value, key) will do.
-    bare = partition_fn is None and headers is None and rate <= 0
+    bare = partition_fn is None and headers is None and rate <= 0 and verify_id is None
     ctl.wait_start(spec.worker, "producer")
     cpu0 = cpu_seconds(ctl.in_process)
     start, wall_start = time.monotonic(), time.time()
@@ -174,7 +275,8 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
         ctl.report(Report(kind=kind, worker=spec.worker, role="producer", wall=time.time(),
                           counts={k: row[k] - last_reported[k] for k in row},
                           histograms={"publish_latency_us": tally.latency.encode(),
-                                      "publish_delay_us": tally.delay.encode()}))
+                                      "publish_delay_us": tally.delay.encode()},
+                          extras=_timeline_extras(tally)))
         last_reported.update(row)
         tally.latency.reset()
         tally.delay.reset()
@@ -202,10 +304,19 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
             else:
                 burst = CHECK_EVERY
             first = sent
+            if ledger is not None:
+                ledger.reserve(sent + burst)
             for _ in range(burst):
                 key = keys[sent % n_keys] if n_keys else None
                 try:
-                    if bare:
+                    if verify_id is not None:
+                        produce(topics[sent % n_topics], payloads[sent % n_payloads], key,
+                                partition=partition_fn(key) if partition_fn else -1,
+                                timestamp=(int((wall_start + sent * interval_s) * 1000)
+                                           if rate > 0 else 0),
+                                headers=[*(spec.headers or ()), verify_header(verify_id, sent)],
+                                on_delivery=functools.partial(verified_cb, sent))
+                    elif bare:
                         produce(topics[sent % n_topics], payloads[sent % n_payloads], key)
                     elif rate > 0:
                         # The Kafka timestamp is the intended send time: consumers'
@@ -231,6 +342,8 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
                     tally.failed += 1
                     tally.errors.add_kafka(
                         exc, f"produce() refused a {len(payloads[sent % n_payloads]):,} B message")
+                    if ledger is not None:
+                        ledger.record(sent, False, -1)
                     sent += 1
                     raise _Refused() from exc
                 sent += 1
@@ -261,7 +374,28 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
                                   "drained_s": drained, "cpu_s": cpu_s,
                                   "in_process": int(ctl.in_process)},
                           errors=dict(tally.errors.counts),
-                          error_messages=tally.errors.messages, stats=list(stats.samples)))
+                          error_messages=tally.errors.messages, stats=list(stats.samples),
+                          extras=({"verify": ledger.part(spec.worker, verify_id, topics, sent)}
+                                  if ledger is not None else {})))
+
+
+def _expected_messages(spec: ProducerSpec) -> int:
+    """How many messages the ledger should first make room for (it grows if need be)."""
+    if spec.max_messages is not None:
+        return max(1, min(spec.max_messages, 1 << 24))
+    if spec.rate > 0:
+        return max(1 << 10, min(int(spec.rate * min(spec.duration_s, 3600)) + 1, 1 << 24))
+    return 1 << 16
+
+
+def _timeline_extras(tally: _Tally) -> dict[str, Any]:
+    """The interval's acknowledgement and error timelines (then cleared), if recorded."""
+    if tally.acks is None:
+        return {}
+    extras = {"acks": dict(tally.acks), "errors": dict(tally.error_times)}
+    tally.acks.clear()
+    tally.error_times.clear()
+    return extras
 
 
 class _Refused(Exception):

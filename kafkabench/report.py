@@ -310,12 +310,33 @@ def _run_section(doc: _Html, i: int, run: RunResult, label: str) -> None:
     errors = s.get("errors") or {}
     if errors:
         doc.text(f'<p class="note">errors: {html.escape(_setting_text(errors))}</p>')
+    faults = run.faults if len(run.faults) else None
+    _trust_text(doc, run)
     doc.text('<div class="grid">')
-    doc.figure(plots.throughput_over_time(run.timeseries))
-    doc.figure(plots.latency_over_time(run.timeseries))
+    doc.figure(plots.throughput_over_time(run.timeseries, faults=faults))
+    doc.figure(plots.latency_over_time(run.timeseries, faults=faults))
     doc.text("</div>")
     doc.figure(plots.latency_spectrum(run.spectrum(), log_y=True))
     if run.lag.empty:
         doc.text('<p class="note">No lag sampled: the run had no consumer groups.</p>')
     else:
-        doc.figure(plots.lag_over_time(run.lag, run.rebalances))
+        doc.figure(plots.lag_over_time(run.lag, run.rebalances, faults=faults))
+    if len(run.cluster_state):
+        doc.figure(plots.cluster_state_over_time(run.cluster_state, faults=faults))
+    if len(run.recovery):
+        doc.figure(plots.summary_table(run.recovery, title="recovery per fault"))
+
+
+def _trust_text(doc: _Html, run: RunResult) -> None:
+    """The delivery verification's counts, when the run was verified."""
+    s = run.summary
+    if "verify_acked" not in s:
+        return
+    counts = " · ".join(f"{k.removeprefix('verify_').replace('_', ' ')} {_setting_text(s.get(k))}"
+                        for k in ("verify_acked", "verify_lost", "verify_duplicated",
+                                  "verify_reordered", "verify_failed_but_present"))
+    bad = any(s.get(k) for k in ("verify_lost", "verify_duplicated", "verify_reordered"))
+    incomplete = "" if s.get("verify_complete", True) else (
+        f" · <b>read-back incomplete</b>: {html.escape(str(s.get('verify_error')))}")
+    doc.text(f'<p class="{"note" if bad or incomplete else "settings"}">delivery verified: '
+             f"{html.escape(counts)}{incomplete}</p>")

@@ -46,6 +46,8 @@ REBALANCE_COLUMNS = columns("rebalances")
 
 #: {RunResult attribute: parquet file}: one per frame of the contract.
 _FRAME_FILES = {kind: f"{kind}.parquet" for kind in FRAMES}
+# Frames only some runs have (faults, verification): saved when they have rows.
+_OPTIONAL_FRAMES = ("faults", "cluster_state", "verify", "recovery")
 
 #: Summary figures `list_results` shows and `compare` compares by default.
 HEADLINE = list(summary_names(
@@ -69,6 +71,10 @@ def empty_rebalances() -> pd.DataFrame:
     return empty_frame("rebalances")
 
 
+def _empty(kind: str):
+    return lambda: empty_frame(kind)
+
+
 def empty_librdkafka() -> pd.DataFrame:
     """A librdkafka statistics frame with no rows (see `stats.parse_statistics`)."""
     return empty_frame("librdkafka")
@@ -84,6 +90,10 @@ class RunResult:
         lag: `LagSampler.frame()` of the run's consumer groups.
         rebalances: t, group, member, event ('assign'|'revoke'|'lost'), partitions, count, wall.
         librdkafka: `stats.parse_statistics` output of every client.
+        faults: the fault schedule as carried out (`kafkabench.faults`).
+        cluster_state: leader and ISR of every partition, each second (`kafkabench.clusterstate`).
+        verify: delivery verification per topic, partition and producer (`kafkabench.verify`).
+        recovery: recovery figures per fault (`kafkabench.recovery`).
         (Frame columns, dtypes and units: `kafkabench.contract.FRAMES`.)
         histograms: {"publish_latency_us", "publish_delay_us", "e2e_latency_us": LatencyRecorder}.
         config: {"workload": {...}, "profile": {...}} to reproduce the run.
@@ -97,6 +107,10 @@ class RunResult:
     lag: pd.DataFrame = field(default_factory=empty_lag)
     rebalances: pd.DataFrame = field(default_factory=empty_rebalances)
     librdkafka: pd.DataFrame = field(default_factory=empty_librdkafka)
+    faults: pd.DataFrame = field(default_factory=_empty("faults"))
+    cluster_state: pd.DataFrame = field(default_factory=_empty("cluster_state"))
+    verify: pd.DataFrame = field(default_factory=_empty("verify"))
+    recovery: pd.DataFrame = field(default_factory=_empty("recovery"))
     histograms: dict[str, LatencyRecorder] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     intervals: dict[tuple[int, str], LatencyRecorder] = field(default_factory=dict)
@@ -190,7 +204,10 @@ def save(result: RunResult, out_dir: str | os.PathLike = "results", *,
             # NaN (a figure not measured) is written as JSON NaN, which Python and pandas read.
             json.dump(doc, f, indent=1, default=_json_default)
         for attr, filename in _FRAME_FILES.items():
-            getattr(result, attr).to_parquet(tmp / filename, engine="pyarrow")
+            frame = getattr(result, attr)
+            if attr in _OPTIONAL_FRAMES and frame.empty:
+                continue  # a run without faults or verification has no file for them
+            frame.to_parquet(tmp / filename, engine="pyarrow")
         _write_intervals(result, tmp)
         if final.exists():
             shutil.rmtree(final)
@@ -285,7 +302,8 @@ def load(path: str | os.PathLike) -> RunResult:
     folder = _result_json(path).parent
     frames = {attr: _read_frame(folder / filename) for attr, filename in _FRAME_FILES.items()}
     defaults = {"timeseries": empty_timeseries, "lag": empty_lag,
-                "rebalances": empty_rebalances, "librdkafka": empty_librdkafka}
+                "rebalances": empty_rebalances, "librdkafka": empty_librdkafka,
+                **{kind: _empty(kind) for kind in _OPTIONAL_FRAMES}}
     histograms = {}
     for name, encoded in doc.get("histograms", {}).items():
         try:

@@ -86,9 +86,15 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         is False, with the reason in `summary["incomplete"]`, when a consumer group did not
         consume everything that was delivered, or a worker failed.
 
+    A workload with `verify: true` has its delivery checked after the run (`result.verify`,
+    the `verify_*` figures); one with `faults` has them carried out on schedule
+    (`result.faults`), the cluster's leaders and ISRs sampled each second
+    (`result.cluster_state`) and recovery figures per fault (`result.recovery`).
+
     Raises:
         ConfigError: bad workload, profile or option, or messages larger than the producer's
-            or the topic's limit (before anything is produced).
+            or the topic's limit, or a fault schedule the cluster cannot carry out (before
+            anything is produced).
         ClusterError: the cluster cannot be reached or the topics cannot be created.
         RunFailed: a worker died without reporting; the partial result is attached (and
             saved under `out`).
@@ -104,6 +110,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     _create_topics(plan, workload, profile, bootstrap, rf, keep_topics)
 
     watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress)
+    watchers += trust_observers(plan, workload, profile, bootstrap, timeout_s=drain_timeout_s)
     session = RunSession(plan, [*watchers, *(observers or [])])
     started_at = datetime.now(UTC)
     with session.running():
@@ -118,6 +125,10 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         _delete_topics(plan, bootstrap, common, session.warnings)
     result = session_result(session, workload, profile, started_at=started_at, bootstrap=bootstrap,
                             commit=commit, replication_factor=rf)
+    if workload.faults:
+        _add_recovery(result, session)
+    if workload.verify:
+        result.summary["drain_timeout_s"] = drain_timeout_s
     saved = save(result, out) if out is not None else None
     if session.failure is not None:
         where = f"; the partial result is saved in {saved}" if saved else ""
@@ -159,11 +170,57 @@ def _standard_observers(plan: RunPlan, workload: Workload, bootstrap: str, conf:
     """Lag sampling when the run has consumer groups, a progress bar when asked for."""
     watchers: list[RunObserver] = []
     if plan.groups:
-        watchers.append(LagObserver(bootstrap, plan.groups, interval_s=lag_interval_s, conf=conf))
+        # Brokers that die mid-run must not meet the Admin API's coordinator requests (see
+        # `LagSampler`'s group_topics).
+        group_topics = ({g: [t] for g, t in plan.topic_of_group.items()} if workload.faults else None)
+        watchers.append(LagObserver(bootstrap, plan.groups, interval_s=lag_interval_s, conf=conf,
+                                    group_topics=group_topics))
     if progress:
         watchers.append(ProgressBar(workload.name, duration_s=workload.warmup_s + workload.duration_s,
                                     messages=workload.message_count))
     return watchers
+
+
+def trust_observers(plan: RunPlan, workload: Workload, profile: ClientProfile, bootstrap: str,
+                    *, timeout_s: float = 60.0, cluster: Any = None) -> list[RunObserver]:
+    """The observers of a verified or faulted run, in the order their `on_end` must run:
+    the fault schedule first (it restores every node it stopped), then the cluster-state
+    sampler and the delivery verifier, which read the restored cluster.
+
+    Raises:
+        ConfigError: a fault schedule this cluster cannot carry out (a node it does not
+            have, an external cluster without the actions' commands).
+    """
+    from kafkabench.clusterstate import ClusterStateObserver
+    from kafkabench.faults import FaultObserver, find_local_cluster, parse_faults
+    from kafkabench.verify import VerifyObserver
+
+    common = dict(profile.common)
+    watchers: list[RunObserver] = []
+    if workload.faults:
+        local = cluster if cluster is not None else find_local_cluster(bootstrap)
+        faults = parse_faults(list(workload.faults), run_s=None if workload.message_count else workload.run_s,
+                              node_ids=[n.id for n in local.nodes] if local is not None else None,
+                              external=local is None, commands=dict(workload.fault_commands))
+        watchers.append(FaultObserver(faults, bootstrap=bootstrap, topics=list(plan.topics),
+                                      cluster=local, commands=dict(workload.fault_commands),
+                                      conf=common))
+        watchers.append(ClusterStateObserver(bootstrap, list(plan.topics), conf=common))
+    if workload.verify:
+        isolation = profile.consumer_config(bootstrap, "kb-verify").get("isolation.level")
+        watchers.append(VerifyObserver(bootstrap, list(plan.topics), conf=common,
+                                       isolation_level=isolation, timeout_s=max(timeout_s, 60.0)))
+    return watchers
+
+
+def _add_recovery(result: RunResult, session: RunSession) -> None:
+    """Recovery figures per fault, from the 10 ms acknowledgement timeline."""
+    from kafkabench.recovery import recovery_figures, recovery_summary
+
+    tally = session.tally
+    result.recovery = recovery_figures(result.faults, tally.acks, result.timeseries,
+                                       result.intervals, tally.error_timeline, t0_wall=tally.t0_wall)
+    result.summary.update(recovery_summary(result.recovery))
 
 
 def _create_topics(plan: RunPlan, workload: Workload, profile: ClientProfile, bootstrap: str,

@@ -56,6 +56,10 @@ class Tally:
     assigned: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     consumed_by_group: Counter = field(default_factory=Counter)
     delivered_by_topic: Counter = field(default_factory=Counter)
+    # Opt-in extras of producer reports (see `kafkabench.producer.ProducerSpec`).
+    acks: Counter = field(default_factory=Counter)
+    error_timeline: Counter = field(default_factory=Counter)
+    verify_parts: list[dict] = field(default_factory=list)
 
     def t(self, wall: float) -> int:
         """The whole second of the run a report sent at `wall` closes."""
@@ -77,6 +81,9 @@ class Tally:
             self.counts[t][key] += v
         if r.role == "producer":
             self.delivered_by_topic[self.topic_of[r.worker]] += r.counts.get("delivered", 0)
+            if r.extras:
+                self.acks.update(r.extras.get("acks", {}))
+                self.error_timeline.update(r.extras.get("errors", {}))
         else:
             self.consumed_by_group[self.group_of[r.worker]] += r.counts.get("consumed", 0)
         for name, encoded in r.histograms.items():
@@ -113,6 +120,8 @@ class Tally:
         self.errors.merge(r.errors, r.error_messages)
         if r.stats:
             self.stats.append((r.worker, r.stats))
+        if "verify" in r.extras:
+            self.verify_parts.append(r.extras["verify"])
 
     def _error(self, r: Report) -> None:
         self.worker_errors.append(f"{r.worker} failed: {r.message.strip().splitlines()[0]}")

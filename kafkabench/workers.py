@@ -106,6 +106,9 @@ class Report:
         stats: raw librdkafka statistics samples (time, json).
         events: rebalance events or other rows.
         message: text, for "error".
+        extras: what an opt-in feature adds: a producer's 10 ms acknowledgement timeline
+            and errors by second ("acks", "errors") in interval reports, its delivery
+            ledger ("verify") in the final one.
     """
 
     kind: str
@@ -119,6 +122,7 @@ class Report:
     stats: list = field(default_factory=list)
     events: list = field(default_factory=list)
     message: str = ""
+    extras: dict = field(default_factory=dict)
 
 
 class Control:

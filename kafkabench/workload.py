@@ -155,6 +155,16 @@ class Workload:
         headers: Headers sent with every message, name -> text value, e.g.
             `{"event-type": "OrderCreated", "version": "1"}` as the design source's events
             carry (headers cost producer and broker time: measure them).
+        verify: Check delivery: every message carries its producer and sequence number
+            (header `kb-seq`, 20 bytes), and after the run a fresh consumer reads the topics
+            back and counts what was lost, duplicated, reordered or delivered though it
+            failed (`kafkabench.verify`).
+        faults: A fault schedule: entries `{at_s, action, target, duration_s, command}`
+            (`kafkabench.faults.parse_faults`), e.g. `{"at_s": 10, "action": "kill",
+            "target": "leader", "duration_s": 10}`.
+        fault_commands: For a cluster kafkabench did not start: the shell command of each
+            fault action, e.g. `{"kill": "ssh kafka{node} pkill -9 java"}` (`{node}` and
+            `{action}` are filled in).
     """
 
     name: str = "workload"
@@ -179,9 +189,13 @@ class Workload:
     topic_prefix: str = "kb"
     message_count: int | None = None
     headers: Mapping[str, str] = field(default_factory=FrozenDict)
+    verify: bool = False
+    faults: tuple = ()
+    fault_commands: Mapping[str, str] = field(default_factory=FrozenDict)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        self._check_faults()
         set_(self, "message_size", message_size_from_spec(self.message_size))
         if not isinstance(self.topic_config, Mapping):
             raise ConfigError(f"workload topic_config={self.topic_config!r}: expected a mapping")
@@ -231,6 +245,34 @@ class Workload:
                               "or a file path")
         if self.payload not in PAYLOAD_KINDS:
             _check_payload_file(self.payload, self.message_size)
+        if self.faults and self.message_count is None:
+            from kafkabench.faults import parse_faults
+
+            parse_faults(list(self.faults), run_s=self.run_s)
+
+    def _check_faults(self) -> None:
+        """Validate `verify`, `faults` (into `Fault`s) and `fault_commands`; the duration
+        bound is checked once the durations are numbers (end of `__post_init__`)."""
+        from kafkabench.faults import parse_faults
+
+        if not isinstance(self.verify, bool):
+            raise ConfigError(f"workload verify={self.verify!r}: expected true or false")
+        if not isinstance(self.fault_commands, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in self.fault_commands.items()):
+            raise ConfigError(f"workload fault_commands={self.fault_commands!r}: expected a "
+                              "mapping of fault actions to shell commands")
+        object.__setattr__(self, "fault_commands", FrozenDict(self.fault_commands))
+        if self.faults is None:
+            object.__setattr__(self, "faults", ())
+        if isinstance(self.faults, (str, bytes, Mapping)) or not hasattr(self.faults, "__iter__"):
+            raise ConfigError(f"workload faults={self.faults!r}: expected a list of faults, "
+                              "e.g. [{at_s: 10, action: kill, target: leader}]")
+        object.__setattr__(self, "faults", parse_faults(list(self.faults)))
+
+    @property
+    def run_s(self) -> float:
+        """Warm-up plus measured time: the span a fault schedule's `at_s` must fall in."""
+        return self.warmup_s + self.duration_s
 
     @property
     def total_producers(self) -> int:
@@ -275,6 +317,8 @@ class Workload:
         data = asdict(self)
         data["topic_config"] = dict(self.topic_config)
         data["headers"] = dict(self.headers)
+        data["faults"] = [fault_dict(f) for f in self.faults]
+        data["fault_commands"] = dict(self.fault_commands)
         size = self.message_size
         data["message_size"] = size if isinstance(size, int) else size.to_spec()
         return data
@@ -300,7 +344,9 @@ class Workload:
             runs); `workload.message_size_distribution` says how sizes were drawn.
         """
         row = {f"workload.{k}": v for k, v in self.to_dict().items()
-               if k not in ("topic_config", "headers")}
+               if k not in ("topic_config", "headers", "faults", "fault_commands")}
+        if self.faults:
+            row["workload.faults"] = json.dumps(self.to_dict()["faults"])
         row.update({f"workload.topic_config.{k}": v for k, v in self.topic_config.items()})
         row.update({f"workload.headers.{k}": v for k, v in self.headers.items()})
         size = self.message_size
@@ -356,6 +402,11 @@ class Workload:
         """
         return cls.from_dict(read_yaml(path, "workload"), base_dir=Path(path).parent,
                              overrides=overrides)
+
+
+def fault_dict(fault: Any) -> dict[str, Any]:
+    """A `Fault` as the mapping a workload file holds (unset fields left out)."""
+    return {k: v for k, v in asdict(fault).items() if v is not None}
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

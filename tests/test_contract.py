@@ -222,3 +222,19 @@ def test_consume_topic_keeps_the_contract(bootstrap, tmp_path):
     back = load(save(result, tmp_path))
     assert _problems(back, "consume") == []
     _check_time(result.timeseries, "consume")
+
+
+def test_write_markdown_leaves_the_file_as_it_was_when_the_tables_fail(tmp_path, monkeypatch):
+    # It opened the file for writing (truncating it) before building the tables: a table that
+    # failed to build left an empty DESIGN.md.
+    doc = tmp_path / "DESIGN.md"
+    text = f"intro\n{contract.BEGIN}\nold tables\n{contract.END}\noutro\n"
+    doc.write_text(text)
+
+    def broken() -> str:
+        raise KeyError("faults")
+
+    monkeypatch.setattr(contract, "markdown", broken)
+    with pytest.raises(KeyError):
+        contract.write_markdown(str(doc))
+    assert doc.read_text() == text

@@ -470,3 +470,29 @@ def test_cli_lag_unreachable_cluster_exits_2_with_the_reason():
     # One line naming the cluster and librdkafka's reason, before any sampling.
     assert "cannot reach Kafka at '127.0.0.1:1'" in out.stderr, explain(out)
     assert "Connection refused" in out.stderr, explain(out)
+
+
+def test_sampler_without_coordinator_admin_requests_reads_the_same_committed_offsets(bootstrap):
+    # Fault runs pass group_topics: committed offsets come from Consumer.committed instead of
+    # the Admin API's OffsetFetch (librdkafka aborts the process when that request's
+    # coordinator connection drops). Both must give the same lag.
+    topic = f"kb-lag-{uuid.uuid4().hex[:8]}"
+    group = f"kb-lag-g-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, partitions=3)
+    try:
+        _produce(bootstrap, topic, 300, 3)
+        _commit(bootstrap, group, topic, {0: 40, 1: 100})
+        admin = LagSampler(bootstrap, [group], missing_committed="earliest")
+        direct = LagSampler(bootstrap, [group], missing_committed="earliest",
+                            group_topics={group: [topic]})
+        try:
+            a, d = admin.sample_once(), direct.sample_once()
+        finally:
+            admin.close()
+            direct.close()
+        cols = ["topic", "partition", "committed", "log_end", "lag_msgs"]
+        pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), d[cols].reset_index(drop=True))
+        assert dict(zip(d["partition"], d["lag_msgs"], strict=True)) == {0: 60, 1: 0, 2: 100}
+        assert direct.errors().empty
+    finally:
+        delete_topics(bootstrap, [topic])

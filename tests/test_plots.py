@@ -506,3 +506,117 @@ def test_users_over_time_running_steps_and_planned_dashed():
 def test_users_over_time_empty_has_a_note():
     fig = plots.users_over_time(pd.DataFrame({"users": pd.Series([], dtype="int64")}))
     assert [a.text for a in fig.layout.annotations] == ["no users recorded"]
+
+
+# ------------------------------------------------------------------ faults and cluster state (issue 11)
+
+
+def _faults(rows):
+    """A faults frame (FaultObserver.frame()'s columns) from (fault, action, origin, node,
+    started_s, ended_s, outcome) tuples."""
+    columns = ["fault", "action", "origin", "target", "node", "scheduled_s", "started_s",
+               "ended_s", "outcome", "error", "command"]
+    full = [(f, a, o, "leader:topic:0" if n is None else str(n), n, s, s, e, out,
+             "" if out == "ok" else "boom", "") for f, a, o, n, s, e, out in rows]
+    return pd.DataFrame(full, columns=columns).astype({"fault": "int64", "node": "Int64"})
+
+
+_KILL_AND_BACK = [(0, "kill", "schedule", 2, 1.25, 1.5, "ok"),
+                  (0, "start", "duration", 2, 2.25, 2.75, "ok")]
+
+
+def _marks(fig):
+    """(x, label) of each fault line and its label, and (x0, x1) of each shaded span."""
+    lines = [s.x0 for s in fig.layout.shapes if s.name == "fault"]
+    labels = [(a.x, a.text) for a in fig.layout.annotations if a.name == "fault"]
+    spans = [(s.x0, s.x1) for s in fig.layout.shapes if s.name == "fault span"]
+    return lines, labels, spans
+
+
+def _cluster_state():
+    from kafkabench.clusterstate import cluster_state_frame
+
+    samples = []
+    for wall, leaders, isr in ((100.0, (1, 2), (3, 3)), (101.0, (1, 2), (3, 3)),
+                               (102.0, (3, -1), (2, 0)), (103.0, (3, 2), (2, 2))):
+        samples += [(wall, "topic", p, leaders[p], 3, isr[p], "") for p in (0, 1)]
+    return cluster_state_frame(samples, 100.0)
+
+
+def _time_series_figures(faults):
+    cluster_state = _cluster_state()
+    return {
+        "throughput": plots.throughput_over_time(_timeseries(), faults=faults),
+        "latency": plots.latency_over_time(_timeseries(), faults=faults),
+        "lag": plots.lag_over_time(_lag(), _rebalances(), faults=faults),
+        "users": plots.users_over_time(pd.DataFrame({"users": [1, 2, 2]},
+                                                    index=pd.RangeIndex(3, name="t")), faults=faults),
+        "cluster_state": plots.cluster_state_over_time(cluster_state, faults),
+    }
+
+
+def test_every_time_series_chart_marks_each_fault_at_its_start_with_a_label():
+    for name, fig in _time_series_figures(_faults(_KILL_AND_BACK)).items():
+        lines, labels, spans = _marks(fig)
+        assert lines == [1.25, 2.25], name
+        assert labels == [(1.25, "kill node 2"), (2.25, "start node 2")], name
+        # The node was down from the kill to the end of the start that brought it back.
+        assert spans == [(1.25, 2.75)], name
+
+
+@pytest.mark.parametrize("faults", [None, _faults([])])
+def test_no_faults_change_nothing(faults):
+    for name, fig in _time_series_figures(faults).items():
+        assert _marks(fig) == ([], [], []), name
+    assert (plots.throughput_over_time(_timeseries(), faults=faults).to_json()
+            == plots.throughput_over_time(_timeseries()).to_json())
+    assert (plots.lag_over_time(_lag(), _rebalances(), faults=faults).to_json()
+            == plots.lag_over_time(_lag(), _rebalances()).to_json())
+
+
+def test_fault_spans_need_the_node_to_come_back():
+    faults = _faults([
+        (0, "pause", "schedule", 1, 1.0, 1.1, "ok"),
+        (1, "kill", "schedule", 3, 2.0, 2.1, "ok"),        # never started again: no span
+        (2, "stop", "schedule", None, 3.0, math.nan, "failed"),  # failed: no span
+        (3, "restart", "schedule", 2, 4.0, 9.0, "ok"),     # down while it restarted
+        (4, "resume", "schedule", 1, 5.0, math.nan, "ok"),  # a later resume of node 1 ends the pause
+        (-1, "start", "cleanup", 3, 12.0, 13.0, "ok"),     # cleanup also brings a node back
+        (5, "kill", "schedule", 1, math.nan, math.nan, "skipped"),  # never started: not drawn
+    ])
+    lines, labels, spans = _marks(plots.throughput_over_time(_timeseries(), faults=faults))
+    assert lines == [1.0, 2.0, 3.0, 4.0, 5.0, 12.0]
+    assert [text for _, text in labels] == [
+        "pause node 1", "kill node 3", "stop leader:topic:0 (failed)", "restart node 2",
+        "resume node 1", "cleanup: start node 3"]
+    assert sorted(spans) == [(1.0, 5.0), (2.0, 13.0), (4.0, 9.0)]
+
+
+def test_fault_labels_have_details_on_hover():
+    fig = plots.throughput_over_time(_timeseries(), faults=_faults(
+        [(0, "stop", "schedule", None, 1.0, math.nan, "failed")]))
+    hover = next(a.hovertext for a in fig.layout.annotations if a.name == "fault")
+    assert "leader:topic:0" in hover and "outcome failed" in hover and "error boom" in hover
+
+
+def test_cluster_state_over_time_counts_per_second():
+    fig = plots.cluster_state_over_time(_cluster_state(), title="state")
+    assert _names(fig) == ["under-replicated", "offline", "leader changes", "min ISR size"]
+    under, offline, changes, min_isr = fig.data
+    assert list(under.x) == [0, 1, 2, 3]
+    assert list(under.y) == [0, 0, 2, 2] and list(offline.y) == [0, 0, 1, 0]
+    assert list(changes.y) == [0, 0, 2, 1] and list(min_isr.y) == [3, 3, 0, 2]
+    assert under.line.shape == "hv" and fig.layout.title.text == "state"
+    assert fig.layout.xaxis2.title.text == "time (s)"
+    # The per-second frame draws the same figure.
+    from kafkabench.clusterstate import cluster_state_per_second
+
+    again = plots.cluster_state_over_time(cluster_state_per_second(_cluster_state()), title="state")
+    assert again.to_json() == fig.to_json()
+
+
+def test_cluster_state_over_time_empty_has_a_note():
+    from kafkabench.clusterstate import cluster_state_frame
+
+    fig = plots.cluster_state_over_time(cluster_state_frame([], 0.0))
+    assert [a.text for a in fig.layout.annotations] == ["no cluster state sampled"]

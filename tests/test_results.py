@@ -9,6 +9,7 @@ import pytest
 
 from kafkabench import contract
 from kafkabench import results as res
+from kafkabench.contract import check_frame, dtypes
 from kafkabench.errors import KafkabenchError
 from kafkabench.lag import lag_frame
 from kafkabench.results import (
@@ -259,3 +260,25 @@ def test_find_run_by_path_id_or_prefix(tmp_path):
         res.find_run("20260101", tmp_path)
     with pytest.raises(KafkabenchError, match=r"no run 'zzz'.*results list"):
         res.find_run("zzz", tmp_path)
+
+
+def test_the_fault_and_verify_frames_round_trip_and_are_left_out_when_empty(tmp_path):
+    result = _result()
+    assert result.faults.empty and result.verify.empty
+    plain = save(result, tmp_path / "plain")
+    assert not any((plain / f"{k}.parquet").exists() for k in ("faults", "cluster_state", "verify", "recovery"))
+    back = load(plain)
+    for kind in ("faults", "cluster_state", "verify", "recovery"):
+        assert check_frame(kind, getattr(back, kind)) == [] and getattr(back, kind).empty
+
+    result.verify = pd.DataFrame({"topic": ["t"], "partition": [0], "producer": ["producer-0"],
+                                  "acked": [10], "failed": [1], "read": [9], "lost": [1],
+                                  "duplicated": [0], "reordered": [0], "failed_but_present": [0]}
+                                 ).astype(dtypes("verify"))
+    result.faults = pd.DataFrame({"fault": [0], "action": ["kill"], "origin": ["schedule"],
+                                  "target": ["leader"], "node": [2], "scheduled_s": [5.0],
+                                  "started_s": [5.01], "ended_s": [5.2], "outcome": ["ok"],
+                                  "error": [""], "command": [""]}).astype(dtypes("faults"))
+    back = load(save(result, tmp_path / "faulted"))
+    pdt.assert_frame_equal(back.verify, result.verify)
+    pdt.assert_frame_equal(back.faults, result.faults)
