@@ -32,6 +32,7 @@ from confluent_kafka.admin import OffsetSpec
 
 from kafkabench import contract
 from kafkabench.admin import admin_client, describe_topics
+from kafkabench.cluster import librdkafka_logger
 from kafkabench.errors import ClusterError, ConfigError
 
 #: Columns of a lag frame, in order: the contract's "lag" frame (meaning and unit of each
@@ -230,7 +231,8 @@ class OldestReader:
 
     def __init__(self, bootstrap: str, conf: Mapping[str, Any] | None = None, timeout_s: float = 5.0):
         self.timeout_s = timeout_s
-        self._conf = {**(conf or {}), "bootstrap.servers": bootstrap, "group.id": "kafkabench-lag-reader",
+        self._conf = {"logger": librdkafka_logger(), **(conf or {}), "bootstrap.servers": bootstrap,
+                      "group.id": "kafkabench-lag-reader",
                       "enable.auto.commit": False, "enable.auto.offset.store": False,
                       # A committed offset deleted by retention: read where the log starts now.
                       "auto.offset.reset": "earliest",
@@ -364,7 +366,7 @@ class LagSampler:
         self._admin = admin_client(bootstrap, {**(conf or {}),
                                                "socket.timeout.ms": int(request_timeout_s * 1000)})
         self._reader = OldestReader(bootstrap, conf, timeout_s=request_timeout_s)
-        self._conf = {**(conf or {}), "bootstrap.servers": bootstrap}
+        self._conf = {"logger": librdkafka_logger(), **(conf or {}), "bootstrap.servers": bootstrap}
         self._group_topics = (None if group_topics is None
                               else {g: sorted(set(group_topics.get(g, ()))) for g in self.groups})
         self._offset_readers: dict[str, Consumer] = {}

@@ -53,7 +53,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                  record_latency: bool = True, lag_interval_s: float = 1.0,
                  stats_interval_ms: int | None = STATS_INTERVAL_MS, drain_timeout_s: float = 30.0,
                  run_id: str | None = None, replication_factor: int | None = None,
-                 observers: list[RunObserver] | None = None) -> RunResult:
+                 observers: list[RunObserver] | None = None, cluster: Any = None) -> RunResult:
     """Run a workload against a cluster and measure it.
 
     Args:
@@ -79,6 +79,9 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         observers: extra `kafkabench.session.RunObserver`s, called at start, when the
             producers go, about once a second and at the end; each adds its frames and
             figures to the result.
+        cluster: the `kafkabench.cluster.LocalCluster` whose nodes the workload's faults act
+            on (default: the embedded cluster these bootstrap servers belong to, found among
+            the named ones; none: an external cluster, whose faults need shell commands).
 
     Returns:
         The `RunResult`; also saved under `out` when given. Ctrl-C stops the run cleanly and
@@ -107,10 +110,12 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                     record_latency=record_latency, stats_interval_ms=stats_interval_ms)
     common = dict(profile.common)
     check_reachable(bootstrap, common)
+    # A fault schedule this cluster cannot carry out is refused before any topic exists.
+    trust = trust_observers(plan, workload, profile, bootstrap, timeout_s=drain_timeout_s,
+                            cluster=cluster)
     _create_topics(plan, workload, profile, bootstrap, rf, keep_topics)
 
-    watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress)
-    watchers += trust_observers(plan, workload, profile, bootstrap, timeout_s=drain_timeout_s)
+    watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress) + trust
     session = RunSession(plan, [*watchers, *(observers or [])])
     started_at = datetime.now(UTC)
     with session.running():
