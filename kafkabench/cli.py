@@ -305,8 +305,26 @@ def _summary_lines(s: dict) -> list[str]:
              f"  publish   {f('publish_rate')} msg/s  {f('publish_mb_s', '.2f')} MB/s   "
              f"latency ms p50 {f('publish_latency_ms_p50', '.2f')}  p99 {f('publish_latency_ms_p99', '.2f')}  "
              f"p99.9 {f('publish_latency_ms_p99_9', '.2f')}  max {f('publish_latency_ms_max', '.2f')}"]
-    for section in (_schedule_lines, _loadgen_lines, _consume_lines, _problem_lines):
+    for section in (_schedule_lines, _loadgen_lines, _consume_lines, _trust_lines, _problem_lines):
         lines += section(s, f)
+    return lines
+
+
+def _trust_lines(s: dict, f: Callable[..., str]) -> list[str]:
+    """Delivery verification and fault figures, when the run had them."""
+    lines = []
+    if "verify_acked" in s:
+        lines.append(f"  verify    acked {f('verify_acked')}  lost {f('verify_lost')}  "
+                     f"duplicated {f('verify_duplicated')}  reordered {f('verify_reordered')}  "
+                     f"failed-but-present {f('verify_failed_but_present')}  read {f('verify_read')}")
+        if s.get("verify_complete") is False:
+            lines.append(f"            INCOMPLETE read-back: {s.get('verify_error')}")
+    if "faults" in s:
+        lines.append(f"  faults    {f('faults')} actions ({f('faults_failed')} failed)  "
+                     f"leader changes {f('leader_changes')}  under-replicated max "
+                     f"{f('under_replicated_max')}  offline max {f('offline_max')}")
+        lines.append(f"  recovery  outage {f('outage_s', '.2f')} s  first ack {f('first_ack_s', '.2f')} s  "
+                     f"back to 90% {f('recovery_s', '.2f')} s")
     return lines
 
 
@@ -375,6 +393,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from kafkabench.workload import load_workload
 
     values = _yaml_values(args.set)
+    if args.verify:
+        values["verify"] = True
+    if args.fault:
+        values["faults"] = [_fault_option(text) for text in args.fault]
     # Overrides go in before the workload is built: OMB's conversion warnings (a 60 s warm-up)
     # describe the workload that runs, not the file's.
     workload = load_workload(args.workload, overrides=values)
@@ -398,12 +420,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _exit_code(result.summary)
 
 
+def _fault_option(text: str) -> dict[str, Any]:
+    """--fault at_s=10,action=kill,target=leader,duration_s=10 as a fault mapping."""
+    import yaml
+
+    from kafkabench.config import parse_kv
+
+    fault = {}
+    for item in filter(None, text.split(",")):
+        key, value = parse_kv(item, "--fault")
+        fault[key] = value if key in ("command", "target", "action") else yaml.safe_load(value)
+    if str(fault.get("target", "")).isdigit():
+        fault["target"] = int(fault["target"])
+    return fault
+
+
 def _exit_code(summary: dict) -> int:
     """130 for Ctrl-C; 1 for a run that did not do what was asked: incomplete (a group short
-    of what was delivered, a worker failed) or nothing delivered; else 0."""
+    of what was delivered, a worker failed), nothing delivered, or a delivery check that
+    could not read everything back; else 0 (lost or duplicated messages are findings, in
+    the summary, not failures of the run)."""
     if summary.get("interrupted"):
         return 130
     if summary.get("complete") is False or (summary.get("produced") and not summary.get("delivered")):
+        return 1
+    if summary.get("verify_complete") is False:  # delivery could not be checked: not a pass
         return 1
     return 0
 
@@ -757,6 +798,37 @@ def _cmd_locust(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
+def _cmd_scenario_list(args: argparse.Namespace) -> None:
+    from kafkabench.scenarios import list_scenarios
+
+    table = list_scenarios()
+    print(table.to_string(index=False, formatters={"full_s": "{:g}".format, "ci_s": "{:g}".format}))
+
+
+def _cmd_scenario_run(args: argparse.Namespace) -> int:
+    from kafkabench.scenarios import get_scenario, run_scenario
+
+    get_scenario(args.name)  # an unknown name fails before anything starts
+    common = dict(_client_profile(args).common)
+    commands = _pairs(args.fault_command, "--fault-command")
+    # With --json, stdout holds the JSON line only: anything else printed goes to stderr.
+    text_out = sys.stderr if args.json else sys.stdout
+    with contextlib.redirect_stdout(text_out):
+        outcome = run_scenario(args.name, seconds=args.seconds, size=args.size, bootstrap=args.bootstrap,
+                               out=args.out or None, progress=not (args.no_progress or args.json),
+                               fault_commands=commands, common=common)
+    row = outcome.row
+    if args.json:
+        _print_json({**row, "run_id": outcome.result.run_id, "checks": outcome.checks})
+    else:
+        _print_summary(outcome.result.summary)
+        verdict = "passed" if outcome.passed else f"FAILED: {row['failed_checks']}"
+        print(f"scenario {row['scenario']} ({row['seconds']:g} s): {verdict}")
+    if args.out:
+        print(f"saved to {Path(args.out) / outcome.result.run_id}", file=text_out)
+    return 0 if outcome.passed else 1
+
+
 def _cmd_completion(args: argparse.Namespace) -> None:
     from kafkabench.errors import InstallError
 
@@ -890,6 +962,12 @@ def _add_run_commands(sub: Any, client: argparse.ArgumentParser) -> None:
                    help="consumer offset commits (default: %(default)s)")
     p.add_argument("--partitioner", help="partition strategy in Python (kafkabench.partitioning) "
                                          "(default: librdkafka's partitioner)")
+    p.add_argument("--verify", action="store_true",
+                   help="check delivery: read the topics back after the run and count lost, "
+                        "duplicated and reordered messages (workload field verify)")
+    p.add_argument("--fault", action="append", default=[], metavar="KEY=VALUE,...",
+                   help="add a fault to the schedule, repeatable, e.g. "
+                        "at_s=10,action=kill,target=leader,duration_s=10 (workload field faults)")
     p.add_argument("--json", action="store_true",
                    help="print the summary as one JSON object on the last line of stdout "
                         "(NaN as null); other text goes to stderr")
@@ -1041,6 +1119,41 @@ def _add_results_commands(sub: Any) -> None:
     p.set_defaults(func=_cmd_results_compare)
 
 
+def _add_scenario_commands(sub: Any, client: argparse.ArgumentParser) -> None:
+    scenario = _command(sub, "scenario", "named fault scenarios with delivery verification",
+                        ["kafkabench scenario list", "kafkabench scenario run leader-kill-acks-all"]
+                        ).add_subparsers(dest="action", required=True)
+    p = _command(scenario, "list", "the scenarios: fault, run lengths and expectations",
+                 ["kafkabench scenario list"])
+    p.set_defaults(func=_cmd_scenario_list)
+    p = _command(scenario, "run", "run a scenario, check delivery and recovery (exit 1 if an "
+                                  "expectation failed)", [
+        "kafkabench scenario run leader-kill-acks-all",
+        "kafkabench scenario run isr-below-min --size ci --json",
+        "kafkabench scenario run leader-kill-acks-1 --bootstrap-server broker1:9092 "
+        "--fault-command 'kill=ssh kafka{node} pkill -9 java' "
+        "--fault-command 'start=ssh kafka{node} systemctl start kafka'"], parents=[client],
+        description="Run a scenario, check delivery and recovery. Without --bootstrap-server it "
+                    "starts its own 3-broker embedded cluster (deleted afterwards). --profile, "
+                    "--command-config and --command-property give the connection settings "
+                    "(common: TLS/SASL) only: the scenario sets the producer's.")
+    p.add_argument("name", help="scenario name (see `kafkabench scenario list`)")
+    p.add_argument("--seconds", type=_duration, metavar="DURATION",
+                   help="run length; fault times scale with it (default: the --size's)")
+    p.add_argument("--size", choices=("full", "ci"), default="full",
+                   help="full, or ci: short runs for tests (default: %(default)s)")
+    p.add_argument("--fault-command", action="append", default=[], metavar="ACTION=COMMAND",
+                   help="shell command of a fault action on a cluster kafkabench did not start, "
+                        "repeatable; {node} and {action} are replaced")
+    p.add_argument("--json", action="store_true",
+                   help="print the scenario row as one JSON object on the last line of stdout "
+                        "(NaN and infinity as null); other text goes to stderr")
+    _file(p.add_argument("--out", default="results",
+                         help="results folder (default: %(default)s; '' saves nothing)"), _DIR)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_scenario_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every kafkabench command."""
     parser = argparse.ArgumentParser(prog="kafkabench", description=DESCRIPTION,
@@ -1056,6 +1169,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_topic_commands(sub, client)
     _add_run_commands(sub, client)
     _add_perf_commands(sub, client)
+    _add_scenario_commands(sub, client)
     _add_results_commands(sub)
     p = _command(sub, "completion", "print a shell completion script (needs shtab)", [
         "kafkabench completion bash > ~/.local/share/bash-completion/completions/kafkabench",

@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -113,7 +113,7 @@ class RunResult:
     recovery: pd.DataFrame = field(default_factory=_empty("recovery"))
     histograms: dict[str, LatencyRecorder] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
-    intervals: dict[tuple[int, str], LatencyRecorder] = field(default_factory=dict)
+    intervals: Mapping[tuple[int, str], LatencyRecorder] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str | None:

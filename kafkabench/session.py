@@ -23,7 +23,7 @@ import psutil
 
 from kafkabench.consumer import run_consumer
 from kafkabench.producer import ProducerSpec, run_producer
-from kafkabench.stats import LatencyRecorder
+from kafkabench.stats import LatencyRecorder, SecondHistograms
 from kafkabench.workers import ErrorCounts, Report, WorkerDied, WorkerPool
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class Tally:
     t0_wall: float = 0.0
     elapsed: dict[str, float] = field(default_factory=dict)
     counts: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    histograms: dict[tuple[int, str], LatencyRecorder] = field(default_factory=dict)
+    histograms: SecondHistograms = field(default_factory=SecondHistograms)
     totals: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     errors: ErrorCounts = field(default_factory=ErrorCounts)
     cpu_s: Counter = field(default_factory=Counter)
@@ -90,10 +90,9 @@ class Tally:
             h = LatencyRecorder.decode(encoded)
             if not h.count:
                 continue
-            if (t, name) in self.histograms:
-                self.histograms[(t, name)].merge(h)
-            else:
-                self.histograms[(t, name)] = h
+            # Assigned back: older seconds are stored encoded (see `SecondHistograms`).
+            self.histograms[(t, name)] = (self.histograms[(t, name)].merge(h)
+                                          if (t, name) in self.histograms else h)
 
     def _rebalance(self, r: Report) -> None:
         for ev in r.events:
@@ -130,9 +129,9 @@ class Tally:
     def merged(self, name: str, since_t: float = 0.0) -> LatencyRecorder:
         """One histogram of `name` over every second from `since_t` on."""
         total = LatencyRecorder()
-        for (t, n), h in self.histograms.items():
-            if n == name and t >= since_t:
-                total.merge(h)
+        for key in self.histograms:
+            if key[1] == name and key[0] >= since_t:
+                total.merge(self.histograms[key])
         return total
 
     def behind(self, topic_of_group: dict[str, str]) -> list[str]:

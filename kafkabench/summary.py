@@ -207,7 +207,7 @@ def session_result(session: RunSession, workload: Workload, profile: ClientProfi
     result = RunResult(summary=summary, timeseries=ts, rebalances=rebalances, histograms=histograms,
                        config={"workload": workload.to_dict(),
                                "profile": profile.to_dict(redact_secrets=True)},
-                       intervals=dict(tally.histograms))
+                       intervals=tally.histograms)
     if frames:
         result.librdkafka = pd.concat(frames, ignore_index=True)
     for observer in session.observers:

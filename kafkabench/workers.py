@@ -149,7 +149,7 @@ class Control:
         if name:
             self.report(Report(kind="ready", worker=name, role=role, wall=time.time()))
         while not self._start.wait(0.1):
-            if self._stop.is_set():
+            if self.stopped():  # asked to stop, or the parent died before saying go
                 return
 
     def report(self, report: Report) -> None:
@@ -216,7 +216,13 @@ def _process_main(spec_file: str, ctl: Control, name: str, role: str) -> None:
     with open(spec_file, "rb") as f:
         fn, spec = pickle.load(f)
     os.unlink(spec_file)
-    _worker_main(fn, spec, ctl, name, role, True)
+    try:
+        _worker_main(fn, spec, ctl, name, role, True)
+    finally:
+        if ctl.stopped() and not ctl._stop.is_set():
+            # The parent died: nobody reads the report queue, whose pipe every worker holds
+            # open, so flushing the last reports would block this process's exit forever.
+            ctl._reports.cancel_join_thread()
 
 
 def in_spawned_bootstrap() -> bool:

@@ -176,3 +176,26 @@ def test_record_many_on_a_histogram_of_another_layout():
         one.record(v)
     many.record_many(values)
     assert one.encode() == many.encode() and many.count == len(values)
+
+
+def test_second_histograms_keep_old_seconds_encoded_and_read_back_the_same_counts():
+    import numpy as np
+
+    from kafkabench.stats import SecondHistograms
+
+    store = SecondHistograms(live_s=2)
+    for t in range(10):
+        rec = LatencyRecorder()
+        rec.record_many(np.full(t + 1, 1000.0 * (t + 1)))
+        store[(t, "publish_latency_us")] = rec
+    # Only the newest seconds stay decoded: a long run's parent does not grow ~190 KB a second.
+    assert sorted(k[0] for k in store._live) == [7, 8, 9]
+    assert len(store) == 10 and (3, "publish_latency_us") in store
+    assert [store[(t, "publish_latency_us")].count for t in range(10)] == list(range(1, 11))
+    # A frozen second read, merged and assigned back keeps the merge.
+    extra = LatencyRecorder()
+    extra.record(5)
+    store[(0, "publish_latency_us")] = store[(0, "publish_latency_us")].merge(extra)
+    assert store[(0, "publish_latency_us")].count == 2
+    del store[(0, "publish_latency_us")]
+    assert (0, "publish_latency_us") not in store and len(store) == 9
