@@ -17,8 +17,8 @@ restarts with their recovery figures, and the delivery verification. Goals: RSS 
 
 Note: what grows by design is printed as "expected" next to the slopes: the verifier's ledger
 keeps 3 bytes per message in the producer (about 3.6 MB per 10 min at 2,000 msgs/s, grown by
-doubling), and the parent keeps a used HdrHistogram per second and latency kind for
-`RunResult.intervals` (about 0.19 MB each: some 340 MB per 10 min with a consumer group).
+doubling), and the parent keeps each second's histograms for `RunResult.intervals`, encoded
+(`kafkabench.stats.SecondHistograms`: about 2 KB each, not the 0.19 MB of a live HdrHistogram).
 Goals missed are printed as MISSED; the exit status is non-zero only on errors.
 """
 
@@ -46,7 +46,6 @@ from kafkabench.errors import ClusterError, KafkabenchError
 from kafkabench.faults import find_local_cluster
 from kafkabench.runner import run_workload
 from kafkabench.session import RunObserver, RunSession
-from kafkabench.stats import LatencyRecorder
 from kafkabench.workload import Workload
 
 RESTART_EVERY_S = 300.0
@@ -179,15 +178,11 @@ def sample_line(row: dict) -> str:
             f"{row['fds']:>7}{row['threads']:>9}")
 
 
-def recorder_mb(n: int = 50) -> float:
-    """Resident MB one used `LatencyRecorder` (an HdrHistogram, 1 us to 1 h) takes, measured
-    here: the parent keeps one per second and latency kind for `RunResult.intervals`."""
-    me = psutil.Process(os.getpid())
-    before = me.memory_info().rss
-    recorders = [LatencyRecorder() for _ in range(n)]
-    for r in recorders:
-        r.record_many([100, 10_000, 1_000_000])  # touch low, middle and high buckets
-    return (me.memory_info().rss - before) / 1e6 / n
+def _encoded_mb(intervals) -> float:
+    """MB one second's histogram takes in the parent once it is kept encoded."""
+    n = len(intervals)
+    size = intervals.encoded_bytes() if hasattr(intervals, "encoded_bytes") else 0
+    return size / max(n, 1) / 1e6
 
 
 def node_ids(bootstrap: str) -> list[int]:
@@ -296,7 +291,7 @@ def report(result, samples: pd.DataFrame, start_s: float, end_s: float, warmup_s
           f"expected from the verify ledger: +{expected:.2f} MB")
     seconds = max(float(s.get("duration_s") or 0), 1.0)
     per_10min = len(result.intervals) / seconds * 600
-    hist_mb = per_10min * recorder_mb()
+    hist_mb = per_10min * _encoded_mb(result.intervals)
     print(f"  RSS of this (parent) process: {fmt(growth['parent_rss_mb'], '+.2f')} MB; expected from the "
           f"per-second histograms it keeps (RunResult.intervals: {len(result.intervals):,}, "
           f"{per_10min:,.0f} per 10 min): +{hist_mb:.1f} MB")

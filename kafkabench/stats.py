@@ -265,6 +265,10 @@ class SecondHistograms(MutableMapping):
     def __len__(self) -> int:
         return len(self._live) + len(self._frozen)
 
+    def encoded_bytes(self) -> int:
+        """Bytes the encoded (older) seconds take."""
+        return sum(map(len, self._frozen.values()))
+
 
 def spectrum(recorders: Mapping[str, LatencyRecorder],
              percentiles: Iterable[float] = PERCENTILE_LADDER) -> pd.DataFrame:

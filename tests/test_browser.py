@@ -46,6 +46,7 @@ EXPECTED: dict[str, tuple[int, int]] = {
     "04-capacity-planning": (6, 1),  # 5 charts + the capacity planner's sensitivity chart
     "05-end-to-end-latency": (4, 0),
     "06-sustained-load-with-locust": (5, 0),
+    "07-faults-and-delivery-guarantees": (6, 0),  # CI size: 2 scenarios x 3 charts
 }
 
 CHROMIUM = Path(os.environ.get("KAFKABENCH_CHROMIUM", "/usr/bin/chromium"))
