@@ -6,7 +6,8 @@ recovery, not faults of their own). Every time is in seconds since the run's t=0
 (`Tally.t0_wall`); the fault time `t_s` is the fault row's `started_s`.
 
 The window of a fault is [t_s, end): end is the earliest of t_s + `window_s` (60 s by default),
-the `started_s` of the next disruptive scheduled fault, and the end of the data (the last
+the `started_s` of the next disruptive scheduled fault (one scheduled later: faults due at the
+same moment are one disruption), and the end of the data (the last
 second of the timeseries, or the last acknowledgement, whichever is later). Every figure looks
 only inside the window, so two faults never share their aftermath.
 
@@ -117,9 +118,13 @@ def recovery_figures(faults: pd.DataFrame, acks: Mapping[tuple[str, int, int], i
     error_times = [(u - t0_wall, code, n) for (u, code), n in errors.items() if n > 0]
     data_end = _data_end(timeline, delivered)
     starts = rows["started_s"].to_numpy(dtype="float64")
+    scheduled = rows["scheduled_s"].to_numpy(dtype="float64")
     out = []
-    for fault, action, node, start in zip(rows["fault"], rows["action"], rows["node"], starts):
-        window = Window(start, _window_end(start, starts, window_s, data_end))
+    for fault, action, node, start, due in zip(rows["fault"], rows["action"], rows["node"], starts,
+                                               scheduled, strict=True):
+        # Faults scheduled for the same moment are one disruption: they do not cut each
+        # other's windows (two kills at 15 s start 0.15 s apart).
+        window = Window(start, _window_end(start, starts[scheduled > due], window_s, data_end))
         out.append({"fault": fault, "action": action, "node": node, "t_s": start,
                     **_figures(window, timeline, delivered, intervals, error_times)})
     return _frame(out)

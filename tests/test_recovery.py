@@ -212,3 +212,15 @@ def test_columns_are_the_contract():
 def test_bad_window_is_a_config_error(window_s):
     with pytest.raises(ConfigError, match="window_s"):
         figures(fault_rows((0, "kill", "schedule", 1, 10.0)), window_s=window_s)
+
+
+def test_faults_scheduled_together_are_one_disruption_and_do_not_cut_each_others_windows():
+    # isr-below-min kills two nodes at the same at_s: they start 0.15 s apart. The first
+    # one's window was cut to those 0.15 s, and its figures came out inf.
+    faults = fault_rows((0, "kill", "schedule", 1, 10.0), (1, "kill", "schedule", 3, 10.15))
+    faults["scheduled_s"] = 10.0
+    acks = steady_acks(silent={0: [(10.0, 14.0)], 1: [(10.0, 14.0)]})
+    rec = figures(faults, acks, timeseries({10: 0, 11: 0, 12: 0, 13: 0}))
+    assert list(rec["first_ack_s"]) == pytest.approx([4.0, 3.85])
+    assert list(rec["outage_s"]) == pytest.approx([4.0, 3.85])
+    assert list(rec["recovery_s"]) == pytest.approx([4.0, 3.85])
