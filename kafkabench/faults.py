@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from kafkabench.cluster import LocalCluster, clusters_home
+from kafkabench.contract import dtypes
 from kafkabench.errors import ClusterError, ConfigError, NoClusterError
 from kafkabench.session import RunObserver
 
@@ -57,12 +58,8 @@ CONTROLLER_TIMEOUT_S = 15.0
 JOIN_TIMEOUT_S = 180.0
 QUORUM_STATE = Path("data") / "__cluster_metadata-0" / "quorum-state"
 
-#: The `faults` frame: one row per action carried out (see the issue 11 design note).
-COLUMNS: dict[str, str] = {
-    "fault": "int64", "action": "str", "origin": "str", "target": "str", "node": "Int64",
-    "scheduled_s": "float64", "started_s": "float64", "ended_s": "float64", "outcome": "str",
-    "error": "str", "command": "str",
-}
+#: The `faults` frame: one row per action carried out (`kafkabench.contract`).
+COLUMNS: dict[str, str] = dtypes("faults")
 
 
 @dataclass(frozen=True, slots=True)

@@ -553,18 +553,22 @@ class LagSampler:
             tps = [TopicPartition(t, p.partition) for t in names
                    if isinstance(found.get(t), list) for p in found[t]]
             try:
-                reader = self._offset_readers.get(g)
-                if reader is None:
-                    reader = self._offset_readers[g] = Consumer(
-                        {**self._conf, "group.id": g, "enable.auto.commit": False,
-                         "socket.timeout.ms": int(self.request_timeout_s * 1000)})
-                got = reader.committed(tps, timeout=self.request_timeout_s) if tps else []
+                got = self._offset_reader(g).committed(tps, timeout=self.request_timeout_s) if tps else []
             except Exception as exc:  # noqa: BLE001 - recorded as data by the caller
                 out[g] = exc
                 continue
             out[g] = {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
                       for tp in got if tp.error is None}
         return out
+
+    def _offset_reader(self, group: str) -> Consumer:
+        """The consumer that reads `group`'s committed offsets (created once)."""
+        reader = self._offset_readers.get(group)
+        if reader is None:
+            reader = self._offset_readers[group] = Consumer(
+                {**self._conf, "group.id": group, "enable.auto.commit": False,
+                 "socket.timeout.ms": int(self.request_timeout_s * 1000)})
+        return reader
 
     def _partitions_of(self, group: str, committed: dict[tuple[str, int], int | None] | Exception,
                        owned: set[tuple[str, int]] | None) -> set[tuple[str, int]]:

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kafkabench.contract import percentile_columns
+from kafkabench.contract import dtypes, percentile_columns
 from kafkabench.errors import ConfigError
 from kafkabench.stats import LatencyRecorder
 
@@ -61,13 +61,8 @@ RECOVERED_FRACTION = 0.9
 #: Resolution of the acknowledgement timeline.
 TICK_S = 0.01
 
-#: The `recovery` frame's columns and dtypes, in order (the design note's contract).
-COLUMNS: dict[str, str] = {
-    "fault": "int64", "action": "str", "node": "Int64", "t_s": "float64",
-    "first_ack_s": "float64", "outage_s": "float64", "recovery_s": "float64",
-    "pre_rate": "float64", "publish_latency_ms_max": "float64", "e2e_latency_ms_p99": "float64",
-    "failed": "int64", "errors": "str",
-}
+#: The `recovery` frame's columns and dtypes, in order (`kafkabench.contract`).
+COLUMNS: dict[str, str] = dtypes("recovery")
 SUMMARY_KEYS: tuple[str, ...] = ("outage_s", "recovery_s", "first_ack_s")
 
 
