@@ -438,31 +438,47 @@ class LocalCluster:
         n.pid = proc.pid
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
-        """Block until every live node is a broker in the cluster metadata.
+        """Block until every live node is a broker in the cluster metadata and consumer groups
+        can be served (`__consumer_offsets` exists, every partition with a leader).
 
         Raises:
             ClusterError: a node's JVM exited, or the deadline passed.
         """
+        from confluent_kafka import Consumer
         from confluent_kafka.admin import AdminClient
 
         deadline = time.monotonic() + (timeout_s or self.startup_timeout_s)
         expected = {n.id for n in self.nodes if self._running(n)}
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0,
-                             "logger": _QUIET})
+        quiet = {"bootstrap.servers": self.bootstrap_servers, "log_level": 0, "logger": _QUIET,
+                 "allow.auto.create.topics": False}
+        admin = AdminClient(quiet)
+        probe = None
         seen: set[int] = set()
-        while time.monotonic() < deadline:
-            for n in self.nodes:
-                if n.id in expected and not self._running(n):
-                    raise ClusterError(f"Kafka node {n.id} exited during startup; "
-                                       f"last lines of {n.log}:\n{_tail(n.log)}")
-            try:
-                md = admin.list_topics(timeout=2)
-                seen = set(md.brokers)
-                if expected <= seen and _group_coordinator_ready(admin):
-                    return
-            except Exception:  # noqa: BLE001 - not up yet; retry until the deadline
-                pass
-            time.sleep(0.25)
+        try:
+            while time.monotonic() < deadline:
+                for n in self.nodes:
+                    if n.id in expected and not self._running(n):
+                        raise ClusterError(f"Kafka node {n.id} exited during startup; "
+                                           f"last lines of {n.log}:\n{_tail(n.log)}")
+                try:
+                    md = admin.list_topics(timeout=2)
+                    seen = set(md.brokers)
+                    if expected <= seen:
+                        # A group member's FindCoordinator makes the brokers create
+                        # __consumer_offsets; no Admin API group request (see
+                        # `_group_coordinator_ready`).
+                        probe = probe or _coordinator_probe(Consumer, quiet)
+                        probe.poll(0.2)
+                        if _group_coordinator_ready(admin):
+                            return
+                except ClusterError:
+                    raise
+                except Exception:  # noqa: BLE001 - not up yet; retry until the deadline
+                    pass
+                time.sleep(0.25)
+        finally:
+            if probe is not None:
+                probe.close()
         worst = next((n for n in self.nodes if n.id in expected - seen), self.nodes[0])
         raise ClusterError(f"cluster not ready after {timeout_s or self.startup_timeout_s:.0f} s: "
                            f"brokers {sorted(seen)} of {sorted(expected)} in the metadata; "
@@ -563,16 +579,30 @@ class LocalCluster:
         return f"LocalCluster(brokers={self.brokers}, name={self.name!r}, bootstrap={self.bootstrap_servers!r})"
 
 
+OFFSETS_TOPIC = "__consumer_offsets"
+
+
+def _coordinator_probe(consumer_cls: Any, conf: Mapping[str, Any]) -> Any:
+    """A consumer subscribed to a topic that does not exist: it never gets an assignment (so
+    never sends OffsetFetch), but its group looks for a coordinator."""
+    probe = consumer_cls({**conf, "group.id": "kafkabench-readiness-probe",
+                          "allow.auto.create.topics": False, "enable.auto.commit": False})
+    probe.subscribe(["kafkabench-readiness-probe"])
+    return probe
+
+
 def _group_coordinator_ready(admin) -> bool:
-    """True once consumer groups can be served: the first FindCoordinator creates the
-    __consumer_offsets topic, and until it exists group requests fail (or, for OffsetFetch
-    in librdkafka 2.16, crash the client)."""
-    future = admin.describe_consumer_groups(["kafkabench-readiness-probe"], request_timeout=2)
-    try:
-        future["kafkabench-readiness-probe"].result(timeout=3)
-    except Exception:  # noqa: BLE001 - NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE: not yet
-        return False
-    return True
+    """True once consumer groups can be served: `__consumer_offsets` exists and every one of
+    its partitions has a leader (Metadata only).
+
+    Not DescribeGroups or OffsetFetch through the Admin API: librdkafka 2.16 aborts the
+    process when such a request's connection drops (`rd_kafka_enq_once_del_source_return`
+    assertion; it did while a 3-broker cluster was starting on a loaded machine), and an
+    OffsetFetch before the topic exists crashed the client.
+    """
+    md = admin.list_topics(topic=OFFSETS_TOPIC, timeout=2).topics.get(OFFSETS_TOPIC)
+    return bool(md is not None and md.error is None and md.partitions
+                and all(p.leader >= 0 for p in md.partitions.values()))
 
 
 def resolve_bootstrap(explicit: str | None = None, *, name: str = DEFAULT_NAME) -> str:
