@@ -37,6 +37,44 @@ FINAL_REPORTS_TIMEOUT_S = 60.0
 JOIN_TIMEOUT_S = 10.0
 
 
+class AckTimeline:
+    """Which 10 ms buckets had acknowledgements, per (topic, partition): one byte a bucket
+    (acknowledgements in it, up to 255), so a 30-minute run over 6 partitions keeps ~1 MB,
+    not a dict entry per bucket. `items()` gives ((topic, partition, centisecond), n) for
+    the buckets with acknowledgements, as `kafkabench.recovery` reads it."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, int], tuple[int, bytearray]] = {}
+
+    def update(self, acks: dict[tuple[str, int, int], int]) -> None:
+        """Add a producer report's {(topic, partition, centisecond): n}."""
+        for (topic, partition, cs), n in acks.items():
+            base, counts = self._buckets.get((topic, partition)) or (cs, bytearray())
+            if cs < base:  # an earlier bucket than any so far: shift
+                counts[:0] = bytes(base - cs)
+                base = cs
+            i = cs - base
+            if i >= len(counts):
+                counts.extend(bytes(i + 1 - len(counts)))
+            counts[i] = min(255, counts[i] + n)
+            self._buckets[(topic, partition)] = (base, counts)
+
+    def items(self) -> Iterator[tuple[tuple[str, int, int], int]]:
+        """((topic, partition, centisecond), acknowledgements) of every non-empty bucket."""
+        for (topic, partition), (base, counts) in self._buckets.items():
+            for i in _nonzero(counts):
+                yield (topic, partition, base + i), counts[i]
+
+    def __len__(self) -> int:
+        return sum(len(c) for _, c in self._buckets.values())
+
+
+def _nonzero(counts: bytearray) -> Iterator[int]:
+    import numpy as np
+
+    return iter(np.flatnonzero(np.frombuffer(bytes(counts), np.uint8)).tolist())
+
+
 @dataclass(slots=True)
 class Tally:
     """Merges workers' reports: per-second counts and histograms, totals, events."""
@@ -57,7 +95,7 @@ class Tally:
     consumed_by_group: Counter = field(default_factory=Counter)
     delivered_by_topic: Counter = field(default_factory=Counter)
     # Opt-in extras of producer reports (see `kafkabench.producer.ProducerSpec`).
-    acks: Counter = field(default_factory=Counter)
+    acks: AckTimeline = field(default_factory=lambda: AckTimeline())
     error_timeline: Counter = field(default_factory=Counter)
     verify_parts: list[dict] = field(default_factory=list)
 

@@ -80,3 +80,15 @@ def test_saved_run_keeps_every_seconds_histogram_as_an_interval_log(bootstrap, t
     assert whole["p99"].iloc[0] == pytest.approx(result.summary["e2e_latency_ms_p99"])
     per_second = window_percentiles(seconds)
     assert list(per_second.index) == sorted({t for t, _ in seconds})
+
+
+def test_ack_timeline_keeps_one_byte_a_bucket_and_gives_back_the_buckets_with_acks():
+    # A dict entry per 10 ms bucket and partition grew a 30-minute soak's parent by ~100 MB.
+    from kafkabench.session import AckTimeline
+
+    timeline = AckTimeline()
+    timeline.update({("t", 0, 1000): 3, ("t", 1, 1002): 1})
+    timeline.update({("t", 0, 1005): 2, ("t", 0, 998): 1, ("t", 0, 1000): 400})
+    assert sorted(timeline.items()) == [(("t", 0, 998), 1), (("t", 0, 1000), 255), (("t", 0, 1005), 2),
+                                        (("t", 1, 1002), 1)]
+    assert len(timeline) == 8 + 1  # buckets 998..1005 of partition 0, 1002 of partition 1
