@@ -506,6 +506,8 @@ class LocalCluster:
     def _reap(self, n: Node, timeout_s: float) -> bool:
         """Wait for a node's JVM to exit; True when it did."""
         proc = self._procs.get(n.id)
+        if proc is not None and proc.pid != n.pid:
+            proc = None  # restarted by another process since: not this object's child
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
@@ -536,8 +538,22 @@ class LocalCluster:
         """Unfreeze a paused node (SIGCONT)."""
         self._signal(node, signal.SIGCONT)
 
+    def refresh(self) -> LocalCluster:
+        """Take the nodes' pids from the state file: another process (a fault schedule run in
+        a child process) may have restarted a node since this object started it."""
+        try:
+            state = json.loads(self.state_file.read_text())
+            pids = {n["id"]: n["pid"] for n in state["nodes"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return self
+        for n in self.nodes:
+            n.pid = pids.get(n.id, n.pid)
+        return self
+
     def stop_all(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """Stop every node: SIGTERM to all at once, SIGKILL to any left after `timeout_s`."""
+        """Stop every node: SIGTERM to all at once, SIGKILL to any left after `timeout_s`.
+        Nodes another process restarted are stopped too (`refresh`)."""
+        self.refresh()
         live = [n for n in self.nodes if self._running(n)]
         for n in live:
             for sig in (signal.SIGCONT, signal.SIGTERM):

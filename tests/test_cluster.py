@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 
+import psutil
 import pytest
 from confluent_kafka import Consumer, Producer
 
@@ -29,6 +30,7 @@ from kafkabench.cluster import (
     resolve_bootstrap,
 )
 from kafkabench.errors import ClusterError, ConfigError, NoClusterError
+from kafkabench.faults import start_node
 
 
 def _topic() -> str:
@@ -322,3 +324,19 @@ def test_check_reachable_is_one_error_and_logs_librdkafka_quietly(bootstrap, cap
     assert lines and all(r.levelno <= logging.INFO for r in caplog.records)
     with pytest.raises(ConfigError, match="security.protocol"):
         check_reachable(dead, {"security.protocol": "carrier-pigeon"})
+
+
+def test_down_stops_a_node_another_process_restarted(tmp_path):
+    # Scenarios run in a child process, which restarts the nodes it kills; the parent's
+    # LocalCluster still held the old pids, and `down()` left the restarted JVMs running.
+    with LocalCluster(brokers=1, base_dir=tmp_path / "c") as cluster:
+        other = LocalCluster.attach(cluster.name, base_dir=cluster.base_dir)
+        other.kill(1)
+        start_node(other, 1)  # what a fault schedule's undo does, here from another object
+        new_pid = other.node(1).pid
+        assert new_pid != cluster.node(1).pid and other.node(1).alive
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(new_pid) and psutil.Process(new_pid).status() != psutil.STATUS_ZOMBIE \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not psutil.pid_exists(new_pid) or psutil.Process(new_pid).status() == psutil.STATUS_ZOMBIE
