@@ -10,11 +10,10 @@ child shows what it printed (`from conftest import explain, run_child`).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +22,6 @@ from kafkabench.cluster import LocalCluster
 _clusters: dict[int, LocalCluster] = {}
 # `with`-owned clusters: their brokers die with this process even if it crashes.
 _stack = ExitStack()
-_root = Path(tempfile.mkdtemp(prefix="kafkabench-test-"))
 
 
 # Characters of a child's stdout and of its stderr that `explain` shows (the end of each).
@@ -73,9 +71,15 @@ def run_child(args: Sequence[str], *, timeout: float, **kwargs) -> subprocess.Co
 
 
 def embedded_cluster(brokers: int) -> LocalCluster:
-    """The session's embedded cluster of `brokers` nodes, started on first use."""
+    """The session's embedded cluster of `brokers` nodes, started on first use.
+
+    A named cluster, as `kafkabench cluster up --name` makes, so that what finds a user's
+    embedded cluster by its bootstrap servers (a fault schedule, `scenario run
+    --bootstrap-server`) finds it too; its folder is deleted when the session ends.
+    """
     if brokers not in _clusters:
-        cluster = LocalCluster(brokers=brokers, base_dir=_root / f"cluster{brokers}")
+        cluster = LocalCluster(brokers=brokers, name=f"pytest-{os.getpid()}-{brokers}")
+        _stack.callback(shutil.rmtree, cluster.base_dir, True)
         _clusters[brokers] = _stack.enter_context(cluster)
     return _clusters[brokers]
 
