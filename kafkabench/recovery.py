@@ -5,7 +5,9 @@ One row per fault of the schedule whose action disrupts a node (`kill`, `stop`, 
 recovery, not faults of their own). Every time is in seconds since the run's t=0
 (`Tally.t0_wall`); the fault time `t_s` is the fault row's `started_s`.
 
-The window of a fault is [t_s, end): end is the earliest of t_s + `window_s` (60 s by default),
+first_ack_s, outage_s and recovery_s look from t_s up to the next disruptive fault or the end
+of the data (a fault may take longer than a minute to recover from); latency and errors look
+at the window of a fault, [t_s, end): end is the earliest of t_s + `window_s` (60 s by default),
 the `started_s` of the next disruptive scheduled fault (one scheduled later: faults due at the
 same moment are one disruption), and the end of the data (the last
 second of the timeseries, or the last acknowledgement, whichever is later). Every figure looks
@@ -119,9 +121,13 @@ def recovery_figures(faults: pd.DataFrame, acks: Mapping[tuple[str, int, int], i
                                                scheduled, strict=True):
         # Faults scheduled for the same moment are one disruption: they do not cut each
         # other's windows (two kills at 15 s start 0.15 s apart).
-        window = Window(start, _window_end(start, starts[scheduled > due], window_s, data_end))
+        later = starts[scheduled > due]
+        window = Window(start, _window_end(start, later, window_s, data_end))
+        # How long until it recovered is not capped at window_s (two brokers down for 30 s
+        # take longer than a minute to come back on a busy machine): up to the next fault.
+        until_next = Window(start, _window_end(start, later, math.inf, data_end))
         out.append({"fault": fault, "action": action, "node": node, "t_s": start,
-                    **_figures(window, timeline, delivered, intervals, error_times)})
+                    **_figures(window, until_next, timeline, delivered, intervals, error_times)})
     return _frame(out)
 
 
@@ -184,13 +190,13 @@ def _window_end(start: float, starts: np.ndarray, window_s: float, data_end: flo
     return max(end, start)
 
 
-def _figures(window: Window, timeline: list[np.ndarray], delivered: pd.Series,
+def _figures(window: Window, until_next: Window, timeline: list[np.ndarray], delivered: pd.Series,
              intervals: Mapping[tuple[int, str], LatencyRecorder],
              error_times: list[tuple[float, str, int]]) -> dict:
     if math.isnan(window.start):  # a fault that never started (skipped)
         return {"failed": 0, "errors": ""}
-    first_ack, outage = _ack_figures(window, timeline)
-    pre_rate, recovery = _throughput_figures(window, delivered)
+    first_ack, outage = _ack_figures(until_next, timeline)
+    pre_rate, recovery = _throughput_figures(until_next, delivered)
     failed, codes = _error_figures(window, error_times)
     return {"first_ack_s": first_ack, "outage_s": outage, "recovery_s": recovery,
             "pre_rate": pre_rate, **_latency_figures(window, intervals),

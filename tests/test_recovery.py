@@ -224,3 +224,14 @@ def test_faults_scheduled_together_are_one_disruption_and_do_not_cut_each_others
     assert list(rec["first_ack_s"]) == pytest.approx([4.0, 3.85])
     assert list(rec["outage_s"]) == pytest.approx([4.0, 3.85])
     assert list(rec["recovery_s"]) == pytest.approx([4.0, 3.85])
+
+
+def test_time_to_recover_is_not_capped_by_the_latency_window():
+    # isr-below-min: two brokers down for 30 s came back after more than the 60 s window,
+    # and first_ack_s / outage_s / recovery_s said inf although production resumed.
+    faults = fault_rows((0, "kill", "schedule", 1, 10.0))
+    acks = steady_acks(silent={0: [(10.0, 18.0)]})
+    rec = figures(faults, acks, timeseries({s: 0 for s in range(10, 18)}), window_s=5.0).iloc[0]
+    assert rec["first_ack_s"] == pytest.approx(8.0)
+    assert rec["outage_s"] == pytest.approx(8.0)
+    assert rec["recovery_s"] == pytest.approx(8.0)
