@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -79,6 +80,13 @@ class LatencyRecorder:
     def __init__(self, histogram: HdrHistogram | None = None):
         self._hist = histogram if histogram is not None else HdrHistogram(
             LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+        # hdrh's encoder and histogram refer to each other: a reference cycle that only the
+        # cyclic GC frees, and a run's parent decodes several ~190 KB histograms a second
+        # that lived to the oldest generation (measured: +22 MB in 2 minutes). A weak back
+        # reference lets reference counting free them at once.
+        encoder = getattr(self._hist, "encoder", None)
+        if encoder is not None and not isinstance(encoder.histogram, weakref.ProxyType):
+            encoder.histogram = weakref.proxy(self._hist)
 
     def record(self, value_us: int, count: int = 1) -> None:
         """Record one latency (`count` times).
