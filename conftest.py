@@ -94,17 +94,30 @@ def bootstrap() -> str:
     return _external() or embedded_cluster(1).bootstrap_servers
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def cluster3() -> LocalCluster:
-    """The 3-broker embedded cluster, for replication and fault tests."""
+    """The 3-broker embedded cluster, for replication and fault tests, every node running:
+    a node an earlier fault test left down or paused is started or resumed first, so one
+    failed fault test does not fail every later one."""
     if _external():
         pytest.skip("3-broker fault tests need the embedded cluster")
     shared = os.environ.get("KAFKABENCH_TEST_CLUSTER3")
-    if shared:
-        # A running 3-broker cluster started with `kafkabench cluster up --brokers 3 --name N`
-        # (development: saves starting one per test session).
-        return LocalCluster.attach(shared)
-    return embedded_cluster(3)
+    # A running 3-broker cluster started with `kafkabench cluster up --brokers 3 --name N`
+    # (development: saves starting one per test session).
+    cluster = LocalCluster.attach(shared) if shared else embedded_cluster(3)
+    _every_node_running(cluster)
+    return cluster
+
+
+def _every_node_running(cluster: LocalCluster) -> None:
+    from kafkabench.faults import start_node
+
+    cluster.refresh()
+    for n in cluster.nodes:
+        if n.alive and n.paused:
+            cluster.resume(n.id)
+        elif not n.alive:
+            start_node(cluster, n.id)
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
