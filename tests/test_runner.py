@@ -353,6 +353,21 @@ def test_script_without_main_guard_fails_fast_with_the_fix(bootstrap, tmp_path):
     assert "finished" not in proc.stdout
 
 
+def _spawned_workers(me) -> list:
+    """This process's live worker processes (not the zombies of brokers earlier fault tests
+    killed, whose command line psutil cannot read)."""
+    import psutil
+
+    out = []
+    for p in me.children():
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(p.cmdline()):
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
 @pytest.mark.parametrize("victim", ["consumer", "producer"])
 def test_a_killed_worker_fails_the_run_within_seconds_and_keeps_the_partial_result(
         bootstrap, tmp_path, victim):
@@ -375,8 +390,7 @@ def test_a_killed_worker_fails_the_run_within_seconds_and_keeps_the_partial_resu
     me, process, deadline = psutil.Process(), None, time.monotonic() + 60
     while process is None and time.monotonic() < deadline:
         time.sleep(0.5)
-        workers = sorted((p for p in me.children() if "spawn_main" in " ".join(p.cmdline())),
-                         key=lambda p: p.create_time())
+        workers = sorted(_spawned_workers(me), key=lambda p: p.create_time())
         # Consumers start first: the first worker is the consumer, the second the producer.
         process = workers[0 if victim == "consumer" else 1] if len(workers) >= 2 else None
     assert process is not None, "no worker processes appeared"
