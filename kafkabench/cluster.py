@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -419,9 +420,12 @@ class LocalCluster:
         cmd = dist.java_command("kafka.Kafka", str(n.config), heap=self.heap,
                                 jvm_opts=("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                                           "-Djava.awt.headless=true"))
-        if self._owned:
+        if self._owned and threading.current_thread() is threading.main_thread():
             # A cluster owned by a `with` block dies with its process, even one that crashes
             # (PR_SET_PDEATHSIG, kept across exec), so no broker is ever left behind.
+            # Only from the main thread: the signal fires when the *thread* that started the
+            # child ends, and a node a fault schedule's thread restarted was SIGKILLed when
+            # the run ended. Such a node is stopped by `stop_all` (`refresh`) instead.
             cmd = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
         try:
             with open(n.log, "ab") as log:

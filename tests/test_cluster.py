@@ -340,3 +340,24 @@ def test_down_stops_a_node_another_process_restarted(tmp_path):
             and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not psutil.pid_exists(new_pid) or psutil.Process(new_pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_node_restarted_from_another_thread_outlives_that_thread(tmp_path):
+    # PR_SET_PDEATHSIG fires when the *thread* that started a child ends: a node a fault
+    # schedule's thread restarted in a `with`-owned cluster was SIGKILLed when the run ended.
+    import threading
+
+    with LocalCluster(brokers=1, base_dir=tmp_path / "c") as cluster:
+        cluster.kill(1)
+        worker = threading.Thread(target=start_node, args=(cluster, 1))
+        worker.start()
+        worker.join(180)
+        assert not worker.is_alive() and cluster.node(1).alive
+        time.sleep(3)  # the thread has ended: the signal would have come by now
+        assert cluster.node(1).alive, "the restarted node died with the thread that started it"
+        pid = cluster.node(1).pid
+    deadline = time.monotonic() + 30  # and `down()` still stops it
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
