@@ -305,7 +305,8 @@ def _summary_lines(s: dict) -> list[str]:
              f"  publish   {f('publish_rate')} msg/s  {f('publish_mb_s', '.2f')} MB/s   "
              f"latency ms p50 {f('publish_latency_ms_p50', '.2f')}  p99 {f('publish_latency_ms_p99', '.2f')}  "
              f"p99.9 {f('publish_latency_ms_p99_9', '.2f')}  max {f('publish_latency_ms_max', '.2f')}"]
-    for section in (_schedule_lines, _loadgen_lines, _consume_lines, _trust_lines, _problem_lines):
+    for section in (_schedule_lines, _transaction_lines, _loadgen_lines, _consume_lines, _trust_lines,
+                    _problem_lines):
         lines += section(s, f)
     return lines
 
@@ -326,6 +327,15 @@ def _trust_lines(s: dict, f: Callable[..., str]) -> list[str]:
         lines.append(f"  recovery  outage {f('outage_s', '.2f')} s  first ack {f('first_ack_s', '.2f')} s  "
                      f"back to 90% {f('recovery_s', '.2f')} s")
     return lines
+
+
+def _transaction_lines(s: dict, f: Callable[..., str]) -> list[str]:
+    """What transactional producers committed and aborted, when the run had transactions."""
+    if "transactions_committed" not in s:
+        return []
+    return [f"  transactions committed {f('transactions_committed')}  aborted "
+            f"{f('transactions_aborted')} ({f('aborted_messages')} msgs)   commit ms p50 "
+            f"{f('transaction_latency_ms_p50', '.2f')}  p99 {f('transaction_latency_ms_p99', '.2f')}"]
 
 
 def _figure_formatter(summary: dict) -> Callable[..., str]:
@@ -395,6 +405,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     values = _yaml_values(args.set)
     if args.verify:
         values["verify"] = True
+    if args.transaction_messages is not None:
+        values["transaction_messages"] = args.transaction_messages
     if args.fault:
         values["faults"] = [_fault_option(text) for text in args.fault]
     # Overrides go in before the workload is built: OMB's conversion warnings (a 60 s warm-up)
@@ -484,7 +496,8 @@ def _cmd_produce(args: argparse.Namespace) -> int:
                         producer_rate=max(0.0, args.throughput), consumer_groups=0,
                         message_count=args.num_records, duration_s=0, payload=args.payload,
                         key_distribution="none" if not args.keys else "round-robin",
-                        key_count=max(1, args.keys), partitions=args.partitions)
+                        key_count=max(1, args.keys), partitions=args.partitions,
+                        transaction_messages=args.transaction_messages)
     # -1: the cluster's default.replication.factor, as the Java tool's auto-created topics get.
     create_topic(bootstrap, args.topic, args.partitions, -1, conf=conf, exist_ok=True)
     result = run_workload(workload, profile, bootstrap=bootstrap, topics=[args.topic], out=args.out,
@@ -965,6 +978,9 @@ def _add_run_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     p.add_argument("--verify", action="store_true",
                    help="check delivery: read the topics back after the run and count lost, "
                         "duplicated and reordered messages (workload field verify)")
+    p.add_argument("--transaction-messages", type=int, metavar="N",
+                   help="producers send in transactions of N messages (needs acks=all and "
+                        "idempotence; workload field transaction_messages)")
     p.add_argument("--fault", action="append", default=[], metavar="KEY=VALUE,...",
                    help="add a fault to the schedule, repeatable, e.g. "
                         "at_s=10,action=kill,target=leader,duration_s=10 (workload field faults)")
@@ -1039,6 +1055,10 @@ def _add_perf_commands(sub: Any, client: argparse.ArgumentParser) -> None:
                    help="round-robin over this many keys (default: %(default)s, no key)")
     p.add_argument("--payload", default="random",
                    help="random, text or a payload file (default: %(default)s)")
+    p.add_argument("--transaction-messages", type=int, default=0, metavar="N",
+                   help="send in transactions of N records, committed after each N (the Java "
+                        "tool's --transaction-duration-ms commits by time instead) (default: "
+                        "%(default)s, no transactions)")
     _file(p.add_argument("--out", help="also save the result in this results folder"), _DIR)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_produce)

@@ -9,6 +9,7 @@ rebalance it sees.
 from __future__ import annotations
 
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from kafkabench.errors import ConfigError
 from kafkabench.stats import LatencyRecorder, StatsCollector
 from kafkabench.workers import Control, ErrorCounts, Report, cpu_seconds
 
-COMMIT_MODES = ("auto", "sync", "async")
+COMMIT_MODES = ("auto", "sync", "async", "sync-message")
 BATCH = 1000
 # consume() timeout: short, so the stop flag and the per-second report stay on time.
 CONSUME_TIMEOUT_S = 0.1
@@ -59,11 +60,16 @@ class ConsumerSpec:
         config: confluent-kafka consumer config (bootstrap and group included).
         topics: topics to subscribe to.
         commit: "auto" (enable.auto.commit; becomes "async" when the profile turns
-            auto-commit off), "sync" (after each consume batch) or "async" (every
-            `commit_interval_s`); "sync" and "async" also commit on revoke and close.
+            auto-commit off), "sync" (after each consume batch), "async" (every
+            `commit_interval_s`) or "sync-message" (a synchronous commit after each message);
+            all but "auto" also commit on revoke and close.
         record_latency: record end-to-end latency per message.
         max_messages: stop after consuming this many (None: until stopped).
         commit_interval_s: seconds between "async" commits.
+        processing: what the member does with each message (`kafkabench.processing`);
+            None: nothing.
+        stage_config: producer config of the processing stage's retry, dead-letter and
+            output records.
     """
 
     worker: str
@@ -74,6 +80,8 @@ class ConsumerSpec:
     record_latency: bool = True
     max_messages: int | None = None
     commit_interval_s: float = COMMIT_INTERVAL_S
+    processing: Any = None
+    stage_config: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_commit_mode(self.commit, f"consumer {self.worker!r}: commit")
@@ -116,8 +124,12 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
     conf = dict(spec.config)
     commit = effective_commit_mode(spec.commit, conf)
 
+    stage = None
+
     def rebalance(event: str):
         def callback(c: Consumer, partitions) -> None:
+            if stage is not None and event != "assign":
+                stage.forget(partitions)
             if event == "revoke" and commit != "auto":
                 # Commit what was consumed before the partitions go to another member, or
                 # that member reads it again (the rebalance listener of the design source).
@@ -143,9 +155,16 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
     conf.setdefault("error_cb", lambda err: errors.add_kafka(err, "client"))
     if "statistics.interval.ms" in conf:
         conf["stats_cb"] = stats
+    if spec.processing is not None:
+        # Offsets are stored once a message is handled, not when consume() returns it.
+        conf["enable.auto.offset.store"] = False
     cpu0 = cpu_seconds(ctl.in_process)
     consumer = Consumer(conf)
-    consumer.subscribe(list(spec.topics), on_assign=rebalance("assign"),
+    topics = list(spec.topics)
+    if spec.processing is not None:
+        stage = _stage(spec, consumer, ctl, errors)
+        topics = list(stage.topics)
+    consumer.subscribe(topics, on_assign=rebalance("assign"),
                        on_revoke=rebalance("revoke"), on_lost=rebalance("lost"))
     consume = consumer.consume
     limit = spec.max_messages or float("inf")
@@ -155,8 +174,15 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
     uncommitted = 0
 
     def report() -> None:
+        counts, histograms = dict(interval), {"e2e_latency_us": e2e.encode()}
+        if stage is not None:
+            stage_counts, stage_histograms = stage.take_interval()
+            counts.update(stage_counts)
+            histograms.update(stage_histograms)
+            for k, v in stage_counts.items():
+                totals[k] = totals.get(k, 0) + v
         ctl.report(Report(kind="interval", worker=spec.worker, role="consumer", wall=time.time(),
-                          counts=dict(interval), histograms={"e2e_latency_us": e2e.encode()}))
+                          counts=counts, histograms=histograms))
         interval.update(consumed=0, bytes=0)
         e2e.reset()
 
@@ -191,12 +217,24 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                 interval["consumed"] += n
                 interval["bytes"] += nbytes
                 uncommitted += n
+                if stage is not None:
+                    finished, commits = _process(stage, consumer, good, errors,
+                                                 per_message=commit == "sync-message")
+                    totals["commits"] += commits
+                    if not finished:
+                        break  # stopped in the middle of a message
+                elif commit == "sync-message":
+                    for m in good:
+                        totals["commits"] += _commit_offset(consumer, errors, m.topic(),
+                                                            m.partition(), m.offset() + 1)
                 last_message = time.monotonic()
                 if totals["consumed"] + interval["consumed"] >= limit:
                     break
                 if commit == "sync" and n:
                     totals["commits"] += _commit(consumer, errors, False, "offset commit")
                     uncommitted = 0
+            if stage is not None:
+                stage.resume_due()
             now = time.monotonic()
             if commit == "async" and uncommitted and now >= next_commit:
                 totals["commits"] += _commit(consumer, errors, True, "offset commit")
@@ -210,6 +248,11 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
         totals["consumed"] += interval["consumed"]
         totals["bytes"] += interval["bytes"]
         report()
+        if stage is not None:
+            # The stage's records are acknowledged before the offsets of their inputs are
+            # committed at close; what is still queued is reported, not waited for.
+            totals["stage_unflushed"] = stage.flush(10.0)
+            totals.update({f"attempts_{k}": v for k, v in stage.attempts.items()})
         if commit != "auto":
             totals["commits"] += _commit(consumer, errors, False, "final offset commit")
         try:
@@ -222,3 +265,68 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                                   "in_process": int(ctl.in_process)},
                           errors=dict(errors.counts), error_messages=errors.messages,
                           stats=list(stats.samples), events=events))
+
+
+def _stage(spec: ConsumerSpec, consumer: Consumer, ctl: Control, errors: ErrorCounts) -> Any:
+    """The member's processing stage, with a producer when it writes records."""
+    from confluent_kafka import Producer
+
+    from kafkabench.processing import Stage
+
+    p = spec.processing
+    producer = None
+    if p.retry == "topics" or p.dead_letter or p.output:
+        conf = dict(spec.stage_config or {})
+        conf.setdefault("error_cb", lambda err: errors.add_kafka(err, "processing stage client"))
+        producer = Producer(conf)
+    return Stage(p, spec.topics, producer=producer, consumer=consumer, sleep=ctl.sleep,
+                 on_error=errors.add_kafka, seed=zlib.crc32(spec.worker.encode()))
+
+
+def _process(stage: Any, consumer: Consumer, msgs: list[Message], errors: ErrorCounts, *,
+             per_message: bool = False) -> tuple[bool, int]:
+    """Run the stage over a batch and store the offsets of what it handled (`per_message`:
+    commit each one synchronously as well).
+
+    Returns:
+        (False when the run stopped in the middle of a message, whose offset is not stored;
+        the commits sent).
+    """
+    from confluent_kafka import TopicPartition
+
+    from kafkabench.processing import Stopped
+
+    done: dict[tuple[str, int], int] = {}
+    finished, commits = True, 0
+    try:
+        for m in msgs:
+            if stage.is_paused(m):  # rewound earlier in this batch: read again later
+                continue
+            if stage.handle(m):
+                done[(m.topic(), m.partition())] = m.offset() + 1
+                if per_message:
+                    commits += _commit_offset(consumer, errors, m.topic(), m.partition(), m.offset() + 1)
+    except Stopped:
+        finished = False
+    if done:
+        try:
+            consumer.store_offsets(offsets=[TopicPartition(t, p, o) for (t, p), o in done.items()])
+        except KafkaException as exc:  # a partition revoked meanwhile: its offsets are not ours
+            if exc.args[0].code() != KafkaError._STATE:
+                raise
+    return finished, commits
+
+
+def _commit_offset(consumer: Consumer, errors: ErrorCounts, topic: str, partition: int,
+                   offset: int) -> int:
+    """Commit one partition's next offset synchronously; returns 1 when it was sent."""
+    from confluent_kafka import TopicPartition
+
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, partition, offset)], asynchronous=False)
+        return 1
+    except KafkaException as exc:
+        errors.add_kafka(exc, "offset commit")
+    except RuntimeError as exc:  # consumer closed
+        errors.add_kafka(exc, "offset commit")
+    return 0

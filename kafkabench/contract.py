@@ -227,6 +227,36 @@ _VERIFY_AND_FAULT_SUMMARY: tuple[Column, ...] = (
            f"(inf: never) {_FAULTED}", ("run",), always=False),
 )
 
+_STAGED = "(runs with a processing stage, `kafkabench.processing`)"
+_PROCESSING_SUMMARY: tuple[Column, ...] = tuple(
+    Column(name, kind, unit, f"{text} {_STAGED}", ("run",), always=False) for name, kind, unit, text in (
+        ("processing_processed", "int", "msgs", "messages processed successfully (retries included)"),
+        ("processing_filtered", "int", "msgs", "messages dropped by the filter before processing"),
+        ("processing_retried", "int", "", "failed attempts that were retried (inline or through a retry topic)"),
+        ("processing_forwarded", "int", "msgs", "records sent to retry topics"),
+        ("processing_failed", "int", "msgs", "messages that failed their last attempt"),
+        ("processing_dead_lettered", "int", "msgs", "records sent to the dead-letter topic"),
+        ("processing_output", "int", "msgs", "records sent to the output topic"),
+        ("processing_output_read", "int", "msgs", "records read back from the output topic after the run"),
+        ("processing_output_inputs", "int", "msgs", "distinct inputs among them (header kb-src)"),
+        ("processing_output_duplicated", "int", "msgs",
+         "output records beyond the first of their input: inputs processed more than once"),
+        ("processing_delayed", "int", "", "times a retry-topic partition was paused until its next record was due"),
+        ("processing_stage_errors", "int", "", "retry, dead-letter and output records that failed"),
+        ("processing_unflushed", "int", "msgs", "stage records still unacknowledged when the members closed"),
+        ("processing_attempts", "str", "",
+         "JSON {attempts: messages} of the messages that finished (processed or failed)"),
+        ("processing_latency_ms_p50", "float", "ms", "receipt to done in a member, retries included: p50"),
+        ("processing_latency_ms_p99", "float", "ms", "receipt to done in a member, retries included: p99"),
+        ("processing_latency_ms_max", "float", "ms", "receipt to done in a member, retries included: max"),
+        ("processing_done_latency_ms_p50", "float", "ms",
+         "the input record's timestamp to done (retry-topic delays included): p50"),
+        ("processing_done_latency_ms_p99", "float", "ms",
+         "the input record's timestamp to done (retry-topic delays included): p99"),
+        ("processing_done_latency_ms_max", "float", "ms",
+         "the input record's timestamp to done (retry-topic delays included): max"),
+    ))
+
 SUMMARY: tuple[Column, ...] = (
     Column("run_id", "str", "", "the run's folder name: `<YYYYmmdd-HHMMSS>-<name>-<4 hex>`"),
     Column("name", "str", "", "the workload's name (consume: `consume-<topic>`)"),
@@ -251,6 +281,25 @@ SUMMARY: tuple[Column, ...] = (
     Column("consumed", "int", "msgs", "messages consumed, all groups together"),
     Column("offset_commits", "int", "", "offset commits the members sent (not librdkafka's auto-commits)",
            _ENGINE),
+    # A transactional run (transaction_messages > 0). Its `delivered` includes the messages
+    # of aborted transactions: they were written and acknowledged; read_committed consumers
+    # skip them.
+    Column("transactions_committed", "int", "",
+           "transactions the producers committed (a run with `transaction_messages` > 0)",
+           ("run",), always=False),
+    Column("transactions_aborted", "int", "",
+           "transactions the producers aborted: a commit that needed an abort, or the open one "
+           "when a producer stopped on an error (a run with `transaction_messages` > 0)",
+           ("run",), always=False),
+    Column("aborted_messages", "int", "msgs",
+           "messages sent in aborted transactions: in delivered when acknowledged, never seen by "
+           "read_committed consumers (a run with `transaction_messages` > 0)", ("run",), always=False),
+    Column("transaction_latency_ms_p50", "float", "ms",
+           "commit_transaction() call time, its flush included: p50 after warm-up (NaN: none "
+           "committed) (a run with `transaction_messages` > 0)", ("run",), always=False),
+    Column("transaction_latency_ms_p99", "float", "ms",
+           "commit_transaction() call time, its flush included: p99 after warm-up (NaN: none "
+           "committed) (a run with `transaction_messages` > 0)", ("run",), always=False),
     Column("consumed_by_group", "dict", "msgs", "{group: messages consumed}", _ENGINE),
     Column("target_rate", "float", "msgs/s",
            "the workload's producer_rate, all producers (0: max rate; locust: NaN)"),
@@ -293,6 +342,7 @@ SUMMARY: tuple[Column, ...] = (
     Column("incomplete", "list", "", "why the run is not complete (empty when it is)", ("run",)),
     Column("shortfall", "dict", "msgs", "{group: messages delivered but not consumed}", ("run",)),
     *_VERIFY_AND_FAULT_SUMMARY,
+    *_PROCESSING_SUMMARY,
     Column("consumed_bytes", "int", "B", "key + value bytes consumed (as kafka-consumer-perf-test counts them)", ("consume",)),
     Column("rebalance_time_ms", "float", "ms", "subscribe to the first assignment", ("consume",)),
     Column("group", "str", "", "the consumer group", ("consume", "locust")),
@@ -439,6 +489,45 @@ FRAMES: dict[str, tuple[Column, ...]] = {
         Column("duplicated", "int64", "msgs", "extra copies read"),
         Column("reordered", "int64", "msgs", "first reads below the producer's highest sequence read so far"),
         Column("failed_but_present", "int64", "msgs", "failed at the producer, yet read"),
+    ),
+    "processing": (
+        Column("t", "int64", "s", "whole seconds since the producers started"),
+        Column("processed", "int64", "msgs", "messages processed in the second"),
+        Column("filtered", "int64", "msgs", "messages filtered out in the second"),
+        Column("retried", "int64", "", "failed attempts retried in the second"),
+        Column("forwarded", "int64", "msgs", "records sent to retry topics in the second"),
+        Column("failed", "int64", "msgs", "messages that failed their last attempt in the second"),
+        Column("dead_lettered", "int64", "msgs", "records sent to the dead-letter topic in the second"),
+        Column("output", "int64", "msgs", "records sent to the output topic in the second"),
+        Column("processing_latency_ms_p99", "float64", "ms", "receipt to done in a member: p99 of the second"),
+        Column("done_latency_ms_p50", "float64", "ms", "input timestamp to done: p50 of the second"),
+        Column("done_latency_ms_p99", "float64", "ms", "input timestamp to done: p99 of the second"),
+    ),
+    "membership": (
+        Column("at_s", "float64", "s", "when the event was scheduled, since the producers started"),
+        Column("t_s", "float64", "s", "when it was carried out (NaN: never)"),
+        Column("action", "str", "", "crash, restart or join (`kafkabench.membership`)"),
+        Column("topic", "int64", "", "the topic's index"),
+        Column("group", "int64", "", "the group's index"),
+        Column("member", "int64", "", "the member's index in its group"),
+        Column("worker", "str", "", "the worker it hit or started"),
+        Column("pid", "Int64", "", "the process killed (crash)"),
+        Column("outcome", "str", "", "ok, failed or skipped"),
+        Column("error", "str", "", "why it failed, else \"\""),
+    ),
+    "dead_letters": (
+        Column("topic", "str", "", "the dead-letter topic"),
+        Column("partition", "int64", "", "its partition"),
+        Column("offset", "int64", "", "its offset"),
+        Column("key", "object", "", "the original key (bytes or None)"),
+        Column("value_bytes", "int64", "B", "length of the original value"),
+        Column("error", "str", "", "header `error`"),
+        Column("retry_count", "int64", "", "header `retry_count`: retries made before it died"),
+        Column("original_topic", "str", "", "header `original_topic`"),
+        Column("original_partition", "int64", "", "header `original_partition`"),
+        Column("original_offset", "int64", "", "header `original_offset`"),
+        Column("failed_at", "datetime64[ms, UTC]", "", "header `failed_at` (epoch ms)"),
+        Column("headers", "str", "", "the record's other headers, JSON {name: text}"),
     ),
     "recovery": (
         Column("fault", "int64", "", "index in the schedule"),
@@ -631,6 +720,11 @@ _TITLES = {
     "verify": "`verify`: delivery verification, one row per topic, partition and producer "
               "(`kafkabench.verify`)",
     "recovery": "`recovery`: one row per disruptive scheduled fault (`kafkabench.recovery`)",
+    "processing": "`processing`: the processing stage's counts and latencies, one row per second "
+                  "(`kafkabench.processing`)",
+    "membership": "`membership`: one row per consumer-group membership event (`kafkabench.membership`)",
+    "dead_letters": "`dead_letters`: the dead-letter topics' records at the end of the run, at most "
+                    "10000 (`kafkabench.processing`)",
 }
 
 

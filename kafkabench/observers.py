@@ -52,6 +52,18 @@ class LagObserver(RunObserver):
             log.debug("final lag sample failed: %s", exc)
         self.sampler.stop()
 
+    def caught_up(self, group: str, since_wall: float) -> bool:
+        """Whether the latest sample, taken after `since_wall` (epoch s), has every partition
+        of `group` at lag 0."""
+        latest = self.sampler.latest()
+        if latest.empty:
+            return False
+        rows = latest[latest["group"] == group]
+        if rows.empty or rows["time"].min() < pd.Timestamp(since_wall, unit="s", tz="UTC"):
+            return False
+        lag = rows.loc[rows["partition"] >= 0, "lag_msgs"]
+        return bool(len(lag)) and bool(lag.notna().all()) and int(lag.max()) == 0
+
     def contribute(self, result: RunResult) -> None:
         lag = self.sampler.frame()
         if len(lag):

@@ -45,6 +45,8 @@ class RunPlan:
         max_message_size: Largest message the producers send, key and headers included (B).
         compressed: Whether the producers compress (the broker's size limit then applies
             to compressed batches, which this plan cannot know).
+        stage_topics: The processing stage's retry, dead-letter and output topics (created
+            and deleted with the run's topics).
     """
 
     run_id: str
@@ -58,6 +60,7 @@ class RunPlan:
     group_of: dict[str, str] = field(default_factory=dict)
     max_message_size: int = 0
     compressed: bool = False
+    stage_topics: tuple[str, ...] = ()
 
     @property
     def groups(self) -> list[str]:
@@ -128,6 +131,8 @@ def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_
     compressed = str(producer_conf.get("compression.type",
                                        producer_conf.get("compression.codec", "none"))) != "none"
     check_message_size(size, producer_conf, {}, compressed)
+    if workload.transaction_messages:
+        check_transactional(producer_conf, "transaction_messages")
 
     names = tuple(topics) if topics is not None else tuple(workload.topic_names(run_id))
     n_workers = workload.total_producers + workload.total_consumers
@@ -145,7 +150,11 @@ def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_
                 rate=workload.rate_per_producer, duration_s=duration, max_messages=per_producer_cap,
                 record_latency=record_latency, partitioner=strategy, headers=headers,
                 verify_id=verify_id(run_id, len(producers)) if workload.verify else None,
-                timeline=workload.verify or bool(workload.faults))
+                timeline=workload.verify or bool(workload.faults),
+                transaction_messages=workload.transaction_messages)
+            if workload.transaction_messages:
+                spec = replace(spec, config={**producer_conf,
+                                             "transactional.id": f"kb-{run_id}-{spec.worker}"})
             producers.append(spec)
             topic_of[spec.worker] = topic
         for spec in _group_members(workload, profile, bootstrap, run_id, topic, commit,
@@ -156,7 +165,9 @@ def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_
                    mode=mode if mode != "auto" else ("process" if n_workers > 1 else "thread"),
                    partitions=workload.partitions, producers=tuple(producers),
                    consumers=tuple(consumers), topic_of=topic_of, group_of=group_of,
-                   max_message_size=size, compressed=compressed)
+                   max_message_size=size, compressed=compressed,
+                   stage_topics=tuple(t for name in names for t in workload.processing.extra_topics(name))
+                   if workload.processing is not None and consumers else ())
 
 
 def _partitioning(partitioner: Any, partitions: int, extra: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -177,14 +188,38 @@ def _group_members(workload: Workload, profile: ClientProfile, bootstrap: str, r
                    extra: dict[str, Any]) -> list[ConsumerSpec]:
     """The specs of every member of every consumer group of `topic`."""
     members = []
+    # The processing stage's retry, dead-letter and output records: the profile's producer
+    # settings, never a transactional.id of the plain producers.
+    stage_config = (profile.producer_config(bootstrap) if workload.processing is not None else None)
     for g in range(workload.consumer_groups):
         group = group_name(topic, g)
         for c in range(workload.consumers_per_group):
             members.append(ConsumerSpec(
                 worker=member_name(group, c, topic_prefix=workload.topic_prefix, run_id=run_id),
                 group=group, topics=(topic,), commit=commit, record_latency=record_latency,
-                config=profile.consumer_config(bootstrap, group, **extra)))
+                config=profile.consumer_config(bootstrap, group, **extra),
+                processing=workload.processing, stage_config=stage_config))
     return members
+
+
+def check_transactional(conf: dict[str, Any], where: str) -> None:
+    """Refuse producer settings a transactional producer cannot have (librdkafka requires
+    idempotence, hence acks=all, with a `transactional.id`).
+
+    Raises:
+        ConfigError: naming the setting and `where` asked for transactions.
+    """
+    acks = str(conf.get("acks", conf.get("request.required.acks", "all"))).lower()
+    if acks not in ("all", "-1"):
+        raise ConfigError(f"{where} needs acks=all, but the profile sets acks={acks}: "
+                          "transactions need idempotence, which needs acks=all")
+    if str(conf.get("enable.idempotence", "true")).lower() == "false":
+        raise ConfigError(f"{where} needs enable.idempotence=true, but the profile sets it "
+                          "false: a transactional producer is idempotent")
+    for key in ("max.in.flight.requests.per.connection", "max.in.flight"):
+        if key in conf and int(conf[key]) > 5:
+            raise ConfigError(f"{where} needs {key} <= 5 (idempotence), but the profile sets "
+                              f"{conf[key]}")
 
 
 def max_message_size(payloads: tuple[bytes, ...], keys: list, headers) -> int:

@@ -11,6 +11,14 @@ percentiles across producers. It records, as OpenMessaging Benchmark does:
 
 In rate-controlled runs the Kafka timestamp of each message is its *intended* send time, so
 the consumers' end-to-end latency is corrected for coordinated omission as well.
+
+A transactional producer (`ProducerSpec.transaction_messages` > 0) commits after every that
+many sends and records each commit_transaction() call's time (`transaction_latency_us`).
+Its `delivered` and `failed` count delivery reports as for any producer: the messages of a
+transaction it aborted were written to the log (and got successful delivery reports) unless
+the abort purged them first (failed, `_PURGE_QUEUE`), so they count as delivered, although
+read_committed consumers never see them; `aborted_messages` counts every message sent in an
+aborted transaction, `transactions_committed` and `transactions_aborted` the transactions.
 """
 
 from __future__ import annotations
@@ -48,6 +56,11 @@ MAX_BURST = 1024
 # After the last send, how long delivery reports may take: the producer's message.timeout.ms
 # bounds it; this is the extra allowance for the final flush.
 FLUSH_MARGIN_S = 5.0
+# init_transactions() and abort_transaction(): at most this long (a dead coordinator is an
+# error, never a hang); commit_transaction() flushes, so it gets the final flush's timeout.
+TXN_TIMEOUT_S = 30.0
+# A commit that fails with a retriable error (a timeout) is tried this many times in all.
+COMMIT_ATTEMPTS = 3
 #: The header that carries a verified message's producer id and sequence number:
 #: the 12-byte `ProducerSpec.verify_id`, then the sequence, 8 bytes big-endian.
 VERIFY_HEADER = "kb-seq"
@@ -78,6 +91,8 @@ class ProducerSpec:
             has the delivery ledger (`Report.extras["verify"]`, see `DeliveryLedger.part`).
         timeline: report acknowledgements per 10 ms and partition, and delivery errors per
             second and code (`Report.extras["acks"]`, `["errors"]`), for recovery figures.
+        transaction_messages: send in transactions of this many messages (`config` then
+            holds a `transactional.id`); 0: no transactions.
     """
 
     worker: str
@@ -93,6 +108,7 @@ class ProducerSpec:
     headers: tuple[tuple[str, bytes], ...] | None = None
     verify_id: bytes | None = None
     timeline: bool = False
+    transaction_messages: int = 0
 
 
 class DeliveryLedger:
@@ -211,6 +227,13 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     delivered + failed: whatever is still queued after the flush is purged and counted as
     failed. A message that produce() itself refuses (too large, unknown partition) stops the
     producer: every later message would be refused the same way.
+
+    With `spec.transaction_messages`, messages go in transactions of that many (the last may
+    be shorter), each begun before its first message and committed after its last; at the
+    end the open one is committed, or aborted when the producer stopped on an error. A commit
+    that needs an abort is aborted (and the producer goes on), a retriable failure retried;
+    a fatal one (e.g. fenced by another producer with the same transactional.id) is recorded
+    and stops the producer, which then fails (after its final reports): the run is incomplete.
     """
     stats = StatsCollector(client=spec.worker)
     conf = dict(spec.config)
@@ -230,6 +253,10 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
     conf.setdefault("error_cb", lambda err: tally.errors.add_kafka(err, "client"))
     producer = Producer(conf)
     produce, poll = producer.produce, producer.poll
+    txn = (_Transactions(producer, spec.transaction_messages, _flush_timeout(spec.config), tally)
+           if spec.transaction_messages > 0 else None)
+    if txn is not None:
+        txn.init()
     topics, payloads, keys = spec.topics, spec.payloads, spec.keys
     n_topics, n_payloads = len(topics), len(payloads)
     n_keys = len(keys) if keys else 0
@@ -274,15 +301,20 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
         bin_pending()
         row = {"sent": sent, "delivered": tally.delivered, "failed": tally.failed,
                "bytes": tally.bytes}
+        histograms = {"publish_latency_us": tally.latency.encode(),
+                      "publish_delay_us": tally.delay.encode()}
+        if txn is not None:
+            row.update(txn.counts())
+            histograms["transaction_latency_us"] = txn.latency.encode()
+            txn.latency.reset()
         ctl.report(Report(kind=kind, worker=spec.worker, role="producer", wall=time.time(),
-                          counts={k: row[k] - last_reported[k] for k in row},
-                          histograms={"publish_latency_us": tally.latency.encode(),
-                                      "publish_delay_us": tally.delay.encode()},
-                          extras=_timeline_extras(tally)))
+                          counts={k: row[k] - last_reported.get(k, 0) for k in row},
+                          histograms=histograms, extras=_timeline_extras(tally)))
         last_reported.update(row)
         tally.latency.reset()
         tally.delay.reset()
 
+    stopped_by_error = True
     try:
         while sent < limit and not ctl.stopped():
             now = time.monotonic()
@@ -305,6 +337,11 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
                 burst = min(due - sent, MAX_BURST)
             else:
                 burst = CHECK_EVERY
+            if txn is not None:
+                # A burst never crosses a transaction's end: no per-message check.
+                if not txn.is_open:
+                    txn.begin(sent)
+                burst = min(burst, txn.first + txn.size - sent)
             first = sent
             if ledger is not None:
                 ledger.reserve(sent + burst)
@@ -356,10 +393,14 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
             if rate > 0:
                 bursts.append((time.monotonic() - start, first, sent))
                 poll(0)
+            if txn is not None and sent - txn.first >= txn.size:
+                txn.commit(sent)
+        stopped_by_error = False
     except _Refused:
         pass
     finally:
         elapsed = time.monotonic() - start
+        failure = txn.finish(sent, ok=not stopped_by_error) if txn is not None else None
         remaining = producer.flush(_flush_timeout(spec.config))
         if remaining:
             # Still queued after message.timeout.ms: a dead broker. Purge, so every message
@@ -374,11 +415,14 @@ def run_producer(spec: ProducerSpec, ctl: Control) -> None:
                                   "failed": tally.failed, "bytes": tally.bytes,
                                   "buffer_full": buffer_full, "elapsed_s": elapsed,
                                   "drained_s": drained, "cpu_s": cpu_s,
-                                  "in_process": int(ctl.in_process)},
+                                  "in_process": int(ctl.in_process),
+                                  **(txn.counts() if txn is not None else {})},
                           errors=dict(tally.errors.counts),
                           error_messages=tally.errors.messages, stats=list(stats.samples),
                           extras=({"verify": ledger.part(spec.worker, verify_id, topics, sent)}
                                   if ledger is not None else {})))
+    if failure is not None:  # the final commit or abort (an error in the loop is raised as is)
+        raise failure
 
 
 def _expected_messages(spec: ProducerSpec) -> int:
@@ -402,6 +446,100 @@ def _timeline_extras(tally: _Tally) -> dict[str, Any]:
 
 class _Refused(Exception):
     """produce() refused a message: the send loop ends."""
+
+
+class _TransactionFailed(Exception):
+    """A transaction could be neither committed nor aborted: the producer stops, and fails."""
+
+
+class _Transactions:
+    """A transactional producer's transactions: one per `size` sends, committed or aborted.
+
+    Errors go to the tally (recorded, never lost); what cannot be recovered from raises
+    `_TransactionFailed`: the producer ends its run cleanly (final reports), then fails.
+    """
+
+    __slots__ = ("aborted", "aborted_messages", "committed", "commit_timeout_s", "first",
+                 "is_open", "latency", "producer", "size", "tally")
+
+    def __init__(self, producer: Producer, size: int, commit_timeout_s: float, tally: _Tally) -> None:
+        self.producer, self.size, self.tally = producer, size, tally
+        self.commit_timeout_s = commit_timeout_s
+        self.committed = self.aborted = self.aborted_messages = 0
+        self.first = 0  # the send count when the open transaction began
+        self.is_open = False
+        self.latency = LatencyRecorder()
+
+    def init(self) -> None:
+        """Register the transactional.id with its coordinator (fencing an older producer)."""
+        self.producer.init_transactions(TXN_TIMEOUT_S)
+
+    def begin(self, sent: int) -> None:
+        """Open a transaction; its first message is the next one sent."""
+        self.producer.begin_transaction()
+        self.first, self.is_open = sent, True
+
+    def commit(self, sent: int) -> None:
+        """Commit the open transaction (flushing its messages), or abort it when it must be.
+
+        Raises:
+            _TransactionFailed: a fatal error, or retriable ones `COMMIT_ATTEMPTS` times.
+        """
+        t0 = time.perf_counter()
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                self.producer.commit_transaction(self.commit_timeout_s)
+            except KafkaException as exc:
+                err = exc.args[0]
+                self.tally.errors.add_kafka(exc, f"commit_transaction() (attempt {attempt})")
+                if err.txn_requires_abort():
+                    self.abort(sent)
+                    return
+                if err.retriable() and attempt < COMMIT_ATTEMPTS:
+                    continue
+                raise _TransactionFailed(f"commit_transaction() failed: {err.name()}: "
+                                         f"{err.str()}") from exc
+            self.latency.record((time.perf_counter() - t0) * 1e6)
+            self.committed += sent > self.first  # an empty one (nothing sent) is not counted
+            self.is_open = False
+            return
+
+    def abort(self, sent: int) -> None:
+        """Abort the open transaction: its queued messages are purged (failed), the rest stay
+        in the log, marked aborted.
+
+        Raises:
+            _TransactionFailed: the abort itself failed.
+        """
+        try:
+            self.producer.abort_transaction(TXN_TIMEOUT_S)
+        except KafkaException as exc:
+            self.tally.errors.add_kafka(exc, "abort_transaction()")
+            err = exc.args[0]
+            raise _TransactionFailed(f"abort_transaction() failed: {err.name()}: "
+                                     f"{err.str()}") from exc
+        self.aborted += 1
+        self.aborted_messages += sent - self.first
+        self.is_open = False
+
+    def finish(self, sent: int, ok: bool) -> _TransactionFailed | None:
+        """At the end: commit the open transaction, or abort it when the run stopped on an
+        error. Never raises: what fails is recorded, and returned."""
+        if not self.is_open:
+            return None
+        try:
+            if ok:
+                self.commit(sent)
+            else:
+                self.abort(sent)
+        except _TransactionFailed as exc:
+            return exc
+        return None
+
+    def counts(self) -> dict[str, int]:
+        """The running totals reported."""
+        return {"transactions_committed": self.committed, "transactions_aborted": self.aborted,
+                "aborted_messages": self.aborted_messages}
 
 
 def _flush_timeout(config: dict[str, Any]) -> float:

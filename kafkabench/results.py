@@ -47,7 +47,8 @@ REBALANCE_COLUMNS = columns("rebalances")
 #: {RunResult attribute: parquet file}: one per frame of the contract.
 _FRAME_FILES = {kind: f"{kind}.parquet" for kind in FRAMES}
 # Frames only some runs have (faults, verification): saved when they have rows.
-_OPTIONAL_FRAMES = ("faults", "cluster_state", "verify", "recovery")
+_OPTIONAL_FRAMES = ("faults", "cluster_state", "verify", "recovery", "processing", "dead_letters",
+                    "membership")
 
 #: Summary figures `list_results` shows and `compare` compares by default.
 HEADLINE = list(summary_names(
@@ -94,6 +95,9 @@ class RunResult:
         cluster_state: leader and ISR of every partition, each second (`kafkabench.clusterstate`).
         verify: delivery verification per topic, partition and producer (`kafkabench.verify`).
         recovery: recovery figures per fault (`kafkabench.recovery`).
+        processing: the processing stage per second (`kafkabench.processing`).
+        dead_letters: the dead-letter topics' records (`kafkabench.processing`).
+        membership: the consumer-group membership events carried out (`kafkabench.membership`).
         (Frame columns, dtypes and units: `kafkabench.contract.FRAMES`.)
         histograms: {"publish_latency_us", "publish_delay_us", "e2e_latency_us": LatencyRecorder}.
         config: {"workload": {...}, "profile": {...}} to reproduce the run.
@@ -111,6 +115,9 @@ class RunResult:
     cluster_state: pd.DataFrame = field(default_factory=_empty("cluster_state"))
     verify: pd.DataFrame = field(default_factory=_empty("verify"))
     recovery: pd.DataFrame = field(default_factory=_empty("recovery"))
+    processing: pd.DataFrame = field(default_factory=_empty("processing"))
+    dead_letters: pd.DataFrame = field(default_factory=_empty("dead_letters"))
+    membership: pd.DataFrame = field(default_factory=_empty("membership"))
     histograms: dict[str, LatencyRecorder] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     intervals: Mapping[tuple[int, str], LatencyRecorder] = field(default_factory=dict)

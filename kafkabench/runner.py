@@ -113,9 +113,14 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     # A fault schedule this cluster cannot carry out is refused before any topic exists.
     trust = trust_observers(plan, workload, profile, bootstrap, timeout_s=drain_timeout_s,
                             cluster=cluster)
+    trust += _membership(plan, workload)
     _create_topics(plan, workload, profile, bootstrap, rf, keep_topics)
 
     watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress) + trust
+    if workload.processing is not None and plan.consumers:
+        from kafkabench.processing import ProcessingObserver
+
+        watchers.append(ProcessingObserver(workload.processing, bootstrap, list(plan.topics), conf=common))
     session = RunSession(plan, [*watchers, *(observers or [])])
     started_at = datetime.now(UTC)
     with session.running():
@@ -155,7 +160,7 @@ def _inputs(workload: Any, profile: Any, topics: list[str] | None,
 def _delete_topics(plan: RunPlan, bootstrap: str, conf: dict[str, Any], warnings: list[str]) -> None:
     """Delete the run's topics; a failure is a warning, not an error (the result stands)."""
     try:
-        delete_topics(bootstrap, list(plan.topics), conf=conf, timeout_s=10)
+        delete_topics(bootstrap, [*plan.topics, *plan.stage_topics], conf=conf, timeout_s=10)
     except ClusterError as exc:
         warnings.append(f"could not delete topics: {exc}")
 
@@ -218,6 +223,22 @@ def trust_observers(plan: RunPlan, workload: Workload, profile: ClientProfile, b
     return watchers
 
 
+def _membership(plan: RunPlan, workload: Workload) -> list[RunObserver]:
+    """The observer carrying out the workload's membership schedule (none without one).
+
+    Raises:
+        ConfigError: a crash in a run whose workers are threads.
+    """
+    if not workload.membership:
+        return []
+    from kafkabench.membership import MembershipObserver
+
+    if plan.mode != "process" and any(e.action == "crash" for e in workload.membership):
+        raise ConfigError("workload membership crashes a member, which needs its own process: "
+                          f"run with mode=\"process\" (not {plan.mode!r})")
+    return [MembershipObserver(workload.membership, plan)]
+
+
 def _add_recovery(result: RunResult, session: RunSession) -> None:
     """Recovery figures per fault, from the 10 ms acknowledgement timeline."""
     from kafkabench.recovery import recovery_figures, recovery_summary
@@ -233,6 +254,9 @@ def _create_topics(plan: RunPlan, workload: Workload, profile: ClientProfile, bo
     """Create the plan's topics (unless it uses existing ones) and check that its messages
     fit their max.message.bytes; a refused plan leaves no topics behind."""
     common = dict(profile.common)
+    for name in plan.stage_topics:  # the processing stage's; kept if a run on given topics made them
+        create_topic(bootstrap, name, workload.partitions, rf if rf is not None else -1,
+                     {**workload.topic_config, **profile.topic_config}, conf=common, exist_ok=True)
     if plan.created:
         for name in plan.topics:
             # -1: the cluster's default.replication.factor.

@@ -35,6 +35,8 @@ ASSIGN_TIMEOUT_S = 60.0
 # After `stop()`: how long workers may take to flush and send their last report.
 FINAL_REPORTS_TIMEOUT_S = 60.0
 JOIN_TIMEOUT_S = 10.0
+#: A processing stage's counts of messages it is done with (`kafkabench.processing`).
+STAGE_FINISHED = ("processed", "failed", "filtered")
 
 
 class AckTimeline:
@@ -93,6 +95,9 @@ class Tally:
     worker_errors: list[str] = field(default_factory=list)
     assigned: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     consumed_by_group: Counter = field(default_factory=Counter)
+    finished_by_group: Counter = field(default_factory=Counter)
+    caught_up_by_offsets: set = field(default_factory=set)
+    staged: bool = False
     delivered_by_topic: Counter = field(default_factory=Counter)
     # Opt-in extras of producer reports (see `kafkabench.producer.ProducerSpec`).
     acks: AckTimeline = field(default_factory=lambda: AckTimeline())
@@ -123,7 +128,13 @@ class Tally:
                 self.acks.update(r.extras.get("acks", {}))
                 self.error_timeline.update(r.extras.get("errors", {}))
         else:
-            self.consumed_by_group[self.group_of[r.worker]] += r.counts.get("consumed", 0)
+            group = self.group_of[r.worker]
+            self.consumed_by_group[group] += r.counts.get("consumed", 0)
+            # A processing stage reads retry-topic records, and some twice (not yet due):
+            # what it is done with is what counts for catching up.
+            finished = sum(r.counts.get(k, 0) for k in STAGE_FINISHED)
+            if finished:
+                self.finished_by_group[group] += finished
         for name, encoded in r.histograms.items():
             h = LatencyRecorder.decode(encoded)
             if not h.count:
@@ -173,9 +184,10 @@ class Tally:
         return total
 
     def behind(self, topic_of_group: dict[str, str]) -> list[str]:
-        """Groups that consumed fewer messages than were delivered to their topic."""
-        return [g for g, t in topic_of_group.items()
-                if self.consumed_by_group[g] < self.delivered_by_topic[t]]
+        """Groups that consumed fewer messages than were delivered to their topic (with a
+        processing stage: that it finished, processed, failed or filtered)."""
+        done = self.finished_by_group if self.staged else self.consumed_by_group
+        return [g for g, t in topic_of_group.items() if done[g] < self.delivered_by_topic[t]]
 
 
 class RunObserver:
@@ -216,7 +228,8 @@ class RunSession:
 
     def __init__(self, plan: RunPlan, observers: Iterable[RunObserver] = ()):
         self.plan = plan
-        self.tally = Tally(topic_of=dict(plan.topic_of), group_of=dict(plan.group_of))
+        self.tally = Tally(topic_of=dict(plan.topic_of), group_of=dict(plan.group_of),
+                           staged=any(s.processing is not None for s in plan.consumers))
         self.observers = list(observers)
         self.pool = WorkerPool(plan.mode)
         self.warnings: list[str] = []
@@ -224,6 +237,8 @@ class RunSession:
         self.failure: str | None = None
         self.t_go = self.t_end = time.monotonic()
         self._pools = [self.pool]
+        #: Consumer members started during the run (`start_member`), by worker name.
+        self.extra_members: dict[str, Any] = {}
         self._last_tick = 0.0
         self._me = psutil.Process()
         self._cpu0 = 0.0
@@ -323,6 +338,14 @@ class RunSession:
             self.warnings.append(
                 f"consumer groups did not own every partition within {ASSIGN_TIMEOUT_S:.0f} s")
 
+    def start_member(self, spec: Any) -> None:
+        """Start one more consumer-group member while the run goes on (a join or a restart);
+        it is stopped and waited for like the plan's members."""
+        self.tally.group_of[spec.worker] = spec.group
+        self.tally.topic_of[spec.worker] = spec.topics[0]
+        self.extra_members[spec.worker] = spec
+        self.pool.start(run_consumer, spec, spec.worker, "consumer")
+
     def start_producers(self, specs: Iterable[ProducerSpec] | None = None) -> None:
         """Start the producers and wait until each is set up and waiting for `go`."""
         self._start(self.pool, run_producer, self.plan.producers if specs is None else specs,
@@ -360,6 +383,12 @@ class RunSession:
 
         def caught_up_or_stuck() -> bool:
             behind = self.tally.behind(topic_of_group)
+            if behind and self.pool.killed:
+                # A member killed on purpose never sent its last second of counts: judge its
+                # group by its committed offsets instead.
+                settled = [g for g in behind if self._committed_to_end(g)]
+                self.tally.caught_up_by_offsets.update(settled)
+                behind = [g for g in behind if g not in settled]
             if not behind:
                 return True
             total = sum(self.tally.consumed_by_group.values())
@@ -372,6 +401,12 @@ class RunSession:
             return False
 
         self.drain(caught_up_or_stuck)
+
+    def _committed_to_end(self, group: str) -> bool:
+        """Whether an observer saw `group`'s committed offsets at the log end after the
+        producers finished (`LagObserver.caught_up`)."""
+        since = time.time() - (time.monotonic() - self.t_end)
+        return any(getattr(o, "caught_up", lambda g, s: False)(group, since) for o in self.observers)
 
     @property
     def elapsed(self) -> float:
@@ -403,7 +438,8 @@ class RunSession:
             pool.stop()
             pool.join(JOIN_TIMEOUT_S)
         self.pool.stop()
-        expected = {s.worker for s in (*self.plan.producers, *self.plan.consumers)}
+        expected = ({s.worker for s in (*self.plan.producers, *self.plan.consumers)}
+                    | set(self.extra_members)) - self.pool.killed
         deadline = time.monotonic() + FINAL_REPORTS_TIMEOUT_S
         # Every worker sent its last report, or died (dead workers send none).
         while not expected <= self.pool.done | set(self.pool.dead()) and time.monotonic() < deadline:

@@ -163,6 +163,20 @@ def throughput_figures(tally: Tally, ts: pd.DataFrame, elapsed: float, warmup_s:
     }
 
 
+def transaction_figures(tally: Tally, warmup_s: float) -> dict[str, Any]:
+    """What transactional producers committed and aborted, and their commit times (ms).
+
+    `delivered` stays what delivery reports said: messages of an aborted transaction that
+    were written count there too, and in `aborted_messages`.
+    """
+    prod = tally.totals["producer"]
+    times = tally.merged("transaction_latency_us", warmup_s).percentiles("ms", ("p50", "p99"))
+    return {"transactions_committed": int(prod.get("transactions_committed", 0)),
+            "transactions_aborted": int(prod.get("transactions_aborted", 0)),
+            "aborted_messages": int(prod.get("aborted_messages", 0)),
+            "transaction_latency_ms_p50": times["p50"], "transaction_latency_ms_p99": times["p99"]}
+
+
 def rebalances_frame(tally: Tally) -> pd.DataFrame:
     """The members' assign/revoke events, t relative to the run's start."""
     if not tally.rebalances:
@@ -187,6 +201,8 @@ def session_result(session: RunSession, workload: Workload, profile: ClientProfi
     histograms = {h.name: tally.merged(h.name, workload.warmup_s) for h in HISTOGRAMS}
     figures = {"target_rate": workload.producer_rate,
                **throughput_figures(tally, ts, elapsed, workload.warmup_s)}
+    if workload.transaction_messages:
+        figures.update(transaction_figures(tally, workload.warmup_s))
     rebalances = rebalances_frame(tally)
     ident = identity(run_id=plan.run_id, name=workload.name, started_at=started_at,
                      duration_s=elapsed, interrupted=session.interrupted, bootstrap=bootstrap,
@@ -274,7 +290,12 @@ def mark_completeness(summary: dict[str, Any], tally: Tally, topic_of_group: Map
     reasons = []
     shortfall = {g: tally.delivered_by_topic[t] - tally.consumed_by_group[g]
                  for g, t in sorted(topic_of_group.items())
-                 if tally.consumed_by_group[g] < tally.delivered_by_topic[t]}
+                 if tally.consumed_by_group[g] < tally.delivered_by_topic[t]
+                 and g not in tally.caught_up_by_offsets}
+    for g in sorted(tally.caught_up_by_offsets):
+        summary["warnings"].append(
+            f"group {g!r}: a member was killed on purpose and never sent its last counts, so "
+            "consumed counts fall short; the group caught up by its committed offsets (lag 0)")
     for g, n in shortfall.items():
         reasons.append(f"group {g!r} consumed {tally.consumed_by_group[g]:,} of the "
                        f"{tally.delivered_by_topic[topic_of_group[g]]:,} messages delivered "

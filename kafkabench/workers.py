@@ -139,6 +139,20 @@ class Control:
         """True once the parent asked every worker to stop, or died without asking."""
         return self._stop.is_set() or (self._parent is not None and os.getppid() != self._parent)
 
+    def sleep(self, seconds: float) -> bool:
+        """Sleep `seconds`, waking at once when asked to stop.
+
+        Returns:
+            False when the worker was asked to stop (or its parent died) meanwhile.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return not self.stopped()
+            if self._stop.wait(min(left, 0.5)) or self.stopped():
+                return False
+
     def wait_start(self, name: str = "", role: str = "") -> None:
         """Say "ready" (set up, client created), then block until the parent says go.
 
@@ -255,6 +269,8 @@ class WorkerPool:
         self.ready: set[str] = set()
         self._gone_since: dict[str, float] = {}
         self._spec_files: list[str] = []
+        #: Workers killed on purpose (`kill`): gone without a report, and not dead for `check`.
+        self.killed: set[str] = set()
 
     def start(self, fn: Callable, spec: Any, name: str, role: str) -> None:
         """Start `fn(spec, ctl)` as worker `name`."""
@@ -272,6 +288,25 @@ class WorkerPool:
                                args=(fn, spec, ctl, name, role, False))
         worker.start()
         self._workers.append(worker)
+
+    def kill(self, name: str) -> int:
+        """SIGKILL worker process `name` (a crash on purpose: `check` does not report it).
+
+        Returns:
+            The process id it had.
+
+        Raises:
+            KafkabenchError: thread mode (a thread cannot be killed), an unknown or ended worker.
+        """
+        if self.mode != "process":
+            raise KafkabenchError(f"cannot kill worker {name!r}: workers run as threads; "
+                                  "run with mode=\"process\" (--mode process)")
+        for w in self._workers:
+            if w.name == name and w.is_alive():
+                self.killed.add(name)
+                os.kill(w.pid, signal.SIGKILL)
+                return w.pid
+        raise KafkabenchError(f"cannot kill worker {name!r}: no such worker is running")
 
     def go(self) -> None:
         """Release workers waiting in `ctl.wait_start()`."""
@@ -306,7 +341,7 @@ class WorkerPool:
         """
         now, dead = time.monotonic(), []
         for w in self._workers:
-            if w.name in self.done or w.is_alive():
+            if w.name in self.done or w.name in self.killed or w.is_alive():
                 continue
             since = self._gone_since.setdefault(w.name, now)
             if now - since >= DEAD_GRACE_S:

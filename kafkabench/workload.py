@@ -165,6 +165,14 @@ class Workload:
         fault_commands: For a cluster kafkabench did not start: the shell command of each
             fault action, e.g. `{"kill": "ssh kafka{node} pkill -9 java"}` (`{node}` and
             `{action}` are filled in).
+        processing: What each consumer member does with a message: processing time,
+            injected failures, retries, dead letters, filtering, output
+            (`kafkabench.processing.Processing` or its mapping); None: consume only.
+        membership: Consumer-group membership events: entries `{at_s, action, member,
+            group, topic}` with action crash, restart or join (`kafkabench.membership`).
+        transaction_messages: Producers send in transactions of this many messages
+            (a `transactional.id` per producer; needs acks=all and idempotence); 0: no
+            transactions.
     """
 
     name: str = "workload"
@@ -192,10 +200,16 @@ class Workload:
     verify: bool = False
     faults: tuple = ()
     fault_commands: Mapping[str, str] = field(default_factory=FrozenDict)
+    processing: Any = None
+    transaction_messages: int = 0
+    membership: tuple = ()
 
     def __post_init__(self) -> None:
+        from kafkabench.processing import processing_from_spec
+
         set_ = object.__setattr__
         self._check_faults()
+        set_(self, "processing", processing_from_spec(self.processing))
         set_(self, "message_size", message_size_from_spec(self.message_size))
         if not isinstance(self.topic_config, Mapping):
             raise ConfigError(f"workload topic_config={self.topic_config!r}: expected a mapping")
@@ -211,7 +225,7 @@ class Workload:
         for name, minimum in (
             ("topics", 1), ("partitions", 1), ("payload_pool_size", 1),
             ("key_count", 1), ("producers", 1), ("consumer_groups", 0),
-            ("consumers_per_group", 0), ("backlog_messages", 0),
+            ("consumers_per_group", 0), ("backlog_messages", 0), ("transaction_messages", 0),
         ):  # fmt: skip
             _check_int(name, getattr(self, name), minimum)
         if self.replication_factor is not None:
@@ -245,6 +259,11 @@ class Workload:
                               "or a file path")
         if self.payload not in PAYLOAD_KINDS:
             _check_payload_file(self.payload, self.message_size)
+        from kafkabench.membership import parse_member_events
+
+        set_(self, "membership", parse_member_events(
+            self.membership, members=self.consumers_per_group, groups=self.consumer_groups,
+            topics=self.topics, run_s=self.run_s if self.message_count is None else None))
         if self.faults and self.message_count is None:
             from kafkabench.faults import parse_faults
 
@@ -319,6 +338,8 @@ class Workload:
         data["headers"] = dict(self.headers)
         data["faults"] = [fault_dict(f) for f in self.faults]
         data["fault_commands"] = dict(self.fault_commands)
+        data["processing"] = None if self.processing is None else self.processing.to_dict()
+        data["membership"] = [asdict(e) for e in self.membership]
         size = self.message_size
         data["message_size"] = size if isinstance(size, int) else size.to_spec()
         return data
@@ -344,9 +365,14 @@ class Workload:
             runs); `workload.message_size_distribution` says how sizes were drawn.
         """
         row = {f"workload.{k}": v for k, v in self.to_dict().items()
-               if k not in ("topic_config", "headers", "faults", "fault_commands")}
+               if k not in ("topic_config", "headers", "faults", "fault_commands", "processing",
+                            "membership")}
+        if self.membership:
+            row["workload.membership"] = json.dumps(self.to_dict()["membership"])
         if self.faults:
             row["workload.faults"] = json.dumps(self.to_dict()["faults"])
+        if self.processing is not None:
+            row["workload.processing"] = json.dumps(self.to_dict()["processing"])
         row.update({f"workload.topic_config.{k}": v for k, v in self.topic_config.items()})
         row.update({f"workload.headers.{k}": v for k, v in self.headers.items()})
         size = self.message_size
