@@ -15,7 +15,10 @@ Every delivery report fires Locust's `request` event (`request_type="produce"`, 
 `response_time` = publish latency in ms, `response_length` = bytes, `exception` = the delivery
 error); every consumed message fires `request_type="consume"` with the end-to-end latency
 (receive time minus the message's Kafka timestamp); every rebalance a consumer sees fires
-`request_type="rebalance"` (name "assign", "revoke" or "lost").
+`request_type="rebalance"` (name "assign", "revoke" or "lost"). A consumer user with a
+processing stage (`KafkaConsumerUser.processing`, `--kafka-processing`) fires, per message it
+handles, `"process"` (the processing time, inline retries included; a failure when the message
+failed its last attempt), `"retry"` (forwarded to a retry topic) or `"filter"` (dropped).
 
 Configured from Locust's command line or config file (`locust.conf`): `--kafka-bootstrap`,
 `--kafka-topic`, `--kafka-profile`, `--kafka-conf key=value`, ...; run `locust -f X --help`.
@@ -28,24 +31,26 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
 
 import gevent
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from gevent.lock import Semaphore
 from locust import LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
+from locust.user.task import LOCUST_STATE_STOPPING
 from locust.user.wait_time import constant_throughput
 
 from kafkabench.admin import admin_client, create_topic
 from kafkabench.cluster import LIBRDKAFKA_LOG, check_reachable, librdkafka_logger, resolve_bootstrap
-from kafkabench.config import ClientProfile, load_profile, parse_kv, route_settings
+from kafkabench.config import ClientProfile, load_profile, parse_kv, read_yaml, route_settings
 from kafkabench.errors import ConfigError, KafkabenchError, NoClusterError
 from kafkabench.loadshapes import DEFAULT_SHAPE, DEFAULT_STEPS, SHAPES, options_tick
 from kafkabench.orders import order_messages
+from kafkabench.processing import Processing, Stage, Stopped, dlq_topic, processing_from_spec
 from kafkabench.workers import fewer_gc_pauses
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,8 @@ POLL_EVERY = 32
 # A consumer task with nothing to read sleeps this long (in gevent) before it asks again.
 IDLE_S = 0.005
 FLUSH_TIMEOUT_S = 10.0
+# A stage's wait (processing time, backoff) checks this often whether its user is stopping.
+STOP_CHECK_S = 0.1
 # Reachability check at start: a dead cluster is an error message within seconds.
 CONNECT_TIMEOUT_S = 10.0
 TOPIC_TIMEOUT_S = 30.0
@@ -85,6 +92,11 @@ class KafkaDeliveryError(Exception):
     def from_error(cls, err: KafkaError) -> KafkaDeliveryError:
         """Wrap a `KafkaError`: "MSG_SIZE_TOO_LARGE: Broker: Message size too large"."""
         return cls(f"{err.name()}: {err.str()}")
+
+
+class ProcessingError(Exception):
+    """A message that failed its last attempt in a processing stage, as Locust records it
+    (grouped by its text: the dead letter's `error` header)."""
 
 
 # --- command line --------------------------------------------------------------------------
@@ -124,6 +136,11 @@ def _add_arguments(parser: Any) -> None:
                             "reports; what is left then is purged and counted as failed")
     group.add_argument("--kafka-producer-per-user", action="store_true", default=False,
                        help="one producer per user instead of one shared per process")
+    group.add_argument("--kafka-processing", default=None, metavar="FILE.yaml",
+                       help="processing stage of every consumer user, replacing the user "
+                            "class's `processing`: a YAML mapping of kafkabench.processing."
+                            "Processing fields (time_ms, transient_fraction, poison_fraction, "
+                            "retry, backoff, dead_letter, filter_fraction, output, seed)")
 
 
 def parse_conf(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -156,6 +173,7 @@ class KafkaSettings:
         group: `--kafka-group`, or None for kb-locust-<topic>.
         flush_timeout_s: bound of the final flush.
         share_producer: one producer per process (True) or per user.
+        processing: `--kafka-processing`, or None for each consumer user class's own.
     """
 
     bootstrap: str
@@ -166,6 +184,7 @@ class KafkaSettings:
     group: str | None = None
     flush_timeout_s: float = FLUSH_TIMEOUT_S
     share_producer: bool = True
+    processing: Processing | None = None
     created: set[str] = field(default_factory=set, compare=False)
 
     @classmethod
@@ -188,6 +207,7 @@ class KafkaSettings:
         rate = get("kafka_rate", None)
         if rate is not None and rate < 0:
             raise ConfigError(f"--kafka-rate {rate!r}: expected messages/s >= 0")
+        processing = load_processing(get("kafka_processing", None))
         bootstrap = get("kafka_bootstrap", None)
         if resolve:
             try:
@@ -199,7 +219,8 @@ class KafkaSettings:
         return cls(bootstrap=bootstrap or "", profile=profile, topic=get("kafka_topic", None),
                    partitions=partitions, rate=rate, group=get("kafka_group", None),
                    flush_timeout_s=get("kafka_flush_timeout", FLUSH_TIMEOUT_S),
-                   share_producer=not get("kafka_producer_per_user", False))
+                   share_producer=not get("kafka_producer_per_user", False),
+                   processing=processing)
 
     def producer_config(self, **overrides: Any) -> dict[str, Any]:
         """confluent-kafka producer settings."""
@@ -240,6 +261,36 @@ class KafkaSettings:
             self.created.add(topic)
 
 
+def load_processing(path: str | None) -> Processing | None:
+    """`--kafka-processing FILE.yaml` as a `Processing` (None: no file given).
+
+    Raises:
+        ConfigError: a missing or bad file, or a bad setting, named with the option.
+    """
+    if not path:
+        return None
+    spec = read_yaml(path, "--kafka-processing file")
+    if spec is None:
+        raise ConfigError(f"--kafka-processing {str(path)!r} is empty: expected a mapping such "
+                          "as {time_ms: 1, poison_fraction: 0.01, retry: topics}")
+    try:
+        return processing_from_spec(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"--kafka-processing {str(path)!r}: {exc}") from None
+
+
+def class_processing(user_class: type) -> Processing | None:
+    """A consumer user class's `processing` attribute as a `Processing` (None: no stage).
+
+    Raises:
+        ConfigError: a bad setting, named with the class.
+    """
+    try:
+        return processing_from_spec(getattr(user_class, "processing", None))
+    except ConfigError as exc:
+        raise ConfigError(f"{user_class.__name__}.processing: {exc}") from None
+
+
 def _ensure_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int,
                   config: dict[str, Any], conf: dict[str, Any]) -> None:
     """Create the topic if the cluster does not have it; an existing one is used as it is."""
@@ -266,7 +317,8 @@ def settings_for(environment: Any) -> KafkaSettings:
     """
     options = environment.parsed_options
     names = ("kafka_bootstrap", "kafka_profile", "kafka_conf", "kafka_topic", "kafka_partitions",
-             "kafka_rate", "kafka_group", "kafka_flush_timeout", "kafka_producer_per_user")
+             "kafka_rate", "kafka_group", "kafka_flush_timeout", "kafka_producer_per_user",
+             "kafka_processing")
     key = tuple(repr(getattr(options, n, None)) for n in names)
     if key not in _settings_cache:
         _settings_cache[key] = KafkaSettings.from_options(options)
@@ -287,6 +339,9 @@ def _check_settings(environment: Any, **_kwargs: Any) -> None:
     try:
         settings = KafkaSettings.from_options(environment.parsed_options,
                                               resolve=not isinstance(runner, MasterRunner))
+        for user_class in environment.user_classes or ():
+            if issubclass(user_class, KafkaConsumerUser):
+                class_processing(user_class)
         if not isinstance(runner, MasterRunner):
             settings.check_reachable()
     except KafkabenchError as exc:
@@ -368,6 +423,159 @@ def _delivery_reporter(fire: Any, request_type: str, name: str | None = None):
     return on_delivery
 
 
+# --- the processing stage ------------------------------------------------------------------
+
+
+class _StageProducer:
+    """The stage's producer as `processing.Stage` uses it, without blocking the hub: a wait
+    for room in a full queue (`poll(t)`) sleeps in gevent. Keeps the `error` header of the
+    last dead letter, the text of the Locust failure."""
+
+    def __init__(self, producer: Producer, dead_letter_topics: set[str]):
+        self.producer, self.dead_letter_topics = producer, dead_letter_topics
+        self.dead_letter_error = ""
+
+    def produce(self, topic: str, **kwargs: Any) -> None:
+        self.producer.produce(topic, **kwargs)
+        if topic in self.dead_letter_topics:
+            self.dead_letter_error = next(
+                (v.decode(errors="replace") for k, v in reversed(kwargs.get("headers") or [])
+                 if k == "error" and v is not None), "")
+
+    def poll(self, timeout: float = 0.0) -> int:
+        served = self.producer.poll(0)  # 0: never wait in librdkafka
+        if timeout and not served:
+            gevent.sleep(timeout)
+        return served
+
+    def __len__(self) -> int:
+        return len(self.producer)
+
+
+class _LocustStage:
+    """A consumer's `processing.Stage` run inside a Locust user: waits sleep in gevent and end
+    early when the user stops; each handled message fires Locust events; offsets are stored
+    once a message is handled (the consumer runs with enable.auto.offset.store=false).
+
+    Args:
+        processing: what to do with each message.
+        inputs: the consumer's input topics.
+        consumer: the consumer (pause, seek, resume, store_offsets).
+        producer: for retry, dead-letter and output records (None when the stage writes none).
+        fire: `events.request.fire`.
+        stopping: says whether the user is stopping (then a wait ends early and the message in
+            hand is neither done nor stored).
+    """
+
+    def __init__(self, processing: Processing, inputs: Sequence[str], *, consumer: Consumer,
+                 producer: Producer | None, fire: Any, stopping: Callable[[], bool]):
+        self._fire, self._stopping, self.consumer = fire, stopping, consumer
+        self.producer = (None if producer is None else
+                         _StageProducer(producer, {dlq_topic(t) for t in inputs}))
+        self.stage = Stage(processing, tuple(inputs), producer=self.producer, consumer=consumer,
+                           sleep=self._sleep, on_error=self._on_error,
+                           seed=random.getrandbits(32))
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Topics to subscribe to: the inputs and their retry topics."""
+        return self.stage.topics
+
+    def _sleep(self, seconds: float) -> bool:
+        # gevent.sleep, in slices: the other users run meanwhile, and a stopping user (Locust's
+        # --stop-timeout) is not held for a whole backoff.
+        deadline = time.monotonic() + seconds
+        while not self._stopping():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            gevent.sleep(min(left, STOP_CHECK_S))
+        return False
+
+    def _on_error(self, err: Any, context: str) -> None:
+        exception = (KafkaDeliveryError.from_error(err) if isinstance(err, KafkaError)
+                     else KafkaDeliveryError(str(err)))
+        self._fire(request_type="process", name=context, response_time=0.0, response_length=0,
+                   exception=exception, context={})
+
+    def run(self, msgs: list[Any], name: str | None = None) -> list[Any]:
+        """Handle a batch: fire "consume" and the outcome of each message handled, store the
+        offsets of those, resume retry partitions that are due.
+
+        Returns:
+            The messages handled (and errors); a retry record not due yet is left out (its
+            partition was rewound to it).
+        """
+        fire, stage, counts = self._fire, self.stage, self.stage.counts
+        now_ms = time.time() * 1000.0
+        done: dict[tuple[str, int], int] = {}
+        out = []
+        try:
+            for msg in msgs:
+                err = msg.error()
+                if err is not None:
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        fire(request_type="consume", name=name or msg.topic() or "",
+                             response_time=0.0, response_length=0,
+                             exception=KafkaDeliveryError.from_error(err), context={})
+                        out.append(msg)
+                    continue
+                if stage.is_paused(msg):  # rewound earlier in this batch: read again later
+                    continue
+                before = (counts["failed"], counts["forwarded"], counts["filtered"])
+                started = time.monotonic()
+                if not stage.handle(msg):
+                    continue
+                elapsed_ms = (time.monotonic() - started) * 1000.0
+                done[(msg.topic(), msg.partition())] = msg.offset() + 1
+                topic, size = name or msg.topic(), len(msg)
+                fire(request_type="consume", name=topic,
+                     response_time=max(0.0, now_ms - msg.timestamp()[1]), response_length=size,
+                     exception=None, context={})
+                request_type, exception = self._outcome(before)
+                fire(request_type=request_type, name=topic, response_time=elapsed_ms,
+                     response_length=size, exception=exception, context={})
+                out.append(msg)
+        except Stopped:
+            pass  # the user is stopping: the message in hand is read again by whoever owns it
+        finally:
+            # Also when the user's greenlet is killed mid-message (GreenletExit).
+            self._store(done)
+        stage.resume_due()
+        return out
+
+    def _outcome(self, before: tuple[int, int, int]) -> tuple[str, Exception | None]:
+        """(request type, exception) of the message just handled, from the stage's counts."""
+        counts = self.stage.counts
+        if counts["failed"] > before[0]:
+            return "process", ProcessingError(
+                (self.producer.dead_letter_error if self.stage.p.dead_letter else "")
+                or "failed its last attempt (dropped: dead_letter is false)")
+        if counts["forwarded"] > before[1]:
+            return "retry", None
+        if counts["filtered"] > before[2]:
+            return "filter", None
+        return "process", None
+
+    def _store(self, done: dict[tuple[str, int], int]) -> None:
+        if not done:
+            return
+        try:
+            self.consumer.store_offsets(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in done.items()])
+        except KafkaException as exc:  # a partition revoked meanwhile: its offsets are not ours
+            if exc.args[0].code() != KafkaError._STATE:
+                raise
+
+    def idle(self) -> None:
+        """Nothing to read: resume the retry partitions that are due."""
+        self.stage.resume_due()
+
+    def forget(self, partitions: list[Any]) -> None:
+        """Partitions revoked or lost: not this member's to resume."""
+        self.stage.forget(partitions)
+
+
 # --- the client ----------------------------------------------------------------------------
 
 
@@ -382,15 +590,28 @@ class KafkaClient:
         shared: use the process's producer for these settings (created on first use),
             instead of an own one.
         poll_interval_s: how often the background greenlet serves delivery reports.
+        processing: a processing stage the consumer runs over what it reads (its retry,
+            dead-letter and output records go through the producer, which it then needs).
+        stopping: says whether the owner is stopping (ends the stage's waits early).
 
     The producer's delivery reports fire `request_type="produce"`; consumed messages fire
-    `"consume"` with the end-to-end latency; rebalances fire `"rebalance"`.
+    `"consume"` with the end-to-end latency; rebalances fire `"rebalance"`; with a stage,
+    each handled message also fires `"process"`, `"retry"` or `"filter"` (`_LocustStage`).
+
+    Raises:
+        ConfigError: a stage that writes records without a producer.
     """
 
     def __init__(self, environment: Any, producer_config: Mapping[str, Any] | None = None,
                  consumer_config: Mapping[str, Any] | None = None, *,
                  topics: Sequence[str] = (), shared: bool = True,
-                 poll_interval_s: float = POLL_INTERVAL_S):
+                 poll_interval_s: float = POLL_INTERVAL_S,
+                 processing: Processing | None = None,
+                 stopping: Callable[[], bool] = lambda: False):
+        if processing is not None and producer_config is None and any(
+                processing.extra_topics(t) for t in topics):
+            raise ConfigError("a processing stage with retry topics, dead letters or output "
+                              "needs a producer: pass producer_config")
         self.environment = environment
         self._fire = environment.events.request.fire
         self._service: _ProducerService | None = None
@@ -415,9 +636,19 @@ class KafkaClient:
         self._closing = False
         self._late_events: list[dict[str, Any]] = []
         self._unpolled = 0
+        self.stage: _LocustStage | None = None
         if consumer_config is not None:
             self.group = consumer_config.get("group.id")
-            self.consumer = Consumer({"logger": librdkafka_logger(), **consumer_config})
+            conf = {"logger": librdkafka_logger(), **consumer_config}
+            if processing is not None:
+                # Offsets are stored once a message is handled, not when consume() returns it.
+                conf["enable.auto.offset.store"] = False
+            self.consumer = Consumer(conf)
+            if processing is not None:
+                self.stage = _LocustStage(processing, topics, consumer=self.consumer,
+                                          producer=self.producer, fire=self._fire,
+                                          stopping=stopping)
+                topics = self.stage.topics
             self.consumer.subscribe(list(topics), on_assign=self._on_assign,
                                     on_revoke=self._on_revoke, on_lost=self._on_lost)
         # Every delivery report and consumed message is a GC-tracked object: as in kafkabench's
@@ -531,19 +762,27 @@ class KafkaClient:
                 idle_s: float = IDLE_S) -> list[Any]:
         """Take the messages that are ready (up to `max_messages`), firing one event each.
 
+        With a processing stage, each message is processed before this returns (see
+        `_LocustStage.run`).
+
         Args:
             max_messages: most messages to take.
             name: name in Locust's statistics (default: the topic).
             idle_s: when nothing is ready, sleep this long in gevent before returning.
 
         Returns:
-            The messages (errors included; partition EOF events are left out).
+            The messages (errors included; partition EOF events are left out; with a stage,
+            retry records not due yet are left out too).
         """
         consumer = self.consumer
         msgs = consumer.consume(max_messages, 0)  # 0: take what is there, never wait
         if not msgs:
+            if self.stage is not None:
+                self.stage.idle()
             gevent.sleep(idle_s)
             return msgs
+        if self.stage is not None:
+            return self.stage.run(msgs, name)
         fire = self._fire
         now_ms = time.time() * 1000.0
         out = []
@@ -573,6 +812,8 @@ class KafkaClient:
         else:
             self.assignment -= parts
             response_time = 0.0
+            if self.stage is not None:
+                self.stage.forget(partitions)
             if not self.assignment:
                 self._unassigned_since = now
         kwargs = {"request_type": "rebalance", "name": event, "response_time": response_time,
@@ -611,6 +852,10 @@ class KafkaClient:
             timeout_s: bound for the flush and, separately, for leaving the group.
         """
         service, self._service, self.producer = self._service, None, None
+        if service is not None and self.stage is not None and self.consumer is not None:
+            # The stage's records are acknowledged before the consumer commits the offsets of
+            # their inputs at close (a shared producer is not flushed by every user's close).
+            service.flush(timeout_s)
         if service is not None:
             service.users -= 1
             if service.users <= 0:
@@ -739,15 +984,30 @@ class KafkaConsumerUser(_KafkaUserBase):
     as a failure). On stop the consumer commits and leaves the group (bounded by
     `--kafka-flush-timeout`).
 
+    With a processing stage (`processing`, or `--kafka-processing` for every consumer user),
+    `consume()` also processes what it reads, as `kafkabench.processing.Stage` does in
+    kafkabench's own consumers: processing time, injected transient and poison failures,
+    retries inline or through `<topic>.retry.N` topics, dead letters in `<topic>.dlq`,
+    filtering, output to `<topic>.out` (those topics are created when missing). A message's
+    offset is committed once it is handled. Each handled message is a "process" request (the
+    processing time, inline retries and backoff included; a failure, with the dead letter's
+    error, when it failed its last attempt), a "retry" request (forwarded to a retry topic) or
+    a "filter" request (dropped), named by the topic it was read from. The stage's records
+    go through the process's producer (the producer settings), flushed before the consumer
+    commits at stop.
+
     Attributes:
         topic: topic unless --kafka-topic is given; created if missing.
         group: consumer group unless --kafka-group is given (default kb-locust-<topic>).
         batch: most messages one consume() takes.
+        processing: the processing stage, a mapping of `kafkabench.processing.Processing`
+            fields (None: consume only); `--kafka-processing FILE.yaml` replaces it.
     """
 
     abstract = True
     group: ClassVar[str | None] = None
     batch: ClassVar[int] = 500
+    processing: ClassVar[dict[str, Any] | None] = None
 
     def wait_time(self) -> float:
         """No wait: `consume()` sleeps in gevent when there is nothing to read."""
@@ -756,9 +1016,23 @@ class KafkaConsumerUser(_KafkaUserBase):
     def on_start(self) -> None:
         settings = self._configure()
         self.group = settings.group or type(self).group or f"kb-locust-{self.topic}"
-        self.client = KafkaClient(self.environment,
+        processing = settings.processing or class_processing(type(self))
+        producer_config = None
+        if processing is not None:
+            extra = processing.extra_topics(self.topic)
+            for topic in extra:
+                settings.ensure_topic(topic)
+            if extra:
+                producer_config = settings.producer_config()
+        self.client = KafkaClient(self.environment, producer_config,
                                   consumer_config=settings.consumer_config(self.group),
-                                  topics=[self.topic])
+                                  topics=[self.topic], shared=settings.share_producer,
+                                  processing=processing, stopping=self._stopping)
+
+    def _stopping(self) -> bool:
+        # Locust's --stop-timeout asks a user to stop after its task; without it the user's
+        # greenlet is killed (GreenletExit) wherever it waits.
+        return self._state == LOCUST_STATE_STOPPING
 
 
 class KafkaLoadShape(LoadTestShape):
@@ -818,4 +1092,5 @@ def _write_per_worker(environment: Any, **_kwargs: Any) -> None:
 
 
 __all__ = ["KafkaClient", "KafkaUser", "OrderEventUser", "KafkaConsumerUser", "KafkaLoadShape",
-           "KafkaSettings", "KafkaDeliveryError", "parse_conf", "settings_for"]
+           "KafkaSettings", "KafkaDeliveryError", "ProcessingError", "parse_conf", "settings_for",
+           "load_processing", "class_processing"]

@@ -5,6 +5,7 @@ Locust runs as a subprocess (importing it here would monkey-patch the test proce
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kafkabench.admin import create_topic
 from kafkabench.locust_results import locustfile_path, read_failures, read_stats, run_locust
@@ -190,7 +191,7 @@ def test_bad_setting_fails_fast(bootstrap):
     assert "linger.ms='soon'" in proc.stderr
 
 
-@pytest.mark.parametrize("name", ["producer_load", "consumer_load", "mixed"])
+@pytest.mark.parametrize("name", ["producer_load", "consumer_load", "mixed", "service_consumer"])
 def test_locustfiles_only_subclass(name):
     source = Path(locustfile_path(name)).read_text()
     assert "confluent_kafka" not in source and "def __init__" not in source
@@ -295,3 +296,128 @@ def test_kafka_conf_routes_settings_as_the_cli_does():
                                "consumer": {"fetch.min.bytes": "10"}}
     assert out["same"] is True
     assert out["profile"] == [common, {"linger.ms": "5"}, {"fetch.min.bytes": "10"}]
+
+
+# ----------------------------------------------------------------------------- processing stage
+
+
+def class_attribute(path: Path, class_name: str, attribute: str):
+    """A literal class attribute of a locustfile, read without importing it (that imports locust)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for stmt in node.body:
+                if isinstance(stmt, ast.Assign) and any(
+                        isinstance(t, ast.Name) and t.id == attribute for t in stmt.targets):
+                    return ast.literal_eval(stmt.value)
+    raise AssertionError(f"no {class_name}.{attribute} in {path}")
+
+
+def committed_offset(bootstrap: str, group: str, topic: str) -> int:
+    """The group's committed offset of partition 0 (0: none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        offset = consumer.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+        return max(offset, 0)
+    finally:
+        consumer.close()
+
+
+def test_service_consumer_processes_retries_and_dead_letters(bootstrap, tmp_path):
+    from kafkabench.processing import POISON, Processing, dlq_topic, read_records
+
+    topic = topic_name("lt-service")
+    path = Path(locustfile_path("service_consumer"))
+    # 1 feeder at 50 msgs/s + 2 members of the service's group. The poison share is 1%, but
+    # which records are poison is fixed by (partition, offset): offsets 3 and 13 of partition
+    # 3 and 8 of partition 5 are, so a few hundred messages always include some.
+    proc = locust("-f", str(path), "-u", "3", "-r", "3", "-t", "8s", "--kafka-bootstrap",
+                  bootstrap, "--kafka-topic", topic, "--kafka-rate", "50",
+                  "--exit-code-on-error", "0", "--csv", str(tmp_path / "run"), timeout_s=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = read_stats(tmp_path / "run")
+    assert total(stats, "process") > 0
+    assert total(stats, "retry") > 0  # 5% transient + the poison, through retry topics
+    failed = total(stats, "process", "Failure Count")
+    assert failed > 0
+    # Only dead letters failed, each with its error header; no produce or consume failed.
+    assert int(stats.query("Name != 'Aggregated'")["Failure Count"].sum()) == failed
+    failures = read_failures(tmp_path / "run")
+    assert failures["Error"].str.contains("injected poison failure").all(), failures
+    assert set(failures["Name"]) == {f"{topic}.retry.2"}  # the third attempt
+    # Each failure is a record on the dead-letter topic (flushed before the consumer left),
+    # and each dead letter is a record the stage's settings make poison.
+    assert messages_on(bootstrap, dlq_topic(topic)) == failed
+    processing = Processing(**class_attribute(path, "OrderService", "processing"))
+    dead = read_records(bootstrap, [dlq_topic(topic)], timeout_s=20)
+    assert len(dead) == failed
+    for m in dead:
+        headers = {k: v.decode() for k, v in m.headers()}
+        assert headers["original_topic"] == topic and headers["retry_count"] == "2"
+        assert processing.fate(int(headers["original_partition"]),
+                               int(headers["original_offset"])) == POISON
+
+
+@pytest.mark.parametrize("stop_timeout", [None, "10"])
+def test_stopping_consumer_commits_only_what_it_processed(bootstrap, tmp_path, stop_timeout):
+    # 1 s of processing per message: the run ends while a message is in hand. Killed
+    # (no --stop-timeout) or asked to stop (the stage's wait ends at once), the member commits
+    # exactly the messages it processed; asked to stop, it is not killed after the timeout.
+    topic = topic_name("lt-slow")
+    create_topic(bootstrap, topic, partitions=1)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(20):
+        producer.produce(topic, b"order-%d" % i)
+    assert producer.flush(10) == 0
+    file = tmp_path / "slow_service.py"
+    file.write_text(textwrap.dedent("""
+        from locust import task
+        from kafkabench.locust_user import KafkaConsumerUser
+
+        class SlowService(KafkaConsumerUser):
+            processing = {"time_ms": 1000, "dead_letter": False}
+
+            @task
+            def handle(self):
+                self.client.consume(self.batch)
+    """))
+    extra = ["--stop-timeout", stop_timeout] if stop_timeout else []
+    proc = locust("-f", str(file), "-u", "1", "-r", "1", "-t", "4s", "--kafka-bootstrap",
+                  bootstrap, "--kafka-topic", topic, "--csv", str(tmp_path / "run"), *extra,
+                  timeout_s=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Not all users finished" not in proc.stderr
+    stats = read_stats(tmp_path / "run")
+    processed = total(stats, "process")
+    assert 0 < processed < 20
+    assert total(stats, "consume") == processed  # the message in hand is not counted
+    assert committed_offset(bootstrap, f"kb-locust-{topic}", topic) == processed
+
+
+@pytest.mark.parametrize(("processing", "says"), [
+    ("--kafka-processing", "--kafka-processing '{file}': processing.poison_fraction=2: "
+                           "expected a number between 0 and 1"),
+    ("class", "BadService.processing: processing.retry='later'"),
+])
+def test_bad_processing_fails_fast(bootstrap, tmp_path, processing, says):
+    settings = tmp_path / "stage.yaml"
+    settings.write_text("time_ms: 1\npoison_fraction: 2\n")
+    file = tmp_path / "bad_service.py"
+    file.write_text(textwrap.dedent("""
+        from locust import task
+        from kafkabench.locust_user import KafkaConsumerUser
+
+        class BadService(KafkaConsumerUser):
+            processing = {"retry": "later"}
+
+            @task
+            def handle(self):
+                self.client.consume(self.batch)
+    """))
+    if processing == "class":
+        args = ["-f", str(file)]
+    else:
+        args = ["-f", str(locustfile_path("service_consumer")), "--kafka-processing", str(settings)]
+    proc = locust(*args, "-t", "30s", "--kafka-bootstrap", bootstrap, timeout_s=60)
+    assert proc.returncode != 0
+    assert says.format(file=settings) in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
