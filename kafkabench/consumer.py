@@ -130,7 +130,9 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
         def callback(c: Consumer, partitions) -> None:
             if stage is not None and event != "assign":
                 stage.forget(partitions)
-            if event == "revoke" and commit != "auto":
+                if stage.p.exactly_once:
+                    stage.revoked(c)
+            if event == "revoke" and commit not in ("auto", "transaction"):
                 # Commit what was consumed before the partitions go to another member, or
                 # that member reads it again (the rebalance listener of the design source).
                 totals["commits"] += _commit(c, errors, False, "commit on revoke")
@@ -158,6 +160,10 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
     if spec.processing is not None:
         # Offsets are stored once a message is handled, not when consume() returns it.
         conf["enable.auto.offset.store"] = False
+        if spec.processing.exactly_once:
+            # Offsets commit with the stage's transactions, never by the consumer.
+            conf["enable.auto.commit"] = False
+            commit = "transaction"
     cpu0 = cpu_seconds(ctl.in_process)
     consumer = Consumer(conf)
     topics = list(spec.topics)
@@ -231,10 +237,14 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                 if totals["consumed"] + interval["consumed"] >= limit:
                     break
                 if commit == "sync" and n:
+                    if stage is not None:  # the batch's records acknowledged before its offsets
+                        stage.flush(10.0)
                     totals["commits"] += _commit(consumer, errors, False, "offset commit")
                     uncommitted = 0
             if stage is not None:
                 stage.resume_due()
+                if stage.due():
+                    stage.commit(consumer)
             now = time.monotonic()
             if commit == "async" and uncommitted and now >= next_commit:
                 totals["commits"] += _commit(consumer, errors, True, "offset commit")
@@ -247,13 +257,18 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
     finally:
         totals["consumed"] += interval["consumed"]
         totals["bytes"] += interval["bytes"]
+        if stage is not None and stage.p.exactly_once:
+            try:
+                stage.commit(consumer)  # the open transaction: what was handled is done
+            except Exception as exc:  # noqa: BLE001 - recorded; the report must still go out
+                errors.add_kafka(exc, "final commit_transaction()")
         report()
         if stage is not None:
             # The stage's records are acknowledged before the offsets of their inputs are
             # committed at close; what is still queued is reported, not waited for.
             totals["stage_unflushed"] = stage.flush(10.0)
             totals.update({f"attempts_{k}": v for k, v in stage.attempts.items()})
-        if commit != "auto":
+        if commit not in ("auto", "transaction"):
             totals["commits"] += _commit(consumer, errors, False, "final offset commit")
         try:
             consumer.close()  # commits auto-commit offsets and leaves the group
@@ -275,7 +290,7 @@ def _stage(spec: ConsumerSpec, consumer: Consumer, ctl: Control, errors: ErrorCo
 
     p = spec.processing
     producer = None
-    if p.retry == "topics" or p.dead_letter or p.output:
+    if p.exactly_once or p.retry == "topics" or p.dead_letter or p.output:
         conf = dict(spec.stage_config or {})
         conf.setdefault("error_cb", lambda err: errors.add_kafka(err, "processing stage client"))
         producer = Producer(conf)
@@ -296,6 +311,8 @@ def _process(stage: Any, consumer: Consumer, msgs: list[Message], errors: ErrorC
 
     from kafkabench.processing import Stopped
 
+    if stage.p.exactly_once:
+        return _process_in_transactions(stage, consumer, msgs), 0
     done: dict[tuple[str, int], int] = {}
     finished, commits = True, 0
     try:
@@ -305,6 +322,8 @@ def _process(stage: Any, consumer: Consumer, msgs: list[Message], errors: ErrorC
             if stage.handle(m):
                 done[(m.topic(), m.partition())] = m.offset() + 1
                 if per_message:
+                    # Its records acknowledged first, or a crash after the commit loses them.
+                    stage.flush(10.0)
                     commits += _commit_offset(consumer, errors, m.topic(), m.partition(), m.offset() + 1)
     except Stopped:
         finished = False
@@ -315,6 +334,32 @@ def _process(stage: Any, consumer: Consumer, msgs: list[Message], errors: ErrorC
             if exc.args[0].code() != KafkaError._STATE:
                 raise
     return finished, commits
+
+
+def _process_in_transactions(stage: Any, consumer: Consumer, msgs: list[Message]) -> bool:
+    """The exactly-once stage over a batch: handled messages join the open transaction; a
+    failed attempt aborts it and rewinds its partitions (their later messages in this batch
+    are skipped: they come again). Returns False when the run stopped mid-message."""
+    from kafkabench.processing import Abort, Stopped
+
+    try:
+        for m in msgs:
+            if (m.topic(), m.partition()) in stage.skip:
+                continue
+            try:
+                if stage.handle(m):
+                    stage.handled(m)
+            except Abort as abort:
+                stage.abort(consumer)
+                if not stage._sleep(abort.wait_s):
+                    return False
+            if stage.due():
+                stage.commit(consumer)
+    except Stopped:
+        return False
+    finally:
+        stage.skip.clear()
+    return True
 
 
 def _commit_offset(consumer: Consumer, errors: ErrorCounts, topic: str, partition: int,

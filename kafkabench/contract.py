@@ -230,7 +230,8 @@ _VERIFY_AND_FAULT_SUMMARY: tuple[Column, ...] = (
 _STAGED = "(runs with a processing stage, `kafkabench.processing`)"
 _PROCESSING_SUMMARY: tuple[Column, ...] = tuple(
     Column(name, kind, unit, f"{text} {_STAGED}", ("run",), always=False) for name, kind, unit, text in (
-        ("processing_processed", "int", "msgs", "messages processed successfully (retries included)"),
+        ("processing_processed", "int", "msgs", "messages processed successfully, after retries "
+         "(exactly-once: also those whose transaction then aborted; see processing_output_inputs)"),
         ("processing_filtered", "int", "msgs", "messages dropped by the filter before processing"),
         ("processing_retried", "int", "", "failed attempts that were retried (inline or through a retry topic)"),
         ("processing_forwarded", "int", "msgs", "records sent to retry topics"),
@@ -241,6 +242,11 @@ _PROCESSING_SUMMARY: tuple[Column, ...] = tuple(
         ("processing_output_inputs", "int", "msgs", "distinct inputs among them (header kb-src)"),
         ("processing_output_duplicated", "int", "msgs",
          "output records beyond the first of their input: inputs processed more than once"),
+        ("processing_output_read_uncommitted", "int", "msgs",
+         "exactly-once: output records read with read_uncommitted (aborted transactions' included)"),
+        ("processing_transactions_committed", "int", "", "exactly-once: the stage's transactions committed"),
+        ("processing_transactions_aborted", "int", "", "exactly-once: the stage's transactions aborted"),
+        ("processing_aborted_messages", "int", "msgs", "exactly-once: messages handled in aborted transactions"),
         ("processing_delayed", "int", "", "times a retry-topic partition was paused until its next record was due"),
         ("processing_stage_errors", "int", "", "retry, dead-letter and output records that failed"),
         ("processing_unflushed", "int", "msgs", "stage records still unacknowledged when the members closed"),

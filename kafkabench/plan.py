@@ -191,14 +191,26 @@ def _group_members(workload: Workload, profile: ClientProfile, bootstrap: str, r
     # The processing stage's retry, dead-letter and output records: the profile's producer
     # settings, never a transactional.id of the plain producers.
     stage_config = (profile.producer_config(bootstrap) if workload.processing is not None else None)
+    eos = workload.processing is not None and workload.processing.exactly_once
+    if eos:
+        check_transactional(stage_config, "processing.exactly_once")
+        # A crashed member's open transaction holds back read_committed readers of the output
+        # until the broker aborts it: after transaction.timeout.ms (librdkafka: 60 s).
+        txn_ms = int(stage_config.setdefault("transaction.timeout.ms", 10_000))
+        # librdkafka refuses a message.timeout.ms above transaction.timeout.ms.
+        if int(stage_config.get("message.timeout.ms", 0)) > txn_ms:
+            stage_config["message.timeout.ms"] = txn_ms
     for g in range(workload.consumer_groups):
         group = group_name(topic, g)
         for c in range(workload.consumers_per_group):
+            worker = member_name(group, c, topic_prefix=workload.topic_prefix, run_id=run_id)
+            # A restarted member keeps its transactional.id: it fences its crashed self.
             members.append(ConsumerSpec(
-                worker=member_name(group, c, topic_prefix=workload.topic_prefix, run_id=run_id),
-                group=group, topics=(topic,), commit=commit, record_latency=record_latency,
-                config=profile.consumer_config(bootstrap, group, **extra),
-                processing=workload.processing, stage_config=stage_config))
+                worker=worker, group=group, topics=(topic,), commit=commit,
+                record_latency=record_latency, config=profile.consumer_config(bootstrap, group, **extra),
+                processing=workload.processing,
+                stage_config={**stage_config, "transactional.id": f"kb-{run_id}-{worker}-stage"}
+                if eos else stage_config))
     return members
 
 

@@ -110,6 +110,13 @@ class Processing:
             the input's timestamp: a consumer of the output topic measures end-to-end latency
             through the stage, and the run counts inputs processed more than once).
         seed: salts the choice of failing and filtered messages.
+        exactly_once: consume-transform-produce in transactions: the output and dead-letter
+            records and the input offsets commit together (`send_offsets_to_transaction`), a
+            `transactional.id` per member; a failed attempt aborts the transaction and the
+            member reads its messages again (after `backoff`), up to `backoff.max_attempts`.
+            Needs retry "inline" or "none", and a profile with acks=all and idempotence.
+        transaction_messages: exactly-once: commit after this many messages ...
+        transaction_ms: ... or this many ms since the transaction began, whichever first.
     """
 
     time_ms: Any = 0.0
@@ -123,6 +130,9 @@ class Processing:
     filter_header: Mapping[str, str] | None = None
     output: bool = False
     seed: int = 0
+    exactly_once: bool = False
+    transaction_messages: int = 100
+    transaction_ms: float = 100.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -161,6 +171,17 @@ class Processing:
             set_(self, "filter_header", dict(fh))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"processing.seed={self.seed!r}: expected an integer")
+        if not isinstance(self.exactly_once, bool):
+            raise ConfigError(f"processing.exactly_once={self.exactly_once!r}: expected true or false")
+        if isinstance(self.transaction_messages, bool) or not isinstance(self.transaction_messages, int) \
+                or self.transaction_messages < 1:
+            raise ConfigError(f"processing.transaction_messages={self.transaction_messages!r}: "
+                              "expected an integer >= 1")
+        _check_number("processing.transaction_ms", self.transaction_ms, 1.0)
+        set_(self, "transaction_ms", float(self.transaction_ms))
+        if self.exactly_once and self.retry == "topics":
+            raise ConfigError("processing.exactly_once with retry=topics: a failed attempt aborts "
+                              "the transaction and is read again; use retry: inline or none")
         if self.transient_fraction and self.transient_failures >= self.backoff.max_attempts \
                 and self.retry != "none":
             raise ConfigError(
@@ -348,6 +369,16 @@ class Stage:
         self.paused: dict[tuple[str, int], float] = {}
         fh = processing.filter_header or {}
         self._filter = next(iter(fh.items())) if fh else None
+        # Exactly-once: the open transaction's first offset and next offset per partition.
+        self._txn_open = False
+        self._txn_began = 0.0
+        self._txn_messages = 0
+        self._txn_first: dict[tuple[str, int], int] = {}
+        self._txn_next: dict[tuple[str, int], int] = {}
+        self._eos_attempts: dict[tuple[str, int, int], int] = {}
+        self.skip: set[tuple[str, int]] = set()
+        if processing.exactly_once and producer is not None:
+            producer.init_transactions(TXN_TIMEOUT_S)
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -365,13 +396,19 @@ class Stage:
             if wait_ms > 0:
                 self._pause(msg, time.monotonic() + wait_ms / 1000.0)
                 return False
-            partition, offset = int(meta["original_partition"]), int(meta["original_offset"])
-            original_ts = float(meta.get("original_timestamp", b"0"))
+            # A record some other writer put in a retry topic has no origin headers: it is
+            # judged by its own place in the log.
+            partition = int(meta.get("original_partition", msg.partition()))
+            offset = int(meta.get("original_offset", msg.offset()))
+            original_ts = float(meta.get("original_timestamp", msg.timestamp()[1]))
             headers = [(k, v) for k, v in headers if k not in _STAGE_HEADERS]
         else:
             partition, offset = msg.partition(), msg.offset()
             original_ts = float(msg.timestamp()[1])
         received = time.monotonic()
+        if self.p.exactly_once:
+            self._begin()
+            self._txn_first.setdefault((msg.topic(), msg.partition()), msg.offset())
         if self._filter is not None and self._filter_match(headers):
             self.counts["filtered"] += 1
             return True
@@ -381,13 +418,22 @@ class Stage:
             return True
         attempt = level + 1
         last = self.p.attempts
+        if self.p.exactly_once:
+            attempt = self._eos_attempts.get((topic, partition, offset), 0) + 1
         while True:
             if not self._work():
                 raise _Stopped
             if not self.p.fails(fate, attempt):
                 self._done(msg, topic, headers, attempt, received, original_ts, (partition, offset))
+                self._eos_attempts.pop((topic, partition, offset), None)
                 return True
             error = f"injected {fate} failure"
+            if self.p.exactly_once and attempt < last:
+                # Abort: the transaction's records vanish for read_committed readers, and the
+                # member reads its messages again from where the transaction began.
+                self._eos_attempts[(topic, partition, offset)] = attempt
+                self.counts["retried"] += 1
+                raise Abort(error, self.p.backoff.delay_ms(attempt, self.rng) / 1000.0)
             if attempt >= last:
                 self._dead_letter(msg, topic, headers, partition, offset, attempt, error)
                 break
@@ -400,6 +446,82 @@ class Stage:
             attempt += 1
         self._finished(received, original_ts, attempt if attempt >= last else None)
         return True
+
+    # ------------------------------------------------------------------ exactly-once
+
+    def handled(self, msg: Any) -> None:
+        """Exactly-once: `msg` is done; its next offset commits with the transaction."""
+        self._txn_next[(msg.topic(), msg.partition())] = msg.offset() + 1
+        self._txn_messages += 1
+
+    def due(self) -> bool:
+        """Exactly-once: whether the open transaction is big or old enough to commit."""
+        return self._txn_open and (self._txn_messages >= self.p.transaction_messages or
+                                   time.monotonic() - self._txn_began >= self.p.transaction_ms / 1000.0)
+
+    def commit(self, consumer: Any) -> None:
+        """Exactly-once: commit the open transaction with its input offsets (a commit that
+        needs an abort aborts and rewinds instead)."""
+        if not self._txn_open:
+            return
+        from confluent_kafka import KafkaException, TopicPartition
+
+        producer = self.producer
+        try:
+            if self._txn_next:
+                producer.send_offsets_to_transaction(
+                    [TopicPartition(t, p, o) for (t, p), o in self._txn_next.items()],
+                    consumer.consumer_group_metadata(), TXN_TIMEOUT_S)
+            producer.commit_transaction(TXN_TIMEOUT_S)
+        except KafkaException as exc:
+            err = exc.args[0]
+            self._on_error(err, "commit_transaction()")
+            if not err.txn_requires_abort():
+                raise
+            self.abort(consumer)
+            return
+        self.counts["transactions_committed"] += 1
+        self._txn_reset()
+
+    def abort(self, consumer: Any, *, rewind: bool = True) -> None:
+        """Exactly-once: abort the open transaction and (`rewind`) seek every partition it
+        read back to where it began; `skip` then holds them for the rest of the batch."""
+        if not self._txn_open:
+            return
+        try:
+            # Wait for the transaction's records first: an EndTxn(abort) racing the
+            # AddPartitionsToTxn of records still in flight fails with a fatal
+            # INVALID_TXN_STATE (librdkafka issue #4849; seen here on Kafka 4.4).
+            self.producer.flush(TXN_TIMEOUT_S)
+            self.producer.abort_transaction(TXN_TIMEOUT_S)
+        finally:
+            self.counts["transactions_aborted"] += 1
+            self.counts["aborted_messages"] += self._txn_messages
+            if rewind and self._txn_first:
+                from confluent_kafka import TopicPartition
+
+                for (t, p), first in self._txn_first.items():
+                    consumer.seek(TopicPartition(t, p, first))
+                self.skip |= set(self._txn_first)
+            self._txn_reset()
+
+    def revoked(self, consumer: Any) -> None:
+        """Exactly-once: partitions are leaving: the open transaction is aborted (the next
+        owner reads its messages from the committed offsets)."""
+        try:
+            self.abort(consumer, rewind=False)
+        except Exception as exc:  # noqa: BLE001 - recorded; the rebalance must go on
+            self._on_error(exc, "abort_transaction() on revoke")
+
+    def _begin(self) -> None:
+        if not self._txn_open:
+            self.producer.begin_transaction()
+            self._txn_open, self._txn_began = True, time.monotonic()
+
+    def _txn_reset(self) -> None:
+        self._txn_open, self._txn_messages = False, 0
+        self._txn_first.clear()
+        self._txn_next.clear()
 
     def resume_due(self) -> None:
         """Resume the paused retry partitions whose next record is due."""
@@ -487,8 +609,10 @@ class Stage:
             try:
                 producer.produce(topic, on_delivery=self._delivered, **kwargs)
                 break
-            except BufferError:  # queue full: serve delivery reports, then again
-                producer.poll(0.05)
+            except BufferError:  # queue full: serve delivery reports, wait (gevent-friendly), again
+                producer.poll(0)
+                if not self._sleep(0.05):
+                    raise _Stopped from None
         producer.poll(0)
 
     def _delivered(self, err: Any, _msg: Any) -> None:
@@ -513,6 +637,18 @@ class Stage:
 
 class _Stopped(Exception):
     """The run stopped in the middle of a message: it is neither done nor stored."""
+
+
+class Abort(Exception):
+    """Exactly-once: an attempt failed; abort the transaction, wait `wait_s`, read again."""
+
+    def __init__(self, error: str, wait_s: float):
+        super().__init__(error)
+        self.wait_s = wait_s
+
+
+#: init_transactions(), send_offsets_to_transaction(), commit and abort: at most this long.
+TXN_TIMEOUT_S = 30.0
 
 
 Stopped = _Stopped
@@ -662,8 +798,12 @@ class ProcessingObserver(RunObserver):
                 self.dead = read_records(self.bootstrap, [dlq_topic(t) for t in self.topics],
                                          conf=self.conf, timeout_s=30.0)
             if self.p.output:
-                self.output = output_counts(self.bootstrap, [output_topic(t) for t in self.topics],
-                                            conf=self.conf, timeout_s=60.0)
+                outputs = [output_topic(t) for t in self.topics]
+                self.output = output_counts(self.bootstrap, outputs, conf=self.conf, timeout_s=60.0)
+                if self.p.exactly_once:  # what aborted transactions left in the log too
+                    self.output["read_uncommitted"] = output_counts(
+                        self.bootstrap, outputs, conf=self.conf, timeout_s=60.0,
+                        isolation_level="read_uncommitted")["read"]
         except Exception as exc:  # noqa: BLE001 - the result says why the figures are missing
             self.error = f"could not read the stage's dead-letter or output topics: {exc}"
 
@@ -684,6 +824,9 @@ class ProcessingObserver(RunObserver):
                    for k in _STAGE_COUNTS}
         summary.update({f"processing_output_{k}": v for k, v in self.output.items()})
         summary["processing_delayed"] = int(totals.get("delayed", 0))
+        if self.p.exactly_once:
+            for k in ("transactions_committed", "transactions_aborted", "aborted_messages"):
+                summary[f"processing_{k}"] = max(int(totals.get(k, 0)), per_second[f"consumed_{k}"])
         summary["processing_stage_errors"] = int(totals.get("stage_produce_errors", 0))
         summary["processing_unflushed"] = int(totals.get("stage_unflushed", 0))
         attempts = {int(k.split("_", 1)[1]): int(v) for k, v in totals.items() if k.startswith("attempts_")}

@@ -97,6 +97,7 @@ class Tally:
     consumed_by_group: Counter = field(default_factory=Counter)
     finished_by_group: Counter = field(default_factory=Counter)
     caught_up_by_offsets: set = field(default_factory=set)
+    transactional: bool = False
     staged: bool = False
     delivered_by_topic: Counter = field(default_factory=Counter)
     # Opt-in extras of producer reports (see `kafkabench.producer.ProducerSpec`).
@@ -229,7 +230,9 @@ class RunSession:
     def __init__(self, plan: RunPlan, observers: Iterable[RunObserver] = ()):
         self.plan = plan
         self.tally = Tally(topic_of=dict(plan.topic_of), group_of=dict(plan.group_of),
-                           staged=any(s.processing is not None for s in plan.consumers))
+                           staged=any(s.processing is not None for s in plan.consumers),
+                           transactional=any(s.processing is not None and s.processing.exactly_once
+                                             for s in plan.consumers))
         self.observers = list(observers)
         self.pool = WorkerPool(plan.mode)
         self.warnings: list[str] = []
@@ -383,7 +386,11 @@ class RunSession:
 
         def caught_up_or_stuck() -> bool:
             behind = self.tally.behind(topic_of_group)
-            if behind and self.pool.killed:
+            if self.tally.transactional:
+                # Exactly-once stages read messages again after every abort: only committed
+                # offsets at the log end say a group is done.
+                behind = [g for g in topic_of_group if not self._committed_to_end(g)]
+            elif behind and self.pool.killed:
                 # A member killed on purpose never sent its last second of counts: judge its
                 # group by its committed offsets instead.
                 settled = [g for g in behind if self._committed_to_end(g)]

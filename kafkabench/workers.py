@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import pickle
 import queue
@@ -123,6 +124,41 @@ class Report:
     events: list = field(default_factory=list)
     message: str = ""
     extras: dict = field(default_factory=dict)
+
+
+class SharedFlag:
+    """A flag shared by processes and read without a lock.
+
+    `multiprocessing.Event` takes a shared lock even in `is_set()`: a worker SIGKILLed while
+    holding it (a membership crash, `WorkerPool.kill`) leaves every other process blocked on
+    it forever. A byte of shared memory has no lock to lose; waits poll it.
+    """
+
+    def __init__(self, ctx: Any):
+        self._value = ctx.RawValue("b", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once set; False when `timeout` passes first (polled every few ms)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._value.value:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                time.sleep(min(left, FLAG_POLL_S))
+            else:
+                time.sleep(FLAG_POLL_S)
+        return True
+
+
+#: How often a `SharedFlag` wait looks at the flag.
+FLAG_POLL_S = 0.002
 
 
 class Control:
@@ -258,13 +294,18 @@ class WorkerPool:
         self.mode = mode
         if mode == "process":
             ctx = mp.get_context("spawn")
+            self._ctx = ctx
             self._new = ctx.Process
-            self.start_event, self.stop_event, self._queue = ctx.Event(), ctx.Event(), ctx.Queue()
+            self.start_event, self.stop_event = SharedFlag(ctx), SharedFlag(ctx)
+            # One report queue per worker (`_queues`): a queue's writers share a lock, which a
+            # worker killed on purpose may die holding.
+            self._queue = None
         else:
             self._new = threading.Thread
             self.start_event, self.stop_event = threading.Event(), threading.Event()
             self._queue = queue.Queue()
         self._workers: list[Any] = []
+        self._queues: dict[str, Any] = {}
         self.done: set[str] = set()
         self.ready: set[str] = set()
         self._gone_since: dict[str, float] = {}
@@ -274,7 +315,10 @@ class WorkerPool:
 
     def start(self, fn: Callable, spec: Any, name: str, role: str) -> None:
         """Start `fn(spec, ctl)` as worker `name`."""
-        ctl = Control(self.start_event, self.stop_event, self._queue,
+        reports = self._queue
+        if self.mode == "process":
+            reports = self._queues[name] = self._ctx.Queue()
+        ctl = Control(self.start_event, self.stop_event, reports,
                       watch_parent=self.mode == "process")
         if self.mode == "process":
             with tempfile.NamedTemporaryFile("wb", prefix="kafkabench-spec-", suffix=".pickle",
@@ -321,15 +365,32 @@ class WorkerPool:
         """Reports that arrive within `timeout_s` (at least one wait, then whatever is queued)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            try:
-                report = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
+            report = self._next(max(0.0, deadline - time.monotonic()))
+            if report is None:
                 return
             if report.kind in ("done", "error"):
                 self.done.add(report.worker)
             elif report.kind == "ready":
                 self.ready.add(report.worker)
             yield report
+
+    def _next(self, timeout_s: float) -> Report | None:
+        """The next report within `timeout_s`, from whichever worker's queue has one."""
+        if self._queue is not None:
+            try:
+                return self._queue.get(timeout=timeout_s)
+            except queue.Empty:
+                return None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            live = {q._reader: q for name, q in self._queues.items() if name not in self.killed}
+            for reader in mp_connection.wait(list(live), timeout=max(0.0, deadline - time.monotonic())):
+                try:
+                    return live[reader].get_nowait()
+                except queue.Empty:  # a partial message: the rest is on its way
+                    continue
+            if time.monotonic() >= deadline:
+                return None
 
     def dead(self) -> list[str]:
         """Workers that ended without a final ("done" or "error") report.

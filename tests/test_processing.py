@@ -244,3 +244,77 @@ def test_a_bad_stage_is_refused_before_any_topic_exists(bootstrap):
                       "processing": {"backoff": {"initial_ms": 10, "max_ms": 1}}},
                      None, bootstrap=bootstrap, progress=False)
     assert not any(name in t for t in list_topics(bootstrap))
+
+
+# ----------------------------------------------------------------------------- crashes
+
+FAST_SESSION = {"name": "fast-session",
+                "consumer": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}}
+CRASH = [{"at_s": 4, "action": "crash", "member": 0}, {"at_s": 6, "action": "restart", "member": 0}]
+
+
+def _crash_run(bootstrap, processing: dict, commit: str = "auto"):
+    w = Workload(name="crash", partitions=4, producer_rate=500, duration_s=10, message_size=80,
+                 consumers_per_group=2, processing={"output": True, **processing}, membership=CRASH)
+    result = run_workload(w, FAST_SESSION, bootstrap=bootstrap, mode="process", commit=commit,
+                          keep_topics=True, progress=False)
+    inputs = _input(bootstrap, result.summary["topics"])
+    return w, result, w.processing.expected(_watermarks(inputs))
+
+
+@pytest.mark.parametrize("commit", ["sync-message", "auto"])
+def test_a_crashed_member_redelivers_per_commit_strategy(bootstrap, commit):
+    w, result, expected = _crash_run(bootstrap, {"time_ms": 0.2}, commit)
+    try:
+        s = result.summary
+        m = result.membership
+        assert list(m["action"]) == ["crash", "restart"] and (m["outcome"] == "ok").all(), m
+        assert m["pid"].notna().iloc[0]
+        # Every input has its output (at least once), none is lost by the crash ...
+        assert s["processing_output_inputs"] == s["delivered"] == expected[OK]
+        # ... and the inputs processed twice are counted from the output topic.
+        if commit == "sync-message":
+            assert s["processing_output_duplicated"] <= 1  # the one in hand when it died
+        else:  # auto-commit every 5 s: what was processed since the last commit comes again
+            assert s["processing_output_duplicated"] > 0
+        assert s["processing_output_read"] == s["processing_output_inputs"] + s["processing_output_duplicated"]
+        assert s["complete"], s["incomplete"]
+    finally:
+        _cleanup(bootstrap, result)
+
+
+def test_exactly_once_output_survives_a_crash_and_aborts(bootstrap):
+    w, result, expected = _crash_run(bootstrap, {
+        "exactly_once": True, "transient_fraction": 0.02, "poison_fraction": 0.01,
+        "backoff": {"initial_ms": 5, "max_attempts": 3}, "transaction_messages": 50, "transaction_ms": 200})
+    try:
+        s = result.summary
+        assert (result.membership["outcome"] == "ok").all()
+        # read_committed: every processed input exactly once, the poison ones dead-lettered.
+        assert s["processing_output_inputs"] == expected[OK] + expected[TRANSIENT]
+        assert s["processing_output_duplicated"] == 0
+        dead = read_records(bootstrap, [dlq_topic(result.summary["topics"])], limit=10**6)
+        assert len(dead) == expected[POISON]
+        # read_uncommitted also sees what aborted transactions wrote: each transient failure
+        # aborted one.
+        assert s["processing_transactions_aborted"] >= expected[TRANSIENT] > 0
+        assert s["processing_output_read_uncommitted"] > s["processing_output_read"]
+        assert s["processing_transactions_committed"] > 0
+        assert s["errors"] == {}, s["errors"]
+    finally:
+        _cleanup(bootstrap, result)
+
+
+def test_bad_exactly_once_and_membership_are_refused(bootstrap):
+    with pytest.raises(ConfigError, match="processing.exactly_once needs acks=all"):
+        run_workload(Workload(message_count=10, duration_s=0, processing={"exactly_once": True}),
+                     {"name": "acks1", "producer": {"acks": 1}}, bootstrap=bootstrap, progress=False)
+    with pytest.raises(ConfigError, match="retry=topics"):
+        Workload(processing={"exactly_once": True, "retry": "topics"})
+    with pytest.raises(ConfigError, match=r"needs its own process"):
+        run_workload(Workload(consumers_per_group=1, membership=[{"at_s": 1, "action": "crash"}]),
+                     None, bootstrap=bootstrap, mode="thread", progress=False)
+    with pytest.raises(ConfigError, match=r"membership\[0\]: member=3 but the workload has 2"):
+        Workload(consumers_per_group=2, membership=[{"at_s": 1, "action": "crash", "member": 3}])
+    with pytest.raises(ConfigError, match=r"membership action='explode'"):
+        Workload(membership=[{"at_s": 1, "action": "explode"}])
