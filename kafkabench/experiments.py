@@ -6,6 +6,7 @@
 | `offline_shares`, `compare_strategies_live`, `consumer_balance`, `live_summary` | 03 partition strategies |
 | `check_capacity_plan` | 04 capacity planning |
 | `peak_rate`, `rate_latency_curve` | 05 end-to-end latency |
+| `service_patterns`, `commit_strategy_crashes`, `exactly_once_curve` | 08 service patterns |
 
 Every experiment is a sweep (`kafkabench.sweep`), so its runs are saved under
 `<out>/sweeps/<name>/` and a rerun with the same setup reuses them. `ci_mode()` and
@@ -41,7 +42,8 @@ from kafkabench.workload import Workload, key_sequence, load_workload
 
 __all__ = ["ci_mode", "size", "results_dir", "run_options", "group_ids", "run_watched", "scaling_consumers",
            "lag_status", "offline_shares", "compare_strategies_live", "consumer_balance",
-           "live_summary", "check_capacity_plan", "peak_rate", "rate_latency_curve"]
+           "live_summary", "check_capacity_plan", "peak_rate", "rate_latency_curve",
+           "service_patterns", "commit_strategy_crashes", "exactly_once_curve"]
 
 T = TypeVar("T")
 WorkloadSpec = Workload | Mapping[str, Any] | str | Path
@@ -474,3 +476,123 @@ def rate_latency_curve(rates: Iterable[float], workload: WorkloadSpec, profile: 
     for p in ("p50", "p99"):
         table[f"publish_delay_ms_{p}"] = pd.to_numeric(table[f"publish_delay_us_{p}"], errors="coerce") / 1000
     return table.reindex(columns=_CURVE_COLUMNS)
+
+
+# ------------------------------------------------------------------------- 08 service patterns
+
+_PATTERN_COLUMNS = ["pattern", *summary_names(
+    "processing_processed", "processing_retried", "processing_forwarded", "processing_dead_lettered",
+    "processing_latency_ms_p99", "processing_done_latency_ms_p50", "processing_done_latency_ms_p99",
+    "e2e_latency_ms_p99", "consume_rate", "lag_max_msgs", "lag_max_s", "run_id"), "path"]
+
+
+def _saved_run(workload: Workload, profile: ProfileSpec, *, bootstrap: str | None,
+               out: str | Path | None, progress: bool, **options: Any) -> tuple[RunResult, Path]:
+    """One run, saved under `out` (default `results_dir()`); returns it and its folder."""
+    out = Path(out if out is not None else results_dir())
+    result = run_workload(workload, profile, bootstrap=bootstrap, out=out, progress=progress,
+                          **{**run_options(), **options})
+    return result, out / result.run_id
+
+
+def service_patterns(patterns: Mapping[str, Mapping[str, Any]], workload: WorkloadSpec,
+                     profile: ProfileSpec = None, *, bootstrap: str | None = None,
+                     out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+    """Run the same load once per processing stage (`kafkabench.processing.Processing` fields),
+    e.g. inline retries against retry topics at the same injected failures.
+
+    Args:
+        patterns: label -> the workload's `processing` section for that run.
+        workload: the load (needs a consumer group).
+        profile: client profile.
+        bootstrap: bootstrap servers.
+        out: results folder (default `results_dir()`).
+        progress: show progress bars.
+
+    Returns:
+        One row per pattern: counts (processed, retried, forwarded, dead-lettered), processing
+        and done latencies, end-to-end p99, consume rate, peak lag, `run_id`, and `path`
+        (`results.load(path)` for its `lag`, `processing` and `dead_letters` frames).
+    """
+    workload = _with_consumers(load_workload(workload), "service_patterns")
+    rows = []
+    for label, processing in patterns.items():
+        result, path = _saved_run(replace(workload, name=f"{workload.name}-{label}".replace(" ", "-"),
+                                          processing=dict(processing)),
+                                  profile, bootstrap=bootstrap, out=out, progress=progress)
+        rows.append({**result.summary, "pattern": label, "path": str(path)})
+    return pd.DataFrame(rows).reindex(columns=_PATTERN_COLUMNS)
+
+
+_CRASH_COLUMNS = ["commit", "processed_twice", "without_output", *summary_names(
+    "processing_processed", "offset_commits", "consume_rate", "lag_max_msgs", "run_id"), "path"]
+
+
+def commit_strategy_crashes(modes: Iterable[str], workload: WorkloadSpec, profile: ProfileSpec = None, *,
+                            crash_at_s: float, restart_at_s: float | None = None,
+                            bootstrap: str | None = None, out: str | Path | None = None,
+                            progress: bool = True) -> pd.DataFrame:
+    """SIGKILL one group member mid-run under each commit mode and count what was processed
+    twice (from the output topic's `kb-src` headers) and what has no output (lost).
+
+    Args:
+        modes: commit modes (`kafkabench.consumer.COMMIT_MODES`), one run each.
+        workload: the load: a consumer group of 2 or more members, rate-limited; its
+            `processing` gets `output: true`.
+        profile: client profile; a short `session.timeout.ms` (6000, the broker's minimum)
+            makes the group notice the crash sooner.
+        crash_at_s: when member 0 is killed, after the producers start.
+        restart_at_s: when it starts again (None: it stays dead).
+        bootstrap, out, progress: as for `service_patterns`.
+
+    Returns:
+        One row per mode: `processed_twice`, `without_output`, processed, offset commits,
+        consume rate, peak lag, `run_id`, `path`.
+    """
+    workload = _with_consumers(load_workload(workload), "commit_strategy_crashes")
+    events = [{"at_s": crash_at_s, "action": "crash", "member": 0}]
+    if restart_at_s is not None:
+        events.append({"at_s": restart_at_s, "action": "restart", "member": 0})
+    # No injected failures: every input must have exactly one output, so what is missing or
+    # doubled is the crash's doing.
+    processing = {**(workload.processing.to_dict() if workload.processing else {}), "output": True,
+                  "poison_fraction": 0.0, "transient_fraction": 0.0, "filter_fraction": 0.0,
+                  "filter_header": None}
+    rows = []
+    for mode in modes:
+        result, path = _saved_run(replace(workload, name=f"{workload.name}-{mode}", processing=processing,
+                                          membership=events),
+                                  profile, bootstrap=bootstrap, out=out, progress=progress,
+                                  commit=mode, mode="process")
+        s = result.summary
+        rows.append({**s, "commit": mode, "processed_twice": s.get("processing_output_duplicated"),
+                     "without_output": s["delivered"] - s.get("processing_output_inputs", 0),
+                     "path": str(path)})
+    return pd.DataFrame(rows).reindex(columns=_CRASH_COLUMNS)
+
+
+_TXN_COLUMNS = ["producer", "messages_per_transaction", *summary_names(
+    "publish_rate", "delivery_rate", "e2e_latency_ms_p50", "e2e_latency_ms_p99",
+    "transaction_latency_ms_p50", "run_id")]
+
+
+def exactly_once_curve(sizes: Iterable[int], workload: WorkloadSpec, *, bootstrap: str | None = None,
+                       out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+    """Transactional produce at each transaction size against acks=1 and idempotent-only
+    baselines, the same load each time (read_committed consumers, librdkafka's default).
+
+    Returns:
+        One row per run: `producer` ("acks=1", "idempotent", "transactional"),
+        `messages_per_transaction` (0 for the baselines), rates, end-to-end p50/p99, commit
+        time p50, `run_id`.
+    """
+    workload = load_workload(workload)
+    runs = [("acks=1", 0, {"acks": 1}), ("idempotent", 0, {"acks": "all", "enable.idempotence": True})]
+    runs += [("transactional", int(n), {"acks": "all", "enable.idempotence": True}) for n in sizes]
+    rows = []
+    for label, n, producer in runs:
+        result, _ = _saved_run(replace(workload, name=f"{workload.name}-txn{n}", transaction_messages=n),
+                               {"name": label, "producer": producer},
+                               bootstrap=bootstrap, out=out, progress=progress)
+        rows.append({**result.summary, "producer": label, "messages_per_transaction": n})
+    return pd.DataFrame(rows).reindex(columns=_TXN_COLUMNS)

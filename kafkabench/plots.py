@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,9 @@ METRIC_NAMES = {
     "publish_latency_us": "publish latency",
     "publish_delay_us": "publish delay",
     "e2e_latency_us": "end-to-end latency",
+    "processing_latency_us": "processing latency",
+    "done_latency_us": "done latency",
+    "processing_done_latency_us": "done latency",
 }
 
 _TITLES = {
@@ -109,7 +112,8 @@ _TITLES = {
 }
 _AGGREGATES = ("median", "mean", "min", "max", "std")
 _SETTING_PREFIXES = ("producer.", "consumer.", "common.", "workload.", "profile.", "run.")
-_LATENCY = re.compile(r"^(publish_latency|e2e_latency|publish_delay)_(ms|us)_(\w+)$")
+_LATENCY = re.compile(r"^(publish_latency|e2e_latency|publish_delay|processing_done_latency|"
+                      r"processing_latency|done_latency)_(ms|us)_(\w+)$")
 _UNIT_WORDS = {"ms": "ms", "us": "µs"}
 
 
@@ -394,6 +398,34 @@ def throughput_over_time(timeseries: pd.DataFrame, *, title: str | None = None,
     if not len(t):
         _empty(fig, "no time series recorded")
     return mark_faults(fig, faults)
+
+
+def processing_over_time(frames: Mapping[str, pd.DataFrame], column: str = "done_latency_ms_p99", *,
+                         title: str | None = None) -> go.Figure:
+    """One column of several runs' `processing` frames over time, a line per run: e.g. inline
+    retries against retry topics, where head-of-line blocking shows as done latency.
+
+    Args:
+        frames: label -> `RunResult.processing` (t, processed, ..., done_latency_ms_p99).
+        column: the column to draw.
+        title: figure title.
+
+    Returns:
+        The figure.
+    """
+    fig = _figure(title or f"{_bare(axis_title(column))} over time", hovermode="x unified")
+    for i, (label, frame) in enumerate(frames.items()):
+        if column not in frame:
+            raise ConfigError(f"processing_over_time: no column {column!r}; the processing frame "
+                              f"has {list(frame.columns)}")
+        color, dash = line_style(i)
+        fig.add_trace(go.Scatter(x=_num(frame["t"]), y=_num(frame[column]), name=str(label), mode="lines",
+                                 line={"color": color, "dash": dash}))
+    fig.update_xaxes(title_text=axis_title("t"))
+    fig.update_yaxes(title_text=axis_title(column), rangemode="nonnegative")
+    if not any(len(f) for f in frames.values()):
+        _empty(fig, "no processing recorded")
+    return fig
 
 
 # ------------------------------------------------------------------------- latency
