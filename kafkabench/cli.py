@@ -537,7 +537,7 @@ def _cmd_consume(args: argparse.Namespace) -> int:
     result = consume_topic(args.topic, messages=args.messages, group=args.group, profile=profile,
                            bootstrap=args.bootstrap, timeout_s=args.timeout,
                            progress=not args.no_progress, out=args.out,
-                           record_latency=not args.no_latency)
+                           record_latency=not args.no_latency, commit=args.commit)
     s = result.summary
     header, row = consumer_performance_lines(s)
     if not args.hide_header:
@@ -1037,6 +1037,8 @@ def _add_run_commands(sub: Any, client: argparse.ArgumentParser) -> None:
 
 
 def _add_perf_commands(sub: Any, client: argparse.ArgumentParser) -> None:
+    from kafkabench.consumer import COMMIT_MODES
+
     p = _command(sub, "produce", "producer benchmark with kafka-producer-perf-test's flags and output", [
         "kafkabench produce --bootstrap-server localhost:9092 --topic t --num-records 1000000 "
         "--record-size 100 --throughput -1 --command-property acks=all linger.ms=5"], parents=[client])
@@ -1070,6 +1072,8 @@ def _add_perf_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     p.add_argument("--num-records", "--messages", dest="messages", type=int, metavar="N",
                    help="stop after this many records (default: when idle for --timeout)")
     p.add_argument("--group", help="consumer group (default: a new one)")
+    p.add_argument("--commit", default="auto", choices=COMMIT_MODES,
+                   help="offset commits (default: %(default)s, as kafka-consumer-perf-test)")
     p.add_argument("--timeout", type=_duration_ms, metavar="DURATION", default="10000",
                    help="stop after this long without records: milliseconds as in Kafka's tool, "
                         "or 30s, 2m (default: %(default)s ms)")

@@ -21,7 +21,7 @@ from typing import Any
 from kafkabench.admin import admin_client, create_topic, delete_topics
 from kafkabench.cluster import check_reachable, resolve_bootstrap
 from kafkabench.config import ClientProfile, load_profile
-from kafkabench.consumer import ConsumerSpec, run_consumer
+from kafkabench.consumer import ConsumerSpec, check_commit_mode, run_consumer
 from kafkabench.errors import ClusterError, ConfigError, KafkabenchError
 from kafkabench.observers import LagObserver, ProgressBar
 from kafkabench.plan import RunPlan, check_message_size, needs_topic_limits, plan_run
@@ -291,7 +291,7 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
                   profile: ClientProfile | dict | str | Path | None = None,
                   bootstrap: str | None = None, timeout_s: float = 10.0,
                   progress: bool = True, out: str | Path | None = None,
-                  record_latency: bool = True) -> RunResult:
+                  record_latency: bool = True, commit: str = "auto") -> RunResult:
     """Consume an existing topic with one consumer, as kafka-consumer-perf-test does.
 
     Args:
@@ -305,6 +305,8 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
         out: folder to save the result in.
         record_latency: record each message's end-to-end latency (costs about a tenth of
             the peak consume rate of 100 B messages; kafka-consumer-perf-test records none).
+        commit: offset commits (`kafkabench.consumer.COMMIT_MODES`; kafka-consumer-perf-test
+            auto-commits).
 
     Returns:
         A `RunResult` with consumed, consume_rate, consume_mb_s, end-to-end latency and the
@@ -313,12 +315,13 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
     profile = load_profile(profile)
     if messages is not None and messages < 1:
         raise ConfigError(f"messages={messages!r}: must be >= 1")
+    check_commit_mode(commit)
     bootstrap = resolve_bootstrap(bootstrap)
     check_reachable(bootstrap, dict(profile.common))
     group = group or f"kb-consume-{uuid.uuid4().hex[:8]}"
     workload = Workload(name=f"consume-{topic}", consumer_groups=1, consumers_per_group=1)
     spec = ConsumerSpec(worker="consumer-0", group=group, topics=(topic,), max_messages=messages,
-                        record_latency=record_latency,
+                        record_latency=record_latency, commit=commit,
                         config=profile.consumer_config(bootstrap, group,
                                                        **{"statistics.interval.ms": STATS_INTERVAL_MS}))
     plan = RunPlan(run_id=make_run_id(workload.name), topics=(topic,), created=False, mode="thread",
@@ -337,7 +340,7 @@ def consume_topic(topic: str, *, messages: int | None = None, group: str | None 
     # kafka-consumer-perf-test counts it (and not the idle timeout at the end).
     elapsed = session.tally.elapsed.get("consumer_elapsed_s") or (time.monotonic() - session.t_go)
     result = session_result(session, workload, profile, started_at=started_at, bootstrap=bootstrap,
-                            commit="auto", elapsed=elapsed)
+                            commit=commit, elapsed=elapsed)
     result.summary.update(_consumer_figures(session, result.summary["consumed"], elapsed), group=group)
     if out is not None:
         save(result, out)

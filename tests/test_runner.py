@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import explain, run_child
 from kafkabench.admin import create_topic, delete_topics
@@ -139,6 +139,32 @@ def test_consume_topic_like_consumer_perf_test(bootstrap):
     assert s["consume_rate"] > 0 and s["rebalance_time_ms"] > 0
     assert s["consumed_bytes"] >= 5000 * 200
     delete_topics(bootstrap, [topic])
+
+
+def test_consume_topic_commits_as_asked(bootstrap):
+    """sync-message commits once per message; every mode leaves the group's offsets at the
+    end of what it read (auto commits on close)."""
+    topic = f"cons-commit-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, partitions=2)
+    run_workload(_workload(message_count=400, duration_s=0, consumer_groups=0), None,
+                 bootstrap=bootstrap, topics=[topic], progress=False)
+    try:
+        for mode in ("auto", "sync", "sync-message"):
+            group = f"commit-{mode}-{uuid.uuid4().hex[:6]}"
+            s = consume_topic(topic, messages=400, bootstrap=bootstrap, progress=False, commit=mode,
+                              group=group, timeout_s=10).summary
+            assert s["consumed"] == 400 and s["commit"] == mode
+            if mode == "sync-message":
+                assert s["offset_commits"] >= 400
+            probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+            committed = probe.committed([TopicPartition(topic, p) for p in (0, 1)], timeout=10)
+            ends = [probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in (0, 1)]
+            probe.close()
+            assert [tp.offset if tp.offset >= 0 else 0 for tp in committed] == ends, mode
+        with pytest.raises(ConfigError, match="commit"):
+            consume_topic(topic, messages=1, bootstrap=bootstrap, commit="sometimes")
+    finally:
+        delete_topics(bootstrap, [topic])
 
 
 def test_workload_headers_are_on_every_message(bootstrap):
