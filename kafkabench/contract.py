@@ -261,6 +261,14 @@ _PROCESSING_SUMMARY: tuple[Column, ...] = tuple(
          "the input record's timestamp to done (retry-topic delays included): p99"),
         ("processing_done_latency_ms_max", "float", "ms",
          "the input record's timestamp to done (retry-topic delays included): max"),
+        ("processing_output_e2e_read", "int", "msgs",
+         "output records a read_committed consumer read during the run (and up to 20 s after)"),
+        ("processing_output_e2e_latency_ms_p50", "float", "ms",
+         "end to end through the stage: input timestamp to the output record's read: p50"),
+        ("processing_output_e2e_latency_ms_p99", "float", "ms",
+         "end to end through the stage: input timestamp to the output record's read: p99"),
+        ("processing_output_e2e_latency_ms_max", "float", "ms",
+         "end to end through the stage: input timestamp to the output record's read: max"),
     ))
 
 SUMMARY: tuple[Column, ...] = (
@@ -508,6 +516,10 @@ FRAMES: dict[str, tuple[Column, ...]] = {
         Column("processing_latency_ms_p99", "float64", "ms", "receipt to done in a member: p99 of the second"),
         Column("done_latency_ms_p50", "float64", "ms", "input timestamp to done: p50 of the second"),
         Column("done_latency_ms_p99", "float64", "ms", "input timestamp to done: p99 of the second"),
+        Column("output_e2e_latency_ms_p50", "float64", "ms",
+               "input timestamp to its output record read by a read_committed consumer: p50 of the second"),
+        Column("output_e2e_latency_ms_p99", "float64", "ms",
+               "input timestamp to its output record read by a read_committed consumer: p99 of the second"),
     ),
     "membership": (
         Column("at_s", "float64", "s", "when the event was scheduled, since the producers started"),

@@ -21,6 +21,7 @@ import hashlib
 import math
 import random
 import struct
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -769,6 +770,91 @@ def dead_letters_frame(messages: list[Any]) -> Any:
 _STAGE_COUNTS = ("processed", "filtered", "retried", "forwarded", "failed", "dead_lettered", "output")
 
 
+class OutputLatency:
+    """A downstream consumer of the output topics during a run (read_committed, like a real
+    one): end-to-end latency from the input record's timestamp (the output carries it) to
+    the moment the output record reached this reader, overall and per second of the run.
+
+    Runs in a thread of the parent process; `stop` reads what is left, up to the topics'
+    ends, within a time budget.
+
+    Args:
+        bootstrap: bootstrap servers.
+        topics: the output topics.
+        conf: extra client settings (security).
+        second: the run's whole second of a wall-clock time.
+    """
+
+    IDLE_S = 2.0
+
+    def __init__(self, bootstrap: str, topics: list[str], *, conf: Mapping[str, Any] | None = None,
+                 second: Any = None):
+        from kafkabench.stats import LatencyRecorder
+
+        self.bootstrap, self.topics, self.conf = bootstrap, list(topics), dict(conf or {})
+        self.second = second or (lambda wall: 0)
+        self.latency = LatencyRecorder()
+        self.by_second: dict[int, Any] = {}
+        self.read = 0
+        self.error = ""
+        self._stop = threading.Event()
+        self._drain_until = 0.0
+        self._thread = threading.Thread(target=self._run, name="kb-output-latency", daemon=True)
+
+    def start(self) -> None:
+        """Start reading (from each output partition's beginning)."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """Read on until the reader has been idle for IDLE_S or `timeout_s` passed; then stop."""
+        self._drain_until = time.monotonic() + timeout_s
+        self._stop.set()
+        self._thread.join(timeout_s + 15.0)
+
+    def _run(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        from kafkabench.cluster import librdkafka_logger
+        from kafkabench.stats import LatencyRecorder
+
+        settings = {**self.conf, "bootstrap.servers": self.bootstrap, "group.id": "kafkabench-output-e2e",
+                    "enable.auto.commit": False, "isolation.level": "read_committed",
+                    "fetch.wait.max.ms": 10}
+        settings.setdefault("logger", librdkafka_logger())
+        try:
+            consumer = Consumer(settings)
+        except Exception as exc:  # noqa: BLE001 - the result says why the figure is missing
+            self.error = f"output latency reader: {exc}"
+            return
+        try:
+            meta = consumer.list_topics(timeout=10.0)
+            consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in self.topics
+                             if t in meta.topics for p in meta.topics[t].partitions])
+            last = time.monotonic()
+            while True:
+                now = time.monotonic()
+                if self._stop.is_set() and (now - last > self.IDLE_S or now > self._drain_until):
+                    break
+                msgs = consumer.consume(1000, 0.2)
+                wall = time.time()
+                if not msgs:
+                    continue
+                last = time.monotonic()
+                lat = [wall * 1e6 - m.timestamp()[1] * 1e3 for m in msgs
+                       if m.error() is None and m.timestamp()[1] > 0]
+                self.read += len(lat)
+                self.latency.record_many(lat)
+                t = self.second(wall)
+                rec = self.by_second.get(t)
+                if rec is None:
+                    rec = self.by_second[t] = LatencyRecorder()
+                rec.record_many(lat)
+        except Exception as exc:  # noqa: BLE001
+            self.error = f"output latency reader: {exc}"
+        finally:
+            consumer.close()
+
+
 class ProcessingObserver(RunObserver):
     """Adds the processing stage's figures to a run: the `processing` frame (per second), the
     processing_* summary keys and the `dead_letters` frame (read before the topics go).
@@ -787,12 +873,20 @@ class ProcessingObserver(RunObserver):
         self.dead: list[Any] = []
         self.output: dict[str, int] = {}
         self.error = ""
+        self.reader: OutputLatency | None = None
 
     def on_start(self, session: Any) -> None:
         self.session = session
+        if self.p.output:
+            tally = session.tally  # its clock (t0_wall) restarts when the producers start
+            self.reader = OutputLatency(self.bootstrap, [output_topic(t) for t in self.topics], conf=self.conf,
+                                        second=lambda wall: max(0, math.floor(wall - tally.t0_wall)))
+            self.reader.start()
 
     def on_end(self, session: Any) -> None:
         self.session = session
+        if self.reader is not None:
+            self.reader.stop()
         try:
             if self.p.dead_letter:
                 self.dead = read_records(self.bootstrap, [dlq_topic(t) for t in self.topics],
@@ -813,7 +907,8 @@ class ProcessingObserver(RunObserver):
         tally = self.session.tally if self.session is not None else None
         if tally is None:
             return
-        result.processing = processing_frame(tally)
+        reader = self.reader
+        result.processing = processing_frame(tally, reader.by_second if reader is not None else None)
         result.dead_letters = dead_letters_frame(self.dead)
         totals = tally.totals["consumer"]
         # Per-second counts: a member killed on purpose sent no final report.
@@ -835,9 +930,14 @@ class ProcessingObserver(RunObserver):
                              ("processing_done_latency_us", "processing_done_latency_ms")):
             values = tally.merged(name).percentiles("ms", ("p50", "p99", "max"))
             summary.update({f"{prefix}_{k}": v for k, v in values.items()})
+        if reader is not None:
+            summary["processing_output_e2e_read"] = reader.read
+            values = reader.latency.percentiles("ms", ("p50", "p99", "max"))
+            summary.update({f"processing_output_e2e_latency_ms_{k}": v for k, v in values.items()})
         result.summary.update(summary)
-        if self.error:
-            result.summary.setdefault("warnings", []).append(self.error)
+        for error in (self.error, reader.error if reader is not None else ""):
+            if error:
+                result.summary.setdefault("warnings", []).append(error)
 
 
 def output_counts(bootstrap: str, topics: list[str], *, conf: Mapping[str, Any] | None = None,
@@ -860,8 +960,9 @@ def output_counts(bootstrap: str, topics: list[str], *, conf: Mapping[str, Any] 
     return {"read": read, "inputs": len(sources), "duplicated": read - len(sources)}
 
 
-def processing_frame(tally: Any) -> Any:
-    """The `processing` frame from a run's tally (consumer counts are kept as `consumed_<k>`)."""
+def processing_frame(tally: Any, output_latency: Mapping[int, Any] | None = None) -> Any:
+    """The `processing` frame from a run's tally (consumer counts are kept as `consumed_<k>`)
+    and `OutputLatency.by_second` (None: no output topic)."""
     import pandas as pd
 
     from kafkabench.contract import empty_frame
@@ -880,5 +981,9 @@ def processing_frame(tally: Any) -> Any:
                                   ("processing_done_latency_us", "done_latency_ms_p99", "p99")):
             rec = tally.histograms.get((t, name))
             row[column] = rec.percentiles("ms", (key,))[key] if rec is not None and rec.count else math.nan
+        out = (output_latency or {}).get(t)
+        for key in ("p50", "p99"):
+            row[f"output_e2e_latency_ms_{key}"] = (out.percentiles("ms", (key,))[key]
+                                                   if out is not None and out.count else math.nan)
         rows.append(row)
     return pd.DataFrame(rows, columns=list(empty.columns)).astype(empty.dtypes.to_dict())

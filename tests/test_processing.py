@@ -194,6 +194,10 @@ def test_dead_letters_equal_the_injected_poison_byte_for_byte(bootstrap, retry):
         assert s["verify_lost"] == 0 and s["verify_duplicated"] == 0
         assert s["processing_output_read"] == s["processing_output_inputs"] == len(out)
         assert s["processing_output_duplicated"] == 0
+        # A downstream consumer read every output record live: end-to-end through the stage.
+        assert s["processing_output_e2e_read"] == len(out)
+        assert 0 < s["processing_output_e2e_latency_ms_p50"] <= s["processing_output_e2e_latency_ms_p99"]
+        assert result.processing["output_e2e_latency_ms_p99"].notna().any()
         if retry == "topics":
             retried = read_records(bootstrap, [retry_topic(topic, 1), retry_topic(topic, 2)], limit=10**6)
             assert len(retried) == s["processing_forwarded"]
@@ -299,6 +303,8 @@ def test_exactly_once_output_survives_a_crash_and_aborts(bootstrap):
         # aborted one.
         assert s["processing_transactions_aborted"] >= expected[TRANSIENT] > 0
         assert s["processing_output_read_uncommitted"] > s["processing_output_read"]
+        # The live read_committed reader saw what the read-back did, never an aborted record.
+        assert s["processing_output_e2e_read"] == s["processing_output_read"]
         assert s["processing_transactions_committed"] > 0
         assert s["errors"] == {}, s["errors"]
     finally:
