@@ -483,7 +483,7 @@ def rate_latency_curve(rates: Iterable[float], workload: WorkloadSpec, profile: 
 _PATTERN_COLUMNS = ["pattern", *summary_names(
     "processing_processed", "processing_retried", "processing_forwarded", "processing_dead_lettered",
     "processing_latency_ms_p99", "processing_done_latency_ms_p50", "processing_done_latency_ms_p99",
-    "e2e_latency_ms_p99", "consume_rate", "lag_max_msgs", "lag_max_s", "run_id"), "path"]
+    "processing_output_e2e_latency_ms_p50", "processing_output_e2e_latency_ms_p99", "e2e_latency_ms_p99", "consume_rate", "lag_max_msgs", "lag_max_s", "run_id"), "path"]
 
 
 def _saved_run(workload: Workload, profile: ProfileSpec, *, bootstrap: str | None,
@@ -511,7 +511,8 @@ def service_patterns(patterns: Mapping[str, Mapping[str, Any]], workload: Worklo
 
     Returns:
         One row per pattern: counts (processed, retried, forwarded, dead-lettered), processing
-        and done latencies, end-to-end p99, consume rate, peak lag, `run_id`, and `path`
+        and done latencies, end-to-end through the stage (with `output: true`), end-to-end p99
+        to the members, consume rate, peak lag, `run_id`, and `path`
         (`results.load(path)` for its `lag`, `processing` and `dead_letters` frames).
     """
     workload = _with_consumers(load_workload(workload), "service_patterns")

@@ -74,6 +74,8 @@ METRIC_NAMES = {
     "processing_latency_us": "processing latency",
     "done_latency_us": "done latency",
     "processing_done_latency_us": "done latency",
+    "output_e2e_latency_us": "end-to-end latency through the stage",
+    "processing_output_e2e_latency_us": "end-to-end latency through the stage",
 }
 
 _TITLES = {
@@ -113,7 +115,8 @@ _TITLES = {
 _AGGREGATES = ("median", "mean", "min", "max", "std")
 _SETTING_PREFIXES = ("producer.", "consumer.", "common.", "workload.", "profile.", "run.")
 _LATENCY = re.compile(r"^(publish_latency|e2e_latency|publish_delay|processing_done_latency|"
-                      r"processing_latency|done_latency)_(ms|us)_(\w+)$")
+                      r"processing_latency|done_latency|processing_output_e2e_latency|"
+                      r"output_e2e_latency)_(ms|us)_(\w+)$")
 _UNIT_WORDS = {"ms": "ms", "us": "µs"}
 
 
