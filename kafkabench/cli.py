@@ -803,7 +803,8 @@ def _cmd_locust(args: argparse.Namespace) -> int:
                      run_time_s=args.run_time, bootstrap=args.bootstrap, topic=args.topic,
                      group=args.group, profile=args.profile, conf=conf,
                      rate=args.rate, shape=args.shape, workers=args.workers,
-                     out_dir=Path(args.out) / "locust" if args.out else None)
+                     out_dir=Path(args.out) / "locust" if args.out else None,
+                     processing=args.processing)
     _print_summary(run.result.summary)
     print(f"Locust CSV files: {run.csv_prefix}_*.csv (exit code {run.exit_code})")
     if args.out:
@@ -1031,6 +1032,10 @@ def _add_run_commands(sub: Any, client: argparse.ArgumentParser) -> None:
                                               "default: the locustfile's)")
     p.add_argument("--shape", choices=("constant", "step", "spike"),
                    help="load shape, for locustfiles with a KafkaLoadShape (mixed) (default: none)")
+    _file(p.add_argument("--processing", metavar="FILE.yaml",
+                         help="processing stage of the consumer users: a YAML mapping of "
+                              "kafkabench.processing.Processing fields (time_ms, poison_fraction, "
+                              "retry, filter_fraction, ...) (default: the locustfile's, if any)"))
     _file(p.add_argument("--out", default="results",
                          help="results folder (default: %(default)s; '' saves nothing)"), _DIR)
     p.set_defaults(func=_cmd_locust)

@@ -228,8 +228,15 @@ _VERIFY_AND_FAULT_SUMMARY: tuple[Column, ...] = (
 )
 
 _STAGED = "(runs with a processing stage, `kafkabench.processing`)"
+# Also in Locust runs, from the consumer users' "process", "retry" and "filter" requests.
+_LOCUST_STAGE_KEYS = frozenset({
+    "processing_processed", "processing_filtered", "processing_forwarded", "processing_failed",
+    "processing_dead_lettered", "processing_stage_errors", "processing_latency_ms_p50",
+    "processing_latency_ms_p99", "processing_latency_ms_max"})
 _PROCESSING_SUMMARY: tuple[Column, ...] = tuple(
-    Column(name, kind, unit, f"{text} {_STAGED}", ("run",), always=False) for name, kind, unit, text in (
+    Column(name, kind, unit, f"{text} {_STAGED}",
+           ("run", "locust") if name in _LOCUST_STAGE_KEYS else ("run",), always=False)
+    for name, kind, unit, text in (
         ("processing_processed", "int", "msgs", "messages processed successfully, after retries "
          "(exactly-once: also those whose transaction then aborted; see processing_output_inputs)"),
         ("processing_filtered", "int", "msgs", "messages dropped by the filter before processing"),
@@ -248,13 +255,17 @@ _PROCESSING_SUMMARY: tuple[Column, ...] = tuple(
         ("processing_transactions_aborted", "int", "", "exactly-once: the stage's transactions aborted"),
         ("processing_aborted_messages", "int", "msgs", "exactly-once: messages handled in aborted transactions"),
         ("processing_delayed", "int", "", "times a retry-topic partition was paused until its next record was due"),
-        ("processing_stage_errors", "int", "", "retry, dead-letter and output records that failed"),
+        ("processing_stage_errors", "int", "", "retry, dead-letter and output records that failed "
+         "(locust: also a transaction's commit or abort that failed)"),
         ("processing_unflushed", "int", "msgs", "stage records still unacknowledged when the members closed"),
         ("processing_attempts", "str", "",
          "JSON {attempts: messages} of the messages that finished (processed or failed)"),
-        ("processing_latency_ms_p50", "float", "ms", "receipt to done in a member, retries included: p50"),
-        ("processing_latency_ms_p99", "float", "ms", "receipt to done in a member, retries included: p99"),
-        ("processing_latency_ms_max", "float", "ms", "receipt to done in a member, retries included: max"),
+        ("processing_latency_ms_p50", "float", "ms", "receipt to done in a member, retries included: p50 "
+         "(locust: the \"process\" requests' response times, at Locust's resolution)"),
+        ("processing_latency_ms_p99", "float", "ms", "receipt to done in a member, retries included: p99 "
+         "(locust: the \"process\" requests' response times, at Locust's resolution)"),
+        ("processing_latency_ms_max", "float", "ms", "receipt to done in a member, retries included: max "
+         "(locust: the \"process\" requests' response times, at Locust's resolution)"),
         ("processing_done_latency_ms_p50", "float", "ms",
          "the input record's timestamp to done (retry-topic delays included): p50"),
         ("processing_done_latency_ms_p99", "float", "ms",

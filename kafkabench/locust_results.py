@@ -27,15 +27,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import yaml
 
 from kafkabench import KAFKA_VERSION, __version__, contract
 from kafkabench.errors import ConfigError, KafkabenchError
 from kafkabench.loadshapes import SHAPES
 from kafkabench.results import RunResult, empty_lag, empty_rebalances, make_run_id
 from kafkabench.summary import build_summary
+
+if TYPE_CHECKING:
+    from kafkabench.processing import Processing
 
 #: Folder of the locustfiles that come with kafkabench (installed with the package).
 LOCUSTFILES = Path(str(importlib.resources.files("kafkabench") / "locustfiles"))
@@ -304,7 +308,11 @@ def locust_summary(frames: LocustFrames, lag: pd.DataFrame | None = None,
         failed, consumed, publish_rate and consume_rate (Locust's Requests/s), delivery_rate,
         publish_mb_s, consume_mb_s, message_size_avg, workers, publish_latency_ms_* and
         e2e_latency_ms_* (avg, p50 ... p99_99, max), lag figures, rebalances, errors (by Kafka
-        error name); NaN where not measured (publish_delay_us_*, target_rate).
+        error name); NaN where not measured (publish_delay_us_*, target_rate). With a
+        processing stage (the stats hold "process", "retry" or "filter" requests), also
+        processing_processed, processing_failed, processing_dead_lettered,
+        processing_forwarded, processing_filtered, processing_stage_errors and
+        processing_latency_ms_p50, _p99, _max (`processing_summary`); without one, none of them.
     """
     stats = frames.stats
     aggregated = stats[stats["Name"] == "Aggregated"]
@@ -340,7 +348,59 @@ def locust_summary(frames: LocustFrames, lag: pd.DataFrame | None = None,
         # Unknown (NaN) when the last sample could not read every partition's lag: not 0.
         summary["lag_final_msgs"] = (float(last["lag_msgs"].sum()) if last["lag_msgs"].notna().all()
                                      else math.nan)
+    summary.update(processing_summary(frames))
     return summary
+
+
+#: Locust's request types of a consumer user's processing stage (`kafkabench.locust_user`).
+PROCESSING_TYPES = ("process", "retry", "filter")
+# How kafkabench.locust_user.ProcessingError (a message that failed its last attempt) reads in
+# Locust's failures file; other "process" failures are the stage's own (a retry, dead-letter
+# or output record that could not be written). The second marks a failed message that was
+# dropped instead of dead-lettered (the stage's dead_letter: false).
+_FAILED_LAST_ATTEMPT = "ProcessingError("
+_DROPPED = "dead_letter is false"
+
+
+def processing_summary(frames: LocustFrames) -> dict[str, Any]:
+    """The processing stage's summary keys, named as `kafkabench.processing.ProcessingObserver`
+    names them, from the "process", "retry" and "filter" requests of consumer users.
+
+    Args:
+        frames: `load_csv` output.
+
+    Returns:
+        Empty when the run had no stage (no such requests); else processing_processed
+        ("process" requests that did not fail), processing_failed (messages that failed their
+        last attempt), processing_dead_lettered (those of them sent to the dead-letter topic),
+        processing_forwarded ("retry" requests: records sent to retry topics),
+        processing_filtered ("filter" requests), processing_stage_errors (other "process"
+        failures: stage records that could not be written, a transaction's commit or abort
+        that failed), processing_latency_ms_p50, _p99 and _max (the "process" requests'
+        response times: receipt to done, inline retries included; Locust's resolution; NaN:
+        none).
+    """
+    stats = frames.stats
+    if not stats["Type"].isin(PROCESSING_TYPES).any():
+        return {}
+    failures = frames.failures[frames.failures["Method"] == "process"]
+    last_attempt = failures[failures["Error"].str.startswith(_FAILED_LAST_ATTEMPT)]
+    failed = int(last_attempt["Occurrences"].sum())
+    dropped = int(last_attempt.loc[last_attempt["Error"].str.contains(_DROPPED, regex=False),
+                                   "Occurrences"].sum())
+    process_failures = int(_type_total(stats, "process", "Failure Count"))
+    latency = _latency(stats, "process", "processing_latency_ms")
+    return {
+        # A stage error is a request and a failure at once: it cancels out here.
+        "processing_processed": int(_type_total(stats, "process", "Request Count")) - process_failures,
+        "processing_failed": failed,
+        "processing_dead_lettered": failed - dropped,
+        "processing_forwarded": int(_type_total(stats, "retry", "Request Count")),
+        "processing_filtered": int(_type_total(stats, "filter", "Request Count")),
+        "processing_stage_errors": process_failures - failed,
+        **{f"processing_latency_ms_{k}": latency[f"processing_latency_ms_{k}"]
+           for k in ("p50", "p99", "max")},
+    }
 
 
 def _mean_size(stats: pd.DataFrame, request_type: str) -> float:
@@ -429,7 +489,9 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
                extra_args: Iterable[str] = (), out_dir: str | os.PathLike | None = None,
                name: str | None = None, lag: bool = True, lag_interval_s: float = 1.0,
                timeout_s: float | None = None, env: Mapping[str, str] | None = None,
-               keep_topic: bool = True) -> LocustRun:
+               keep_topic: bool = True,
+               processing: Processing | Mapping[str, Any] | str | os.PathLike | None = None
+               ) -> LocustRun:
     """Run a locustfile headless in subprocesses and read back what it measured.
 
     Args:
@@ -453,13 +515,19 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
         lag_interval_s: seconds between lag samples.
         timeout_s: stop Locust after this long (default: run time + 105 s).
         env: extra environment variables for Locust.
-        keep_topic: False deletes the topic afterwards when this function named it.
+        keep_topic: False deletes the topic afterwards when this function named it, with
+            the processing stage's `<topic>.*` topics (retry, dead-letter, output).
+        processing: the consumer users' processing stage (`--kafka-processing`, replacing
+            their class's): a `kafkabench.processing.Processing`, a mapping of its fields or
+            a YAML file of them; written to `<out_dir>/<name>.processing.yaml`. The stage's
+            retry, dead-letter and output topics are created by the users when missing.
 
     Returns:
         The `LocustRun`; failures are data (`exit_code` 1), not exceptions.
 
     Raises:
-        ConfigError: bad arguments. ClusterError: the cluster does not answer.
+        ConfigError: bad arguments (a bad processing stage names the field), before anything
+            runs. ClusterError: the cluster does not answer.
             KafkabenchError: Locust wrote no statistics (it could not start: its log is
             quoted), or it had to be killed.
     """
@@ -470,6 +538,7 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
     path = locustfile_path(locustfile)
     _check_arguments(users=users, spawn_rate=spawn_rate, run_time_s=run_time_s,
                      workers=workers, shape=shape)
+    stage = _load_stage(processing)
     client_profile = load_profile(profile)
     bootstrap = resolve_bootstrap(bootstrap)
     # Before the lag sampler and Locust start: otherwise a dead cluster is Locust's log tail.
@@ -482,10 +551,16 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
     spec = {"locustfile": str(path), "users": users, "spawn_rate": spawn_rate,
             "run_time_s": run_time_s, "topic": run_topic, "group": group or f"{run_topic}-group",
             "conf": dict(conf or {}), "rate": rate, "shape": shape, "steps": steps,
-            "workers": workers, "extra_args": list(extra_args)}
+            "workers": workers, "extra_args": list(extra_args),
+            "processing": stage.to_dict() if stage is not None else None}
     folder = _out_folder(out_dir)
     prefix = folder / name
-    commands = _commands(spec, prefix, _kafka_args(spec, bootstrap, profile))
+    kafka_args = _kafka_args(spec, bootstrap, profile)
+    if stage is not None:
+        stage_file = folder / f"{name}.processing.yaml"
+        stage_file.write_text(yaml.safe_dump(spec["processing"], sort_keys=False), encoding="utf-8")
+        kafka_args += ["--kafka-processing", str(stage_file)]
+    commands = _commands(spec, prefix, kafka_args)
     logs = [folder / f"{name}.log", *(folder / f"{name}.worker{i}.log" for i in range(workers))]
     sampler = (LagSampler(bootstrap, [spec["group"]], interval_s=lag_interval_s,
                           conf=dict(client_profile.common)) if lag else None)
@@ -493,7 +568,7 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
                                     timeout_s=timeout_s or run_time_s + STARTUP_ALLOWANCE_S + 15.0)
     frames = _load_frames(prefix, exit_code, log)
     if topic is None and not keep_topic:
-        _delete_topic(bootstrap, run_topic, client_profile.common)
+        _delete_topics(bootstrap, run_topic, client_profile.common)
     summary = {
         "run_id": run_id, "name": name, "started_at": started_at.isoformat(),
         "duration_s": _duration_s(frames.history), "tool": "locust", "locustfile": str(path),
@@ -626,14 +701,29 @@ def _lag_frame(sampler: Any, history: pd.DataFrame) -> pd.DataFrame | None:
     return lag
 
 
-def _delete_topic(bootstrap: str, topic: str, conf: Mapping[str, Any]) -> None:
-    """Delete the run's topic; a leftover topic is not worth failing the run for."""
-    from kafkabench.admin import delete_topics
+def _delete_topics(bootstrap: str, topic: str, conf: Mapping[str, Any]) -> None:
+    """Delete the run's topic and its processing stage's `<topic>.*` topics (those of a stage
+    set in the locustfile too); a leftover topic is not worth failing the run for."""
+    from kafkabench.admin import delete_topics, list_topics
 
     try:
-        delete_topics(bootstrap, [topic], conf=dict(conf), timeout_s=10)
+        stage_topics = [t for t in list_topics(bootstrap, conf=dict(conf)) if t.startswith(f"{topic}.")]
+        delete_topics(bootstrap, [topic, *stage_topics], conf=dict(conf), timeout_s=10)
     except KafkabenchError:
         pass
+
+
+def _load_stage(processing: Any) -> Processing | None:
+    """`run_locust`'s `processing` as a `Processing`, checked by its own constructor.
+
+    Raises:
+        ConfigError: a missing or bad file, an unknown key or a bad value, named.
+    """
+    from kafkabench.processing import load_processing_file, processing_from_spec
+
+    if isinstance(processing, (str, os.PathLike)):
+        return load_processing_file(processing, "processing file")
+    return processing_from_spec(processing)
 
 
 def _duration_s(history: pd.DataFrame) -> float:

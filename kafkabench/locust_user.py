@@ -46,11 +46,18 @@ from locust.user.wait_time import constant_throughput
 
 from kafkabench.admin import admin_client, create_topic
 from kafkabench.cluster import LIBRDKAFKA_LOG, check_reachable, librdkafka_logger, resolve_bootstrap
-from kafkabench.config import ClientProfile, load_profile, parse_kv, read_yaml, route_settings
+from kafkabench.config import ClientProfile, load_profile, parse_kv, route_settings
 from kafkabench.errors import ConfigError, KafkabenchError, NoClusterError
 from kafkabench.loadshapes import DEFAULT_SHAPE, DEFAULT_STEPS, SHAPES, options_tick
 from kafkabench.orders import order_messages
-from kafkabench.processing import Processing, Stage, Stopped, dlq_topic, processing_from_spec
+from kafkabench.processing import (
+    Processing,
+    Stage,
+    Stopped,
+    dlq_topic,
+    load_processing_file,
+    processing_from_spec,
+)
 from kafkabench.workers import fewer_gc_pauses
 
 log = logging.getLogger(__name__)
@@ -267,16 +274,7 @@ def load_processing(path: str | None) -> Processing | None:
     Raises:
         ConfigError: a missing or bad file, or a bad setting, named with the option.
     """
-    if not path:
-        return None
-    spec = read_yaml(path, "--kafka-processing file")
-    if spec is None:
-        raise ConfigError(f"--kafka-processing {str(path)!r} is empty: expected a mapping such "
-                          "as {time_ms: 1, poison_fraction: 0.01, retry: topics}")
-    try:
-        return processing_from_spec(spec)
-    except ConfigError as exc:
-        raise ConfigError(f"--kafka-processing {str(path)!r}: {exc}") from None
+    return load_processing_file(path, "--kafka-processing") if path else None
 
 
 def class_processing(user_class: type) -> Processing | None:

@@ -93,6 +93,10 @@ def verify_id(run_id: str, index: int) -> bytes:
     return hashlib.blake2b(run_id.encode(), digest_size=8).digest() + index.to_bytes(4, "big")
 
 
+#: librdkafka's default transaction.timeout.ms.
+LIBRDKAFKA_TXN_TIMEOUT_MS = 60_000
+
+
 def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_id: str,
              topics: list[str] | None = None, mode: str = "auto", commit: str = "auto",
              partitioner: Any = None, record_latency: bool = True,
@@ -133,6 +137,7 @@ def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_
     check_message_size(size, producer_conf, {}, compressed)
     if workload.transaction_messages:
         check_transactional(producer_conf, "transaction_messages")
+        check_transaction_span(workload.transaction_messages, workload.rate_per_producer, producer_conf)
 
     names = tuple(topics) if topics is not None else tuple(workload.topic_names(run_id))
     n_workers = workload.total_producers + workload.total_consumers
@@ -212,6 +217,22 @@ def _group_members(workload: Workload, profile: ClientProfile, bootstrap: str, r
                 stage_config={**stage_config, "transactional.id": f"kb-{run_id}-{worker}-stage"}
                 if eos else stage_config))
     return members
+
+
+def check_transaction_span(messages: int, rate: float, conf: dict[str, Any]) -> None:
+    """Refuse transactions a rate-limited producer would keep open past transaction.timeout.ms:
+    the broker would abort every one of them (PRODUCER_FENCED / INVALID_TXN_STATE errors).
+
+    Raises:
+        ConfigError: naming transaction_messages, the rate and the timeout.
+    """
+    timeout_ms = int(conf.get("transaction.timeout.ms", LIBRDKAFKA_TXN_TIMEOUT_MS))
+    if rate > 0 and messages / rate * 1000 >= timeout_ms:
+        raise ConfigError(
+            f"transaction_messages={messages} at {rate:g} msgs/s per producer keeps each transaction "
+            f"open {messages / rate:g} s, past transaction.timeout.ms={timeout_ms}: the broker would "
+            "abort every one; send fewer messages per transaction, a higher producer_rate, or raise "
+            "the producer's transaction.timeout.ms")
 
 
 def check_transactional(conf: dict[str, Any], where: str) -> None:

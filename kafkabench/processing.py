@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import random
 import struct
 import threading
@@ -281,6 +282,29 @@ def processing_from_spec(spec: Processing | Mapping[str, Any] | None) -> Process
     if unknown:
         raise ConfigError(f"processing: unknown keys {unknown}; expected some of {known}")
     return Processing(**spec)
+
+
+def load_processing_file(path: str | os.PathLike, what: str) -> Processing:
+    """A YAML file of `Processing` fields, checked by its constructor.
+
+    Args:
+        path: the file.
+        what: how the user gave it, for the messages (e.g. "--kafka-processing").
+
+    Raises:
+        ConfigError: a missing, empty or bad file, an unknown key or a bad value, named
+            with `what` and the path.
+    """
+    from kafkabench.config import read_yaml
+
+    spec = read_yaml(path, what)
+    if spec is None:
+        raise ConfigError(f"{what} {str(path)!r} is empty: expected a mapping such as "
+                          "{time_ms: 1, poison_fraction: 0.01, retry: topics}")
+    try:
+        return processing_from_spec(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{what} {str(path)!r}: {exc}") from None
 
 
 def retry_topic(topic: str, level: int) -> str:

@@ -612,3 +612,13 @@ def test_summary_key_lists_go_through_the_contract(monkeypatch):
     for columns in (cli._results_list_columns, cli._quickstart_columns):
         with pytest.raises(ValueError, match="'consume_rate' is not a summary key"):
             columns()
+
+
+def test_locust_command_passes_the_processing_stage_on(tmp_path):
+    # The stage reaches run_locust, which refuses a bad one before it looks for a cluster.
+    stage = tmp_path / "stage.yaml"
+    stage.write_text("time_ms: 1\npoison_fraction: 2\n")
+    result = _cli("locust", "service_consumer", "--processing", str(stage), "--bootstrap", "127.0.0.1:1",
+                  "--out", "")
+    assert result.returncode == 2, _says(result)
+    assert f"processing file '{stage}': processing.poison_fraction=2" in result.stderr, _says(result)

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import math
+import textwrap
+import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 import kafkabench
 from kafkabench import plots
 from kafkabench.errors import ConfigError, KafkabenchError
 from kafkabench.loadshapes import planned_users
 from kafkabench.locust_results import (
+    FAILURES_COLUMNS,
     HISTORY_COLUMNS,
     LOCUSTFILES,
     STATS_COLUMNS,
     TIMESERIES_COLUMNS,
+    LocustFrames,
+    _delete_topics,
     error_counts,
     locust_timeseries,
     locustfile_path,
+    processing_summary,
+    read_failures,
     read_history,
     read_stats,
     run_locust,
@@ -92,6 +100,7 @@ def test_summary(mixed_run):
     assert s["exit_code"] == 0 and s["shape"] == "step"
     assert s["profile.name"] == "default"
     assert not math.isnan(s["lag_max_msgs"])
+    assert not [k for k in s if k.startswith("processing_")]  # no stage: no keys, not zeros
 
 
 def test_lag_and_rebalances(mixed_run):
@@ -218,3 +227,146 @@ def test_a_real_locust_run_keeps_the_result_contract(mixed_run, tmp_path):
     assert check_summary(loaded.summary, "locust") == []
     for kind in ("timeseries", "lag", "rebalances"):
         assert check_frame(kind, getattr(loaded, kind), "locust") == [], kind
+
+
+# --- a consumer user's processing stage ---------------------------------------------------
+
+STAGE_USER = """
+    from locust import task
+    from kafkabench.locust_user import KafkaConsumerUser
+
+    class Service(KafkaConsumerUser):
+        @task
+        def handle(self):
+            self.client.consume(self.batch)
+"""
+
+
+def _fill(bootstrap: str, topic: str, messages: int, partitions: int) -> dict[int, tuple[int, int]]:
+    """Create `topic`, write `messages` to it; returns its watermarks {partition: (low, high)}."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from kafkabench.admin import create_topic
+
+    create_topic(bootstrap, topic, partitions=partitions)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(messages):
+        producer.produce(topic, b"order-%d" % i, partition=i % partitions)
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"wm-{uuid.uuid4().hex}"})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def test_processing_stage_counts_are_the_injected_ones(bootstrap, tmp_path):
+    from kafkabench.contract import check_summary
+    from kafkabench.processing import FILTERED, OK, POISON, TRANSIENT, Processing
+
+    topic = f"lr-stage-{uuid.uuid4().hex[:8]}"
+    watermarks = _fill(bootstrap, topic, 2000, partitions=3)
+    locustfile = tmp_path / "service.py"
+    locustfile.write_text(textwrap.dedent(STAGE_USER))
+    # Transient messages fail once and succeed from <topic>.retry.1; poison fails there too
+    # and is a dead letter; which ones is fixed by (partition, offset) and the seed.
+    stage = Processing(poison_fraction=0.02, transient_fraction=0.05, filter_fraction=0.1,
+                       retry="topics", backoff={"initial_ms": 50, "max_attempts": 2}, seed=7)
+    expected = stage.expected(watermarks)
+    assert expected[POISON] > 0 and expected[TRANSIENT] > 0 and expected[FILTERED] > 0
+    run = run_locust(locustfile, users=1, spawn_rate=1, run_time_s=8, bootstrap=bootstrap,
+                     topic=topic, out_dir=tmp_path / "out", lag=False, timeout_s=90,
+                     processing=stage.to_dict())
+    assert run.exit_code == 1, run.log[-3000:]  # dead letters are Locust failures
+    s = run.summary
+    assert s["processing_dead_lettered"] == s["processing_failed"] == expected[POISON]
+    assert s["processing_filtered"] == expected[FILTERED]
+    assert s["processing_forwarded"] == expected[POISON] + expected[TRANSIENT]
+    assert s["processing_processed"] == expected[OK] + expected[TRANSIENT]
+    assert s["processing_stage_errors"] == 0
+    # Every message read (the retry topic's included) is processed, dead, dropped or forwarded.
+    assert s["consumed"] == 2000 + s["processing_forwarded"] == (
+        s["processing_processed"] + s["processing_dead_lettered"] + s["processing_filtered"]
+        + s["processing_forwarded"])
+    assert 0 <= s["processing_latency_ms_p50"] <= s["processing_latency_ms_p99"] \
+        <= s["processing_latency_ms_max"]
+    assert check_summary(s, "locust") == []
+    # The stage went to Locust as a file, and the run's config says what it was.
+    stage_file = tmp_path / "out" / "service.processing.yaml"
+    assert run.command[run.command.index("--kafka-processing") + 1] == str(stage_file)
+    assert Processing(**yaml.safe_load(stage_file.read_text())) == stage
+    assert run.result.config["locust"]["processing"] == stage.to_dict()
+    _delete_topics(bootstrap, topic, {})
+
+
+def test_processing_stage_topics_go_with_the_run_topic(bootstrap):
+    from kafkabench.admin import create_topic, list_topics
+
+    topic = f"lr-gone-{uuid.uuid4().hex[:8]}"
+    kept = f"{topic}-other"
+    for name in (topic, f"{topic}.retry.1", f"{topic}.dlq", f"{topic}.out", kept):
+        create_topic(bootstrap, name, partitions=1)
+    _delete_topics(bootstrap, topic, {})
+    left = [t for t in list_topics(bootstrap) if t.startswith(topic)]
+    assert left == [kept]
+    _delete_topics(bootstrap, kept, {})
+
+
+@pytest.mark.parametrize(("processing", "says"), [
+    ({"poison_fraction": 2}, "processing.poison_fraction=2: expected a number between 0 and 1"),
+    ({"poison": 0.1}, "processing: unknown keys ['poison']"),
+    ({"retry": "topics", "backoff": {"max_attempts": 0}}, "processing.backoff.max_attempts=0"),
+    ("file", "processing file '{file}': processing.retry='later'"),
+    ("empty", "processing file '{file}' is empty"),
+    ("missing", "processing file '{file}': no such file"),
+])
+def test_bad_processing_stage_fails_before_locust_starts(tmp_path, processing, says):
+    file = tmp_path / "stage.yaml"
+    if processing == "file":
+        file.write_text("time_ms: 1\nretry: later\n")
+    elif processing == "empty":
+        file.write_text("")
+    if isinstance(processing, str):
+        processing = file
+    out = tmp_path / "out"
+    # No cluster at that address: the stage is refused before anything looks for one.
+    with pytest.raises(ConfigError) as info:
+        run_locust(LOCUSTFILES / "service_consumer.py", processing=processing,
+                   bootstrap="127.0.0.1:1", out_dir=out)
+    assert says.format(file=file) in str(info.value)
+    assert not out.exists()
+
+
+def _stats_row(type_, name, requests, failures=0, p50=0.0, p99=0.0, p100=0.0):
+    row = dict.fromkeys(STATS_COLUMNS, 0)
+    row.update({"Type": type_, "Name": name, "Request Count": requests, "Failure Count": failures,
+                "Average Response Time": p50, "50%": p50, "99%": p99, "100%": p100})
+    return row
+
+
+def test_processing_summary_from_locusts_statistics(tmp_path):
+    stats = [_stats_row("consume", "t", 160), _stats_row("consume", "t.retry.1", 30),
+             _stats_row("process", "t", 100, 5, p50=2, p99=9, p100=12),
+             _stats_row("process", "t.retry.1", 20, 3, p50=3, p99=15, p100=20),
+             _stats_row("process", "processing stage produce", 2, 2),
+             _stats_row("retry", "t", 30), _stats_row("filter", "t", 10),
+             _stats_row("", "Aggregated", 352, 10)]
+    pd.DataFrame(stats, columns=STATS_COLUMNS).to_csv(tmp_path / "run_stats.csv", index=False)
+    failures = [("process", "t", "ProcessingError('injected poison failure')", 5),
+                ("process", "t.retry.1",
+                 "ProcessingError('failed its last attempt (dropped: dead_letter is false)')", 3),
+                ("process", "processing stage produce",
+                 "KafkaDeliveryError('_MSG_TIMED_OUT: Local: Message timed out')", 2)]
+    pd.DataFrame(failures, columns=FAILURES_COLUMNS).to_csv(tmp_path / "run_failures.csv", index=False)
+    frames = LocustFrames(stats=read_stats(tmp_path / "run"), history=pd.DataFrame(),
+                          failures=read_failures(tmp_path / "run"), workers=pd.DataFrame())
+    assert processing_summary(frames) == {
+        "processing_processed": 112, "processing_failed": 8, "processing_dead_lettered": 5,
+        "processing_forwarded": 30, "processing_filtered": 10, "processing_stage_errors": 2,
+        # The highest of the names' percentiles, as for every other request type.
+        "processing_latency_ms_p50": 3.0, "processing_latency_ms_p99": 15.0,
+        "processing_latency_ms_max": 20.0}
+    # No stage: no keys.
+    frames.stats = frames.stats[frames.stats["Type"].isin(["consume", ""])]
+    assert processing_summary(frames) == {}

@@ -91,6 +91,13 @@ def test_settings_a_transactional_producer_cannot_have_are_refused_before_any_to
     with pytest.raises(ConfigError, match="transaction_messages"):
         run_workload(_workload(message_count=10, transaction_messages=-1), None,
                      bootstrap=bootstrap, progress=False)
+    # 1000 messages at 10/s: 100 s open, past librdkafka's 60 s transaction.timeout.ms.
+    with pytest.raises(ConfigError, match=r"transaction_messages=1000 at 10 msgs/s .* transaction.timeout.ms=60000"):
+        run_workload(_workload(duration_s=5, producer_rate=10, transaction_messages=1000), None,
+                     bootstrap=bootstrap, progress=False)
+    with pytest.raises(ConfigError, match="transaction.timeout.ms=5000"):
+        run_workload(_workload(duration_s=5, producer_rate=100, transaction_messages=600),
+                     {"producer": {"transaction.timeout.ms": 5000}}, bootstrap=bootstrap, progress=False)
     assert run_topics() == before
 
 
