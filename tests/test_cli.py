@@ -492,7 +492,8 @@ def test_help_describes_the_tool_not_the_module():
 
 #: Every command that talks to a cluster, and the options it takes for that.
 CLUSTER_COMMANDS = [("topic", "create"), ("topic", "describe"), ("topic", "list"), ("topic", "delete"),
-                    ("lag",), ("run",), ("produce",), ("consume",), ("sweep",), ("locust",)]
+                    ("lag",), ("run",), ("produce",), ("consume",), ("sweep",), ("locust",),
+                    ("offsets", "show"), ("offsets", "reset")]
 
 
 def test_every_cluster_command_takes_bootstrap_server_profile_and_client_settings():

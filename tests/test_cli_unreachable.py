@@ -42,6 +42,8 @@ def unreachable(tmp_path_factory) -> tuple[str, dict[str, subprocess.CompletedPr
         "topic describe": ["topic", "describe", "x", "--profile", "default",
                            "--command-property", "client.id=kafkabench-test"],
         "locust": ["locust", "producer_load", "-t", "5", "--out", ""],
+        "offsets show": ["offsets", "show", "--group", "g"],
+        "offsets reset": ["offsets", "reset", "--group", "g", "--to-earliest"],
         "-v topic list": ["-v", "topic", "list"],
         "topic list -v": ["topic", "list", "-v"],
     }
@@ -69,7 +71,7 @@ def unreachable(tmp_path_factory) -> tuple[str, dict[str, subprocess.CompletedPr
 
 
 @pytest.mark.parametrize("command", ["produce", "run", "consume", "lag", "lag --all-groups", "topic list",
-                                     "topic describe", "locust"])
+                                     "topic describe", "locust", "offsets show", "offsets reset"])
 def test_unreachable_cluster_is_one_clear_line(unreachable, command):
     bootstrap, results = unreachable
     result = results[command]
