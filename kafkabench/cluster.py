@@ -305,6 +305,12 @@ class LocalCluster:
             # A benchmark's consumer group should start at once, not after the 3 s default
             # that waits for more members to join.
             "group.initial.rebalance.delay.ms": 0,
+            # KIP-848 groups may lower their session timeout and heartbeat interval (group
+            # configs consumer.session.timeout.ms / consumer.heartbeat.interval.ms) to the
+            # classic protocol's floor, so the two can be compared at the same settings. The
+            # defaults stay Kafka's (45 s, 5 s).
+            "group.consumer.min.session.timeout.ms": 6000,
+            "group.consumer.min.heartbeat.interval.ms": 1000,
             # Benchmarks write a lot: keep at most 1 GiB or 1 hour per partition on disk.
             "log.retention.bytes": 1 << 30,
             "log.retention.ms": 3_600_000,

@@ -386,6 +386,10 @@ def _client_conf(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _client_value(v) for layer in layers for k, v in layer.items()}
 
 
+#: Kafka's server-side assignors for `group.protocol=consumer` (KIP-848).
+SERVER_ASSIGNORS = ("uniform", "range")
+
+
 class _LogCapture:
     """A confluent_kafka `logger`: librdkafka's configuration warnings land here."""
 
@@ -426,6 +430,12 @@ def _probe(role: str, conf: Mapping[str, Any]) -> tuple[str | None, list[str]]:
 def _validate_role(name: str, role: str, sections: Mapping[str, Mapping[str, Any]]) -> None:
     """Raise ConfigError if librdkafka rejects, or a `role` client would ignore, any setting."""
     merged = {k: v for settings in sections.values() for k, v in settings.items()}
+    assignor = str(merged.get("group.remote.assignor", "uniform"))
+    if role == "consumer" and assignor not in SERVER_ASSIGNORS:
+        # librdkafka passes any name on; the broker refuses it only when the member joins.
+        raise ConfigError(f"profile {name!r}, consumer: group.remote.assignor={assignor!r}: "
+                          f"expected one of the broker's assignors {', '.join(SERVER_ASSIGNORS)} "
+                          "(Kafka's group.consumer.assignors)")
     error, warnings = _probe(role, merged)
     if error is None and not any(_ROLE_WARNING.search(w) for w in warnings):
         for warning in warnings:

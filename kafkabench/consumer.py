@@ -8,6 +8,7 @@ rebalance it sees.
 
 from __future__ import annotations
 
+import os
 import time
 import zlib
 from collections import Counter
@@ -70,6 +71,10 @@ class ConsumerSpec:
             None: nothing.
         stage_config: producer config of the processing stage's retry, dead-letter and
             output records.
+        trace: a file the member appends its consumption to (`ConsumptionTrace`), or None.
+        commit_on_revoke: "sync", "async" and "sync-message" commit what was consumed when
+            partitions are revoked (the design source's rebalance listener); False leaves
+            that to the next periodic commit, so the next owner reads it again.
     """
 
     worker: str
@@ -82,9 +87,43 @@ class ConsumerSpec:
     commit_interval_s: float = COMMIT_INTERVAL_S
     processing: Any = None
     stage_config: dict[str, Any] | None = None
+    trace: str | None = None
+    commit_on_revoke: bool = True
 
     def __post_init__(self) -> None:
         check_commit_mode(self.commit, f"consumer {self.worker!r}: commit")
+
+
+class ConsumptionTrace:
+    """What a member consumed, per partition per consume() batch, appended to a CSV file:
+    `wall,topic,partition,first_offset,last_offset,count` (no header).
+
+    Each batch is one os.write() to a file opened for appending, so a member SIGKILLed on
+    purpose loses nothing it wrote: the trace is how a crash's redelivery is counted by
+    offset (`kafkabench.membership`). About one write per batch, a few per second at low
+    rates.
+    """
+
+    COLUMNS = ("wall", "topic", "partition", "first_offset", "last_offset", "count")
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def batch(self, wall: float, msgs: list[Message]) -> None:
+        """Record one batch of good messages, read at `wall`."""
+        seen: dict[tuple[str, int], list[int]] = {}
+        for m in msgs:
+            o = m.offset()
+            row = seen.get((m.topic(), m.partition()))
+            if row is None:
+                seen[(m.topic(), m.partition())] = [o, o, 1]
+            else:
+                row[1], row[2] = o, row[2] + 1
+        os.write(self._fd, "".join(f"{wall:.6f},{t},{p},{a},{b},{n}\n"
+                                   for (t, p), (a, b, n) in seen.items()).encode())
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def effective_commit_mode(commit: str, config: dict[str, Any]) -> str:
@@ -96,8 +135,12 @@ def effective_commit_mode(commit: str, config: dict[str, Any]) -> str:
     return commit
 
 
-def _commit(consumer: Consumer, errors: ErrorCounts, asynchronous: bool, context: str) -> int:
+def _commit(consumer: Consumer, errors: ErrorCounts, asynchronous: bool, context: str,
+            failed: dict[str, bool] | None = None) -> int:
     """Commit the consumed offsets; nothing to commit (_NO_OFFSET) is not an error.
+
+    A failed commit (e.g. REBALANCE_IN_PROGRESS while the group rebalances) sets
+    `failed["commit"]`, so the member tries again even if no message comes after it.
 
     Returns:
         1 when a commit was sent, else 0.
@@ -108,6 +151,8 @@ def _commit(consumer: Consumer, errors: ErrorCounts, asynchronous: bool, context
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError._NO_OFFSET:
             errors.add_kafka(exc, context)
+            if failed is not None:
+                failed["commit"] = True
     except RuntimeError as exc:  # consumer closed
         errors.add_kafka(exc, context)
     return 0
@@ -132,7 +177,7 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                 stage.forget(partitions)
                 if stage.p.exactly_once:
                     stage.revoked(c)
-            if event == "revoke" and commit not in ("auto", "transaction"):
+            if event == "revoke" and commit not in ("auto", "transaction") and spec.commit_on_revoke:
                 # Commit what was consumed before the partitions go to another member, or
                 # that member reads it again (the rebalance listener of the design source).
                 totals["commits"] += _commit(c, errors, False, "commit on revoke")
@@ -144,9 +189,12 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                               wall=row["wall"], events=[row]))
         return callback
 
+    failed = {"commit": False}  # a commit of ours failed: try again (see the loop)
+
     def on_commit(err: KafkaError | None, partitions) -> None:
         if err is not None and err.code() != KafkaError._NO_OFFSET:
             errors.add_kafka(err, "offset commit")
+            failed["commit"] = commit in ("sync", "async")
         for p in partitions or ():
             if p.error is not None:
                 errors.add_kafka(p.error, f"offset commit {p.topic}:{p.partition}")
@@ -173,6 +221,7 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
     consumer.subscribe(topics, on_assign=rebalance("assign"),
                        on_revoke=rebalance("revoke"), on_lost=rebalance("lost"))
     consume = consumer.consume
+    trace = ConsumptionTrace(spec.trace) if spec.trace else None
     limit = spec.max_messages or float("inf")
     start = last_message = time.monotonic()
     next_report = time.monotonic() + 1.0
@@ -212,6 +261,8 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                         if err.code() != KafkaError._PARTITION_EOF:
                             errors.add_kafka(err, "consume")
                 n = len(good)
+                if trace is not None and n:
+                    trace.batch(now_ms / 1000.0, good)
                 # Key + value bytes, as Kafka's ConsumerPerformance counts them (len() of a
                 # message is its value's). Measured: +25 ns/message unkeyed, +50 keyed.
                 nbytes = sum(map(len, good)) + sum(map(len, filter(None, map(_key, good))))
@@ -239,14 +290,21 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                 if commit == "sync" and n:
                     if stage is not None:  # the batch's records acknowledged before its offsets
                         stage.flush(10.0)
-                    totals["commits"] += _commit(consumer, errors, False, "offset commit")
+                    totals["commits"] += _commit(consumer, errors, False, "offset commit", failed)
                     uncommitted = 0
             if stage is not None:
                 stage.resume_due()
                 if stage.due():
                     stage.commit(consumer)
             now = time.monotonic()
-            if commit == "async" and uncommitted and now >= next_commit:
+            if failed["commit"] and now >= next_commit:
+                # The last commit failed and nothing may come to trigger the next one: the
+                # group's committed offsets would stay behind until the member closes.
+                failed["commit"] = False
+                totals["commits"] += _commit(consumer, errors, commit == "async", "offset commit (again)",
+                                             failed)
+                next_commit = now + spec.commit_interval_s
+            elif commit == "async" and uncommitted and now >= next_commit:
                 totals["commits"] += _commit(consumer, errors, True, "offset commit")
                 uncommitted, next_commit = 0, now + spec.commit_interval_s
             if now >= next_report:
@@ -274,6 +332,8 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
             consumer.close()  # commits auto-commit offsets and leaves the group
         except Exception as exc:  # noqa: BLE001 - recorded; the report must still go out
             errors.add_kafka(exc, "close")
+        if trace is not None:
+            trace.close()
         cpu_s = cpu_seconds(ctl.in_process) - cpu0
         ctl.report(Report(kind="done", worker=spec.worker, role="consumer", wall=time.time(),
                           counts={**totals, "elapsed_s": last_message - start, "cpu_s": cpu_s,

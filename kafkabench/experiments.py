@@ -597,3 +597,89 @@ def exactly_once_curve(sizes: Iterable[int], workload: WorkloadSpec, *, bootstra
                                bootstrap=bootstrap, out=out, progress=progress)
         rows.append({**result.summary, "producer": label, "messages_per_transaction": n})
     return pd.DataFrame(rows).reindex(columns=_TXN_COLUMNS)
+
+
+# ------------------------------------------------------------------------- 09 rebalancing
+
+#: Rebalance protocols and assignors `rebalance_comparison` compares: label -> consumer settings.
+REBALANCE_VARIANTS: dict[str, dict[str, str]] = {
+    "range": {"partition.assignment.strategy": "range"},
+    "roundrobin": {"partition.assignment.strategy": "roundrobin"},
+    "cooperative-sticky": {"partition.assignment.strategy": "cooperative-sticky"},
+    "KIP-848 uniform": {"group.protocol": "consumer", "group.remote.assignor": "uniform"},
+    "KIP-848 range": {"group.protocol": "consumer", "group.remote.assignor": "range"},
+}
+
+_REBALANCE_COLUMNS = ["variant", "static", *column_names(
+    "membership", "action", "at_s", "detect_s", "stable_s", "partition_pause_s", "group_pause_s",
+    "partitions_revoked", "partitions_assigned", "partitions_moved", "duplicates", "lag_peak_msgs",
+    "drain_s"), "run_id", "path"]
+
+
+def rebalance_profile(settings: Mapping[str, Any], *, session_timeout_ms: int, heartbeat_interval_ms: int,
+                      static: bool) -> tuple[dict[str, Any], dict[str, int]]:
+    """(the client profile, the KIP-848 group settings) of one `rebalance_comparison` variant:
+    the classic protocol takes its session timeout and heartbeat from the client, KIP-848
+    groups from the broker's group configs."""
+    consumer = dict(settings)
+    group: dict[str, int] = {}
+    if str(consumer.get("group.protocol", "classic")) == "consumer":
+        group = {"consumer.session.timeout.ms": session_timeout_ms,
+                 "consumer.heartbeat.interval.ms": heartbeat_interval_ms}
+    else:
+        consumer.update({"session.timeout.ms": session_timeout_ms, "heartbeat.interval.ms": heartbeat_interval_ms})
+    if static:
+        consumer["group.instance.id"] = "kb"  # the plan makes one id per member of it
+    return {"name": "rebalance", "consumer": consumer}, group
+
+
+def rebalance_comparison(variants: Mapping[str, Mapping[str, Any]] | Iterable[str], workload: WorkloadSpec,
+                         events: Iterable[Mapping[str, Any]], *, static: bool | Iterable[bool] = False,
+                         session_timeout_ms: int = 6000, heartbeat_interval_ms: int = 1000,
+                         commit: str = "sync", commit_on_revoke: bool = True, bootstrap: str | None = None,
+                         out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+    """Run the same load and membership events once per rebalance protocol/assignor and
+    measure each event (`kafkabench.membership.event_figures`).
+
+    Args:
+        variants: label -> consumer settings, or labels of `REBALANCE_VARIANTS`.
+        workload: the load: a consumer group of 2 or more members, rate-limited producers.
+        events: the membership schedule (`kafkabench.membership.MemberEvent` fields), e.g.
+            `[{"at_s": 4, "action": "join"}, {"at_s": 10, "action": "crash", "member": 0}]`.
+        static: static membership (`group.instance.id` per member), or several values to
+            run each variant with each.
+        session_timeout_ms, heartbeat_interval_ms: the same for every variant (classic: the
+            client's settings; KIP-848: the group's configs, `membership.GroupSettings`).
+        commit: the members' commit mode (`sync`: after each batch and on revoke).
+        commit_on_revoke: False: members do not commit when partitions are revoked (the
+            rebalance listener off; see `run_workload`).
+        bootstrap, out, progress: as for `service_patterns`.
+
+    Returns:
+        One row per variant, static setting and event: the event's figures, `run_id`, `path`.
+    """
+    from kafkabench.membership import GroupSettings
+
+    if not isinstance(variants, Mapping):
+        unknown = [v for v in variants if v not in REBALANCE_VARIANTS]
+        if unknown:
+            raise ConfigError(f"rebalance variants {unknown}: expected labels of REBALANCE_VARIANTS "
+                              f"({', '.join(REBALANCE_VARIANTS)}) or a mapping label -> settings")
+        variants = {v: REBALANCE_VARIANTS[v] for v in variants}
+    workload = _with_consumers(load_workload(workload), "rebalance_comparison")
+    workload = replace(workload, membership=list(events))
+    bootstrap = resolve_bootstrap(bootstrap)
+    rows = []
+    for label, settings in variants.items():
+        for is_static in ([static] if isinstance(static, bool) else list(static)):
+            profile, group = rebalance_profile(settings, session_timeout_ms=session_timeout_ms,
+                                               heartbeat_interval_ms=heartbeat_interval_ms, static=is_static)
+            name = f"{workload.name}-{label}{'-static' if is_static else ''}".replace(" ", "-")
+            result, path = _saved_run(replace(workload, name=name), profile, bootstrap=bootstrap, out=out,
+                                      progress=progress, commit=commit, mode="process",
+                                      commit_on_revoke=commit_on_revoke,
+                                      observers=[GroupSettings(group, bootstrap)] if group else None)
+            for event in result.membership.to_dict("records"):
+                rows.append({**event, "variant": label, "static": is_static,
+                             "run_id": result.run_id, "path": str(path)})
+    return pd.DataFrame(rows).reindex(columns=_REBALANCE_COLUMNS)

@@ -100,7 +100,7 @@ LIBRDKAFKA_TXN_TIMEOUT_MS = 60_000
 def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_id: str,
              topics: list[str] | None = None, mode: str = "auto", commit: str = "auto",
              partitioner: Any = None, record_latency: bool = True,
-             stats_interval_ms: int | None = None) -> RunPlan:
+             stats_interval_ms: int | None = None, commit_on_revoke: bool = True) -> RunPlan:
     """Plan a run of `workload` with `profile`: names, specs and size checks, no broker.
 
     Args:
@@ -114,6 +114,7 @@ def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_
         partitioner: A `kafkabench.partitioning` strategy name or object.
         record_latency: Record per-message latencies.
         stats_interval_ms: librdkafka statistics interval; None turns statistics off.
+        commit_on_revoke: Members commit when partitions are revoked (`ConsumerSpec`).
 
     Returns:
         The `RunPlan`.
@@ -164,7 +165,7 @@ def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_
             topic_of[spec.worker] = topic
         for spec in _group_members(workload, profile, bootstrap, run_id, topic, commit,
                                    record_latency, extra):
-            consumers.append(spec)
+            consumers.append(spec if commit_on_revoke else replace(spec, commit_on_revoke=False))
             group_of[spec.worker], topic_of[spec.worker] = spec.group, topic
     return RunPlan(run_id=run_id, topics=names, created=topics is None,
                    mode=mode if mode != "auto" else ("process" if n_workers > 1 else "thread"),
@@ -209,10 +210,15 @@ def _group_members(workload: Workload, profile: ClientProfile, bootstrap: str, r
         group = group_name(topic, g)
         for c in range(workload.consumers_per_group):
             worker = member_name(group, c, topic_prefix=workload.topic_prefix, run_id=run_id)
+            config = profile.consumer_config(bootstrap, group, **extra)
+            if "group.instance.id" in config:
+                # Static membership: the profile's value names the members, one id each; a
+                # restarted member keeps its id (kafkabench.membership).
+                config["group.instance.id"] = f"{config['group.instance.id']}-{worker}"
             # A restarted member keeps its transactional.id: it fences its crashed self.
             members.append(ConsumerSpec(
                 worker=worker, group=group, topics=(topic,), commit=commit,
-                record_latency=record_latency, config=profile.consumer_config(bootstrap, group, **extra),
+                record_latency=record_latency, config=config,
                 processing=workload.processing,
                 stage_config={**stage_config, "transactional.id": f"kb-{run_id}-{worker}-stage"}
                 if eos else stage_config))

@@ -53,7 +53,8 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                  record_latency: bool = True, lag_interval_s: float = 1.0,
                  stats_interval_ms: int | None = STATS_INTERVAL_MS, drain_timeout_s: float = 30.0,
                  run_id: str | None = None, replication_factor: int | None = None,
-                 observers: list[RunObserver] | None = None, cluster: Any = None) -> RunResult:
+                 observers: list[RunObserver] | None = None, cluster: Any = None,
+                 commit_on_revoke: bool = True) -> RunResult:
     """Run a workload against a cluster and measure it.
 
     Args:
@@ -82,6 +83,9 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         cluster: the `kafkabench.cluster.LocalCluster` whose nodes the workload's faults act
             on (default: the embedded cluster these bootstrap servers belong to, found among
             the named ones; none: an external cluster, whose faults need shell commands).
+        commit_on_revoke: members committing themselves ("sync", "async", "sync-message")
+            also commit when partitions are revoked (the design source's rebalance
+            listener); False shows what that listener saves.
 
     Returns:
         The `RunResult`; also saved under `out` when given. Ctrl-C stops the run cleanly and
@@ -107,13 +111,17 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     bootstrap = resolve_bootstrap(bootstrap)
     plan = plan_run(workload, profile, bootstrap=bootstrap, run_id=run_id or make_run_id(workload.name),
                     topics=topics, mode=mode, commit=commit, partitioner=partitioner,
-                    record_latency=record_latency, stats_interval_ms=stats_interval_ms)
+                    record_latency=record_latency, stats_interval_ms=stats_interval_ms,
+                    commit_on_revoke=commit_on_revoke)
     common = dict(profile.common)
     check_reachable(bootstrap, common)
     # A fault schedule this cluster cannot carry out is refused before any topic exists.
     trust = trust_observers(plan, workload, profile, bootstrap, timeout_s=drain_timeout_s,
                             cluster=cluster)
-    trust += _membership(plan, workload)
+    membership = _membership(plan, workload)
+    if membership:
+        plan = membership[0].plan  # its members trace what they consume
+    trust += membership
     _create_topics(plan, workload, profile, bootstrap, rf, keep_topics)
 
     watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress) + trust
@@ -135,6 +143,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         _delete_topics(plan, bootstrap, common, session.warnings)
     result = session_result(session, workload, profile, started_at=started_at, bootstrap=bootstrap,
                             commit=commit, replication_factor=rf)
+    result.summary["commit_on_revoke"] = commit_on_revoke
     if workload.faults:
         _add_recovery(result, session)
     if workload.verify:

@@ -164,16 +164,24 @@ FLAG_POLL_S = 0.002
 class Control:
     """A worker's view of the pool: the start and stop flags and the report queue."""
 
-    def __init__(self, start: Any, stop: Any, reports: Any, watch_parent: bool = False) -> None:
+    def __init__(self, start: Any, stop: Any, reports: Any, watch_parent: bool = False,
+                 leave: Any = None) -> None:
         self._start, self._stop, self._reports = start, stop, reports
+        # This worker's own stop flag (`WorkerPool.stop_worker`): a member leaving its group.
+        self._leave = leave
         # Pickled into a worker process: its parent's pid, to notice an orphaned worker.
         self._parent = os.getpid() if watch_parent else None
         #: True in a worker process of its own (set by the pool); see `cpu_seconds`.
         self.in_process = watch_parent
 
     def stopped(self) -> bool:
-        """True once the parent asked every worker to stop, or died without asking."""
-        return self._stop.is_set() or (self._parent is not None and os.getppid() != self._parent)
+        """True once the parent asked every worker (or this one) to stop, or died without asking."""
+        return (self._stop.is_set() or (self._leave is not None and self._leave.is_set())
+                or self.orphaned())
+
+    def orphaned(self) -> bool:
+        """True when this worker's parent process died."""
+        return self._parent is not None and os.getppid() != self._parent
 
     def sleep(self, seconds: float) -> bool:
         """Sleep `seconds`, waking at once when asked to stop.
@@ -269,7 +277,7 @@ def _process_main(spec_file: str, ctl: Control, name: str, role: str) -> None:
     try:
         _worker_main(fn, spec, ctl, name, role, True)
     finally:
-        if ctl.stopped() and not ctl._stop.is_set():
+        if ctl.orphaned():
             # The parent died: nobody reads the report queue, whose pipe every worker holds
             # open, so flushing the last reports would block this process's exit forever.
             ctl._reports.cancel_join_thread()
@@ -306,6 +314,7 @@ class WorkerPool:
             self._queue = queue.Queue()
         self._workers: list[Any] = []
         self._queues: dict[str, Any] = {}
+        self._leave: dict[str, Any] = {}
         self.done: set[str] = set()
         self.ready: set[str] = set()
         self._gone_since: dict[str, float] = {}
@@ -318,8 +327,11 @@ class WorkerPool:
         reports = self._queue
         if self.mode == "process":
             reports = self._queues[name] = self._ctx.Queue()
+            leave = self._leave[name] = SharedFlag(self._ctx)
+        else:
+            leave = self._leave[name] = threading.Event()
         ctl = Control(self.start_event, self.stop_event, reports,
-                      watch_parent=self.mode == "process")
+                      watch_parent=self.mode == "process", leave=leave)
         if self.mode == "process":
             with tempfile.NamedTemporaryFile("wb", prefix="kafkabench-spec-", suffix=".pickle",
                                              delete=False) as f:
@@ -351,6 +363,19 @@ class WorkerPool:
                 os.kill(w.pid, signal.SIGKILL)
                 return w.pid
         raise KafkabenchError(f"cannot kill worker {name!r}: no such worker is running")
+
+    def stop_worker(self, name: str) -> None:
+        """Ask worker `name` alone to finish as at the end of a run (a consumer commits per
+        its mode and leaves its group); its final report comes as usual.
+
+        Raises:
+            KafkabenchError: an unknown worker, or one that has ended.
+        """
+        for w in self._workers:
+            if w.name == name and w.is_alive() and name not in self.done:
+                self._leave[name].set()
+                return
+        raise KafkabenchError(f"cannot stop worker {name!r}: no such worker is running")
 
     def go(self) -> None:
         """Release workers waiting in `ctl.wait_start()`."""

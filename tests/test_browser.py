@@ -47,7 +47,8 @@ EXPECTED: dict[str, tuple[int, int]] = {
     "05-end-to-end-latency": (4, 0),
     "06-sustained-load-with-locust": (5, 0),
     "07-faults-and-delivery-guarantees": (6, 0),  # CI size: 2 scenarios x 3 charts
-    "08-service-patterns": (6, 0),  # done latency, 2 lag charts, 2 exactly-once curves, crashes
+    "08-service-patterns": (6, 0),  # e2e through the stage, 2 lag charts, 2 exactly-once curves, crashes
+    "09-rebalancing-and-offsets": (2, 0),  # two partition-ownership timelines
 }
 
 CHROMIUM = Path(os.environ.get("KAFKABENCH_CHROMIUM", "/usr/bin/chromium"))

@@ -90,3 +90,36 @@ def test_worker_processes_exit_when_their_parent_dies(tmp_path, released):
     for p in alive:
         psutil.Process(p).kill()
     assert alive == [], f"worker processes {alive} outlived their parent"
+
+
+def _until_stopped(spec, ctl):
+    from kafkabench.workers import Report
+
+    ctl.wait_start(spec, "consumer")
+    while not ctl.stopped():
+        time.sleep(0.01)
+    ctl.report(Report(kind="done", worker=spec, role="consumer", wall=time.time()))
+
+
+def test_stop_worker_stops_that_worker_alone():
+    from kafkabench.errors import KafkabenchError
+    from kafkabench.workers import WorkerPool
+
+    pool = WorkerPool("thread")
+    for name in ("a", "b"):
+        pool.start(_until_stopped, name, name, "consumer")
+    pool.go()
+    pool.stop_worker("a")
+    deadline = time.monotonic() + 5
+    while "a" not in pool.done and time.monotonic() < deadline:
+        list(pool.reports(0.1))
+    assert pool.done == {"a"}  # b goes on
+    with pytest.raises(KafkabenchError, match="cannot stop worker 'a'"):
+        pool.stop_worker("a")  # it has ended
+    with pytest.raises(KafkabenchError, match="cannot stop worker 'c'"):
+        pool.stop_worker("c")
+    pool.stop()
+    while "b" not in pool.done and time.monotonic() < deadline:
+        list(pool.reports(0.1))
+    assert pool.done == {"a", "b"}
+    pool.join(5)
