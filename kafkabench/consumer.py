@@ -283,7 +283,7 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                 elif commit == "sync-message":
                     for m in good:
                         totals["commits"] += _commit_offset(consumer, errors, m.topic(),
-                                                            m.partition(), m.offset() + 1)
+                                                            m.partition(), m.offset() + 1, failed)
                 last_message = time.monotonic()
                 if totals["consumed"] + interval["consumed"] >= limit:
                     break
@@ -423,8 +423,9 @@ def _process_in_transactions(stage: Any, consumer: Consumer, msgs: list[Message]
 
 
 def _commit_offset(consumer: Consumer, errors: ErrorCounts, topic: str, partition: int,
-                   offset: int) -> int:
-    """Commit one partition's next offset synchronously; returns 1 when it was sent."""
+                   offset: int, failed: dict[str, bool] | None = None) -> int:
+    """Commit one partition's next offset synchronously; returns 1 when it was sent. A
+    failure sets `failed["commit"]` (retried by the member's loop, as `_commit`'s)."""
     from confluent_kafka import TopicPartition
 
     try:
@@ -432,6 +433,8 @@ def _commit_offset(consumer: Consumer, errors: ErrorCounts, topic: str, partitio
         return 1
     except KafkaException as exc:
         errors.add_kafka(exc, "offset commit")
+        if failed is not None:
+            failed["commit"] = True
     except RuntimeError as exc:  # consumer closed
         errors.add_kafka(exc, "offset commit")
     return 0
