@@ -5,7 +5,7 @@ read a 6-partition topic (replication factor 3) while producers send --rate msgs
 member joins (3 s), member 1 leaves (10 s), member 0 is SIGKILLed (17 s). Every protocol/assignor of
 `kafkabench.experiments.REBALANCE_VARIANTS` runs with and without static membership, the
 same session timeout (6 s) and heartbeat (1 s) for all, commits after each batch and on
-revoke. Prints, per event type, the medians of --repeats runs of: detection, time to a
+revoke (--commit). Prints, per event type, the medians of --repeats runs of: detection, time to a
 stable assignment, longest partition and group pauses, partitions moved, records read twice,
 lag peak. The last line is one JSON object.
 
@@ -39,6 +39,9 @@ def main() -> int:
                                             "started for the run)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per variant; medians are printed")
     parser.add_argument("--rate", type=float, default=1000.0, help="producer msgs/s (default: %(default)s)")
+    parser.add_argument("--commit", default="sync", choices=("auto", "async", "sync", "sync-message"),
+                        help="the members' commits (default: %(default)s: after each batch and on "
+                             "revoke; auto: librdkafka's every 5 s, so a crash redelivers)")
     parser.add_argument("--quick", action="store_true", help="1 repetition, two variants, no static")
     args = parser.parse_args()
     if args.repeats < 1 or args.rate <= 0:
@@ -56,11 +59,12 @@ def main() -> int:
         bootstrap = args.bootstrap or stack.enter_context(LocalCluster(
             brokers=3, base_dir=tempfile.mkdtemp(prefix="kb-bench-"))).bootstrap_servers
         print(f"broker(s) {bootstrap}; 6 partitions, RF 3, {args.rate:g} msgs/s, 3 members; join at 3 s, "
-              f"leave at 10 s, crash at 17 s; {repeats} run(s) per variant; the brokers and the members "
+              f"leave at 10 s, crash at 17 s; commit {args.commit}; {repeats} run(s) per variant; the brokers and the members "
               f"share this machine's {psutil.cpu_count()} cores", flush=True)
         tables = []
         for rep in range(repeats):
             t = rebalance_comparison(variants, workload, events, static=statics, bootstrap=bootstrap,
+                                     commit=args.commit,
                                      progress=False, out=tempfile.mkdtemp(prefix="kb-bench-results-"))
             tables.append(t.assign(rep=rep))
             print(f"  repetition {rep + 1} done", flush=True)
@@ -70,7 +74,7 @@ def main() -> int:
     for action in ("join", "leave", "crash"):
         print(f"\n{action} (medians of {repeats}):")
         print(medians.loc[action].round(2).to_string())
-    print(json.dumps({"repeats": repeats, "rate": args.rate, "cores": psutil.cpu_count(),
+    print(json.dumps({"repeats": repeats, "rate": args.rate, "commit": args.commit, "cores": psutil.cpu_count(),
                       "medians": [{"action": a, "variant": v, "static": bool(s),
                                    **{k: (None if pd.isna(x) else round(float(x), 3)) for k, x in row.items()}}
                                   for (a, v, s), row in medians.iterrows()]}))
