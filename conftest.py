@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -35,6 +36,16 @@ def _text(output: str | bytes | None) -> str:
     if len(output) > EXPLAIN_CHARS:
         output = f"[... {len(output) - EXPLAIN_CHARS} characters cut ...]\n" + output[-EXPLAIN_CHARS:]
     return output or "(nothing)"
+
+
+def ctrl_c_works() -> None:
+    """A child's `preexec_fn`: Ctrl-C (SIGINT) handled by default, as in a terminal.
+
+    A test suite started in the background by a non-interactive shell (`make test &`)
+    inherits SIGINT ignored, and so would every child: Python then installs no
+    KeyboardInterrupt handler, and a test sending Ctrl-C would see it ignored.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def explain(proc: subprocess.CompletedProcess | subprocess.TimeoutExpired) -> str:

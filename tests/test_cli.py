@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ctrl_c_works
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -397,7 +399,7 @@ def test_interrupted_sweep_exits_130_and_says_what_is_saved(bootstrap, tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "kafkabench", "sweep", str(tmp_path / "s.yaml"),
                              "--bootstrap", bootstrap, "--out", str(out), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=ctrl_c_works)
     try:
         deadline = time.monotonic() + 120
         while not (saved.is_dir() and any(not d.name.startswith(".") for d in saved.iterdir())):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import explain, run_child
+from conftest import ctrl_c_works, explain, run_child
 from kafkabench.admin import create_topic, delete_topics
 from kafkabench.cluster import LocalCluster
 from kafkabench.errors import ConfigError
@@ -264,7 +264,7 @@ def test_ctrl_c_keeps_the_partial_result(bootstrap, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "kafkabench.cli", "run", str(workload),
                              "--bootstrap", bootstrap, "--out", str(tmp_path / "res"), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=ctrl_c_works)
     time.sleep(8)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     out, err = proc.communicate(timeout=90)
