@@ -301,6 +301,8 @@ def run_consumer(spec: ConsumerSpec, ctl: Control) -> None:
                 # The last commit failed and nothing may come to trigger the next one: the
                 # group's committed offsets would stay behind until the member closes.
                 failed["commit"] = False
+                if stage is not None and commit != "async":
+                    stage.flush(10.0)  # as before any sync commit: the records before their offsets
                 totals["commits"] += _commit(consumer, errors, commit == "async", "offset commit (again)",
                                              failed)
                 next_commit = now + spec.commit_interval_s
