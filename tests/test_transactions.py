@@ -122,16 +122,29 @@ def test_a_commit_that_must_abort_is_aborted_and_the_producer_goes_on(bootstrap)
 
 
 class _Fence(RunObserver):
-    """A second producer with the run's transactional.id, started a second after go."""
+    """A second producer with the run's transactional.id, started once the run has committed a
+    transaction (a read_committed reader sees a record): a fixed delay raced a slow first
+    init_transactions() on a loaded machine and fenced before anything was committed."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.bootstrap, self.thread = bootstrap, None
+        self.bootstrap, self.thread, self.saw_commit = bootstrap, None, False
 
     def on_go(self, session) -> None:
         txn_id = session.plan.producers[0].config["transactional.id"]
+        topic = session.plan.topics[0]
 
         def fence() -> None:
-            time.sleep(1.0)
+            reader = Consumer({"bootstrap.servers": self.bootstrap, "group.id": uuid.uuid4().hex,
+                               "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                               "isolation.level": "read_committed"})
+            reader.subscribe([topic])
+            deadline = time.monotonic() + 30
+            try:
+                while not self.saw_commit and time.monotonic() < deadline:
+                    msg = reader.poll(0.5)
+                    self.saw_commit = msg is not None and msg.error() is None
+            finally:
+                reader.close()
             Producer({"bootstrap.servers": self.bootstrap, "transactional.id": txn_id}
                      ).init_transactions(20)
 
@@ -145,6 +158,7 @@ def test_a_fenced_producer_stops_and_the_run_is_incomplete(bootstrap):
                                transaction_messages=50), None, bootstrap=bootstrap,
                      progress=False, mode="thread", observers=[fence]).summary
     fence.thread.join(30)
+    assert fence.saw_commit
     assert s["transactions_committed"] >= 1
     assert s["produced"] < 500 * 15  # stopped early
     assert s["produced"] == s["delivered"] + s["failed"]
