@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 RESULTS ?= results
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup browser-deps run test lab bench down clean
+.PHONY: setup browser-deps observe run test lab bench down clean
 
 # Everything: the package, the notebooks' Jupyter stack and the test tools. A Locust worker
 # machine needs only `pip install .` (no extras).
@@ -37,6 +37,27 @@ browser-deps:
 			|| echo "warning: apt-get could not install chromium: the browser test will skip (fail under .ci/run)"; \
 	else \
 		echo "note: no Chromium at $(CHROMIUM), and installing it needs root and apt-get: the browser test will skip (fail under .ci/run)"; \
+	fi
+
+# Debian's Prometheus server and promtool for `kafkabench observe` and tests/test_observe.py
+# (without them those tests skip). Never fails the build. The package's postinst enables and
+# starts a system Prometheus on :9090 where systemd (or an init script) runs services; ours is
+# started by `kafkabench observe up`, so that one is stopped and disabled again.
+observe:
+	@if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then \
+		prometheus --version 2>&1 | head -1; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's prometheus (with promtool) for kafkabench observe"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } \
+			|| echo "warning: apt-get could not install prometheus: the Prometheus tests will skip"; \
+		if [ -d /run/systemd/system ]; then systemctl disable --now prometheus.service >/dev/null 2>&1 || true; fi; \
+		if [ -x /etc/init.d/prometheus ]; then \
+			/etc/init.d/prometheus stop >/dev/null 2>&1 || true; \
+			update-rc.d prometheus disable >/dev/null 2>&1 || true; \
+		fi; \
+		command -v prometheus >/dev/null 2>&1 && prometheus --version 2>&1 | head -1 || true; \
+	else \
+		echo "note: no prometheus/promtool on PATH, and installing them needs root and apt-get (package \`prometheus\`): the Prometheus tests will skip"; \
 	fi
 
 run: setup

@@ -36,6 +36,7 @@ main commands:
   results, report              list, show and compare saved runs; HTML report
   topic                        create, describe, list, delete topics
   locust                       run a Locust file headless, saved like any run
+  observe up | status | down   a Prometheus scraping the brokers and kafkabench, alert rules
 
 examples:
   kafkabench cluster up
@@ -58,10 +59,12 @@ _DIR = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/", "tcsh": "d"}
 def _cmd_kafka_install(args: argparse.Namespace) -> None:
     from kafkabench.install import install_kafka
 
-    dist = install_kafka(args.version)
+    dist = install_kafka(args.version, retry_agent=True)
     print(f"Apache Kafka {dist.version} from {dist.source}")
     print(f"jars: {dist.libs} ({dist.size_bytes / 1e6:.1f} MB)")
     print(f"java: {dist.java.path} ({dist.java.version})")
+    print(f"broker metrics agent: {dist.jmx_agent}" if dist.jmx_agent else
+          "broker metrics agent: not fetched (brokers run without a Prometheus endpoint)")
 
 
 def _cluster(args: argparse.Namespace):
@@ -112,10 +115,11 @@ def _cmd_cluster_status(args: argparse.Namespace) -> int:
                           "nodes": [dataclasses.asdict(n) for n in nodes]}))
         return 0 if any(n.alive for n in nodes) else 3
     print(f"cluster {args.name!r}: {cluster.bootstrap_servers}")
-    print(f"{'id':>3} {'pid':>8} {'port':>6} {'ctrl':>6}  state    role")
+    print(f"{'id':>3} {'pid':>8} {'port':>6} {'ctrl':>6}  state    {'role':<18} metrics")
     for n in nodes:
         state = "paused" if n.paused else ("alive" if n.alive else "down")
-        print(f"{n.id:>3} {n.pid or '-':>8} {n.port:>6} {n.controller_port:>6}  {state:<8} {n.role}")
+        print(f"{n.id:>3} {n.pid or '-':>8} {n.port:>6} {n.controller_port:>6}  {state:<8} "
+              f"{n.role:<18} {n.metrics_url or '-'}")
     if not any(n.alive for n in nodes):
         print("no node is running; `kafkabench cluster down` clears the state")
         return 3
@@ -422,7 +426,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(text_out):
         result = run_workload(workload, profile, bootstrap=args.bootstrap, out=args.out or None,
                               progress=not (args.no_progress or args.json), commit=args.commit,
-                              partitioner=args.partitioner, **explicit)
+                              partitioner=args.partitioner, metrics_port=args.metrics_port,
+                              broker_metrics=_broker_metrics_option(args), **explicit)
     if args.json:
         _print_json(result.summary)
     else:
@@ -430,6 +435,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.out:
         print(f"saved to {Path(args.out) / result.run_id}", file=text_out)
     return _exit_code(result.summary)
+
+
+def _broker_metrics_option(args: argparse.Namespace) -> Any:
+    """--broker-metrics URL... (an external cluster's exporters), --no-broker-metrics, or None
+    (the embedded cluster's, when the run uses it)."""
+    if args.no_broker_metrics:
+        return False
+    return args.broker_metrics or None
 
 
 def _fault_option(text: str) -> dict[str, Any]:
@@ -605,6 +618,8 @@ def _cmd_lag(args: argparse.Namespace) -> int:
     if args.samples is not None and args.samples < 1:
         raise ConfigError(f"--samples {args.samples!r}: give 1 or more (or leave it out)")
     bootstrap, conf = _connect(args)
+    if args.metrics_port is not None:
+        return _serve_lag(args, bootstrap, conf)
     groups = args.group or _all_groups(bootstrap, conf)
     if not groups:
         print(f"kafkabench: no consumer groups at {bootstrap}", file=sys.stderr)
@@ -621,6 +636,27 @@ def _cmd_lag(args: argparse.Namespace) -> int:
         raise ClusterError(f"could not sample the lag of {', '.join(groups)} at {sampler.bootstrap} "
                            f"({samples} sample(s), {sampler.error_count} error(s), last: {last}); "
                            "check that --bootstrap-server names a reachable cluster")
+    return 0
+
+
+def _serve_lag(args: argparse.Namespace, bootstrap: str, conf: dict[str, Any]) -> int:
+    """`lag --metrics-port`: a lag exporter (kafka-lag-exporter's metric names) until Ctrl-C
+    or --duration."""
+    from kafkabench.metrics import serve_lag
+
+    exporter = serve_lag(bootstrap, groups=args.group or None, all_groups=args.all_groups,
+                         port=args.metrics_port, interval_s=args.interval, conf=conf,
+                         timeout_s=args.timeout)
+    which = "every consumer group" if args.all_groups else ", ".join(args.group)
+    print(f"serving the lag of {which} at {bootstrap} on {exporter.url} every {args.interval:g} s; "
+          "Ctrl-C stops", flush=True)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    with exporter:
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
@@ -804,7 +840,7 @@ def _cmd_locust(args: argparse.Namespace) -> int:
                      group=args.group, profile=args.profile, conf=conf,
                      rate=args.rate, shape=args.shape, workers=args.workers,
                      out_dir=Path(args.out) / "locust" if args.out else None,
-                     processing=args.processing)
+                     processing=args.processing, metrics_port=args.metrics_port)
     _print_summary(run.result.summary)
     print(f"Locust CSV files: {run.csv_prefix}_*.csv (exit code {run.exit_code})")
     if args.out:
@@ -985,6 +1021,7 @@ def _add_run_commands(sub: Any, client: argparse.ArgumentParser) -> None:
     p.add_argument("--fault", action="append", default=[], metavar="KEY=VALUE,...",
                    help="add a fault to the schedule, repeatable, e.g. "
                         "at_s=10,action=kill,target=leader,duration_s=10 (workload field faults)")
+    _add_metrics_options(p)
     p.add_argument("--json", action="store_true",
                    help="print the summary as one JSON object on the last line of stdout "
                         "(NaN as null); other text goes to stderr")
@@ -1038,6 +1075,9 @@ def _add_run_commands(sub: Any, client: argparse.ArgumentParser) -> None:
                               "retry, filter_fraction, ...) (default: the locustfile's, if any)"))
     _file(p.add_argument("--out", default="results",
                          help="results folder (default: %(default)s; '' saves nothing)"), _DIR)
+    p.add_argument("--metrics-port", type=_port, metavar="PORT",
+                   help="serve the run's live metrics (Locust's counts and latencies, the group's "
+                        "lag) for Prometheus on this port (0: a free one)")
     p.set_defaults(func=_cmd_locust)
 
 
@@ -1183,7 +1223,8 @@ def _add_perf_commands(sub: Any, client: argparse.ArgumentParser) -> None:
 
     p = _command(sub, "lag", "consumer lag (messages, seconds, Burrow status) of any group", [
         "kafkabench lag --group orders-app --interval 5s --duration 10m",
-        "kafkabench lag --bootstrap-server localhost:9092 --all-groups --once --format json"],
+        "kafkabench lag --bootstrap-server localhost:9092 --all-groups --once --format json",
+        "kafkabench lag --all-groups --metrics-port 9308"],
         parents=[client])
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--group", action="append", help="consumer group, repeatable")
@@ -1203,7 +1244,111 @@ def _add_perf_commands(sub: Any, client: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     p.add_argument("--timeout", type=_duration, metavar="DURATION", default="5s",
                    help="time allowed for each request (default: %(default)s)")
+    p.add_argument("--metrics-port", type=_port, metavar="PORT",
+                   help="serve the lag for Prometheus on this port instead of printing it, with "
+                        "kafka-lag-exporter's metric names (0: a free one)")
     p.set_defaults(func=_cmd_lag)
+
+
+def _add_metrics_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics-port", type=_port, metavar="PORT",
+                   help="serve the run's live metrics for Prometheus on this port (0: a free one)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--broker-metrics", action="append", metavar="URL",
+                       help="a broker's Prometheus exporter to scrape each second, repeatable "
+                            "(default: the embedded cluster's, when the run uses it)")
+    which.add_argument("--no-broker-metrics", action="store_true", help="scrape no broker metrics")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port: give 0 (a free one) to 65535")
+    return port
+
+
+def _add_observe_commands(sub: Any) -> None:
+    observe = _command(sub, "observe", "a Prometheus server scraping the brokers and kafkabench, "
+                       "with alert rules", ["kafkabench observe up --client 127.0.0.1:9464",
+                                            "kafkabench observe status", "kafkabench observe down"]
+                       ).add_subparsers(dest="action", required=True)
+    p = _command(observe, "up", "start Prometheus (Debian's `prometheus`: `make observe` installs it)", [
+        "kafkabench observe up", "kafkabench run workloads/quickstart.yaml --metrics-port 9464",
+        "kafkabench observe up --broker broker1:9404 --client 127.0.0.1:9308 --lag-threshold 5000"])
+    p.add_argument("--port", type=_port, help="its HTTP port on 127.0.0.1 (default: 9090, else a free one)")
+    p.add_argument("--broker", action="append", metavar="HOST:PORT",
+                   help="a broker's JMX exporter, repeatable (default: the embedded cluster's)")
+    p.add_argument("--client", action="append", default=[], metavar="HOST:PORT",
+                   help="a kafkabench endpoint (run --metrics-port, lag --metrics-port), repeatable")
+    p.add_argument("--lag-threshold", type=float, default=10000,
+                   help="KafkaConsumerLagHigh fires above this many messages (default: %(default)g)")
+    p.set_defaults(func=_cmd_observe_up)
+    p = _command(observe, "add", "add scrape targets to the running Prometheus",
+                 ["kafkabench observe add --client 127.0.0.1:9464"])
+    p.add_argument("--broker", action="append", default=[], metavar="HOST:PORT", help="a broker's exporter")
+    p.add_argument("--client", action="append", default=[], metavar="HOST:PORT", help="a kafkabench endpoint")
+    p.set_defaults(func=_cmd_observe_add)
+    p = _command(observe, "status", "the running Prometheus and each target's health",
+                 ["kafkabench observe status"])
+    p.set_defaults(func=_cmd_observe_status)
+    p = _command(observe, "down", "stop it (its data stays)", ["kafkabench observe down"])
+    p.set_defaults(func=_cmd_observe_down)
+
+
+def _cmd_observe_up(args: argparse.Namespace) -> int:
+    from kafkabench.observe import observe_up
+
+    state = observe_up(brokers=args.broker, clients=args.client, port=args.port,
+                       lag_threshold=args.lag_threshold)
+    _print_observe(state)
+    print("stop it with `kafkabench observe down`")
+    return 0
+
+
+def _cmd_observe_add(args: argparse.Namespace) -> int:
+    from kafkabench.errors import ConfigError
+    from kafkabench.observe import add_targets
+
+    if not (args.broker or args.client):
+        raise ConfigError("observe add: name a target with --broker HOST:PORT or --client HOST:PORT")
+    _print_observe(add_targets(brokers=args.broker, clients=args.client))
+    return 0
+
+
+def _cmd_observe_status(args: argparse.Namespace) -> int:
+    from kafkabench.errors import ClusterError
+    from kafkabench.observe import observe_status, target_health
+
+    state = observe_status()
+    if state is None:
+        print("no Prometheus started by `kafkabench observe up` is running")
+        return 3
+    _print_observe(state)
+    try:
+        health = target_health(url=state.url)
+    except ClusterError as exc:
+        print(f"targets: unknown ({exc})")
+        return 1
+    for t in health:
+        error = f" ({t['last_error']})" if t.get("last_error") else ""
+        print(f"  {t['job']:<14} {t['instance']:<24} {t['health']}{error}")
+    return 0
+
+
+def _cmd_observe_down(args: argparse.Namespace) -> int:
+    from kafkabench.observe import observe_down
+
+    print("Prometheus stopped" if observe_down() else "no Prometheus started by `kafkabench observe up` was running")
+    return 0
+
+
+def _print_observe(state: Any) -> None:
+    print(f"Prometheus {state.url} (pid {state.pid}), rules {state.rules_file}, log {state.log_file}")
+    for job, targets in state.targets.items():
+        print(f"  scrapes {job}: {', '.join(targets) or '(none)'}")
 
 
 def _add_results_commands(sub: Any) -> None:
@@ -1289,6 +1434,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_offsets_commands(sub, client)
     _add_scenario_commands(sub, client)
     _add_results_commands(sub)
+    _add_observe_commands(sub)
     p = _command(sub, "completion", "print a shell completion script (needs shtab)", [
         "kafkabench completion bash > ~/.local/share/bash-completion/completions/kafkabench",
         "kafkabench completion zsh > \"${fpath[1]}/_kafkabench\""])

@@ -2,7 +2,9 @@
 
 `LocalCluster(brokers=1|3)` runs combined broker+controller nodes on free loopback ports,
 each with its own data and log folder. It works as a context manager (stopped on exit) or
-detached (`kafkabench cluster up`): a state file lets any later process find it.
+detached (`kafkabench cluster up`): a state file lets any later process find it. Each node's
+JVM runs the Prometheus JMX exporter agent (when installed, see `kafkabench.install`) on a
+loopback port of its own: `Node.metrics_url`, `LocalCluster.metrics_urls()`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,10 @@ LOCK_WAIT_S = 5.0
 # Startup of a 3-node cluster on 2 shared cores takes ~15 s; 120 s means something is wrong.
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
+#: The JMX exporter rules every node's agent reads (package data, copied beside the state file).
+JMX_RULES = "jmx-kafka.yml"
+
+log = logging.getLogger(__name__)
 
 
 # librdkafka logs "connection refused" while brokers start; that is expected, not news.
@@ -141,6 +148,13 @@ class Node:
     controller_port: int
     dir: str
     pid: int | None = None
+    #: The JMX exporter agent's HTTP port (None: the node runs without the agent).
+    metrics_port: int | None = None
+
+    @property
+    def metrics_url(self) -> str | None:
+        """The node's Prometheus metrics endpoint, or None without the JMX exporter agent."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else None
 
     @property
     def log(self) -> Path:
@@ -177,6 +191,7 @@ class NodeStatus:
     alive: bool
     paused: bool
     role: str
+    metrics_url: str | None = None
 
 
 class LocalCluster:
@@ -263,6 +278,11 @@ class LocalCluster:
         """Comma-separated host:port of every node's client listener."""
         return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
+    def metrics_urls(self) -> dict[int, str]:
+        """Each node's Prometheus metrics endpoint (JMX exporter agent) by node id; nodes
+        started without the agent are left out."""
+        return {n.id: n.metrics_url for n in self.nodes if n.metrics_url}
+
     @property
     def running(self) -> bool:
         """True when any node's JVM is alive."""
@@ -341,6 +361,9 @@ class LocalCluster:
             return self
         self._refuse_if_running()
         dist = self._dist()
+        if dist.jmx_agent is None:
+            log.warning("the brokers run without broker metrics: no Prometheus JMX exporter agent "
+                        "(`kafkabench kafka install` fetches it with Maven)")
         locks = self._lock_node_dirs()
         try:
             self._plan_nodes()
@@ -425,7 +448,7 @@ class LocalCluster:
             lock_fd = _lock_node_dir(Path(n.dir))
         cmd = dist.java_command("kafka.Kafka", str(n.config), heap=self.heap,
                                 jvm_opts=("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                                          "-Djava.awt.headless=true"))
+                                          "-Djava.awt.headless=true", *self._agent_opts(dist, n)))
         if self._owned and threading.current_thread() is threading.main_thread():
             # A cluster owned by a `with` block dies with its process, even one that crashes
             # (PR_SET_PDEATHSIG, kept across exec), so no broker is ever left behind.
@@ -446,6 +469,26 @@ class LocalCluster:
             os.close(lock_fd)
         self._procs[n.id] = proc
         n.pid = proc.pid
+
+    def _agent_opts(self, dist: KafkaDist, n: Node) -> tuple[str, ...]:
+        """The `-javaagent` option serving `n`'s metrics, choosing its port on first start.
+
+        A restarted node keeps its port (scrapers and `attach` know it), unless another
+        process took it meanwhile: the agent could not bind it and the JVM would not start.
+        """
+        if dist.jmx_agent is None:
+            n.metrics_port = None
+            return ()
+        if n.metrics_port is None or _port_in_use(n.metrics_port):
+            taken = {p for m in self.nodes for p in (m.port, m.controller_port, m.metrics_port)}
+            n.metrics_port = next(p for p in iter(_free_port, None) if p not in taken)
+        rules = self.base_dir / JMX_RULES
+        text = (resources.files("kafkabench") / "jmx" / "kafka.yml").read_text()
+        if not rules.exists() or rules.read_text() != text:
+            rules.parent.mkdir(parents=True, exist_ok=True)
+            rules.write_text(text)
+        # Loopback only: the endpoint has no authentication.
+        return (f"-javaagent:{dist.jmx_agent}=127.0.0.1:{n.metrics_port}:{rules}",)
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
         """Block until every live node is a broker in the cluster metadata and consumer groups
@@ -589,9 +632,10 @@ class LocalCluster:
                 shutil.rmtree(n.dir, ignore_errors=True)
 
     def status(self) -> list[NodeStatus]:
-        """Each node: id, pid, ports, alive, paused and role."""
+        """Each node: id, pid, ports, alive, paused, role and metrics URL."""
         return [NodeStatus(id=n.id, pid=n.pid, port=n.port, controller_port=n.controller_port,
-                           alive=n.alive, paused=n.paused, role="broker,controller")
+                           alive=n.alive, paused=n.paused, role="broker,controller",
+                           metrics_url=n.metrics_url)
                 for n in self.nodes]
 
     def __enter__(self) -> LocalCluster:

@@ -282,6 +282,21 @@ _PROCESSING_SUMMARY: tuple[Column, ...] = tuple(
          "end to end through the stage: input timestamp to the output record's read: max"),
     ))
 
+_BROKER_SCRAPED = "(brokers' JMX exporters scraped during the run, `kafkabench.brokermetrics`)"
+_OBSERVABILITY_SUMMARY: tuple[Column, ...] = (
+    Column("metrics_url", "str", "", "where the run served its Prometheus metrics (`metrics_port`)",
+           ("run", "locust"), always=False),
+    Column("broker_bytes_in_total", "float", "B",
+           f"bytes the brokers took in from producers during the run, all topics {_BROKER_SCRAPED}",
+           ("run",), always=False),
+    Column("broker_messages_in_total", "float", "msgs",
+           f"messages the brokers took in during the run, all topics {_BROKER_SCRAPED}", ("run",), always=False),
+    Column("broker_under_replicated_max", "float", "",
+           f"most under-replicated partitions one broker reported in one scrape {_BROKER_SCRAPED}",
+           ("run",), always=False),
+    Column("broker_scrape_errors", "int", "", f"scrapes that failed {_BROKER_SCRAPED}", ("run",), always=False),
+)
+
 SUMMARY: tuple[Column, ...] = (
     Column("run_id", "str", "", "the run's folder name: `<YYYYmmdd-HHMMSS>-<name>-<4 hex>`"),
     Column("name", "str", "", "the workload's name (consume: `consume-<topic>`)"),
@@ -370,6 +385,7 @@ SUMMARY: tuple[Column, ...] = (
     Column("shortfall", "dict", "msgs", "{group: messages delivered but not consumed}", ("run",)),
     *_VERIFY_AND_FAULT_SUMMARY,
     *_PROCESSING_SUMMARY,
+    *_OBSERVABILITY_SUMMARY,
     Column("consumed_bytes", "int", "B", "key + value bytes consumed (as kafka-consumer-perf-test counts them)", ("consume",)),
     Column("rebalance_time_ms", "float", "ms", "subscribe to the first assignment", ("consume",)),
     Column("group", "str", "", "the consumer group", ("consume", "locust")),
@@ -563,6 +579,13 @@ FRAMES: dict[str, tuple[Column, ...]] = {
         Column("lag_peak_msgs", "float64", "msgs", "the group's highest committed lag in the window"),
         Column("drain_s", "float64", "s",
                "event until the group's lag was back to its level of the 3 s before (NaN: not in the window)"),
+    ),
+    "broker_metrics": (
+        Column("t", "float64", "s", "scrape time since the producers started"),
+        Column("broker", "str", "", "the broker (node id, or the exporter URL of an external one)"),
+        Column("metric", "str", "", "Prometheus metric name from the broker's JMX exporter"),
+        Column("labels", "str", "", "its labels, `name=value` sorted and comma-separated (\"\": none)"),
+        Column("value", "float64", "", "the sample's value (counters: the running total)"),
     ),
     "dead_letters": (
         Column("topic", "str", "", "the dead-letter topic"),
@@ -772,6 +795,8 @@ _TITLES = {
     "processing": "`processing`: the processing stage's counts and latencies, one row per second "
                   "(`kafkabench.processing`)",
     "membership": "`membership`: one row per consumer-group membership event (`kafkabench.membership`)",
+    "broker_metrics": "`broker_metrics`: the brokers' metrics, long format, one row per sample per scrape "
+                      "(`kafkabench.brokermetrics`)",
     "dead_letters": "`dead_letters`: the dead-letter topics' records at the end of the run, at most "
                     "10000 (`kafkabench.processing`)",
 }

@@ -4,10 +4,15 @@ A distribution is a folder of jars (`libs/`) for one Kafka version. It comes fro
 `KAFKA_HOME` (an unpacked Apache Kafka), the per-version cache under the kafkabench home,
 Maven Central through `mvn` (broker, `kafka-tools` and a log4j2 backend), and the Apache
 archive tarball. Each source that fails says why; if all fail, one `InstallError` lists them.
+
+Beside it (never on the brokers' classpath) lives the Prometheus JMX exporter java agent,
+`agent/jmx_prometheus_javaagent-<v>.jar`, fetched from Maven Central with Maven: the embedded
+brokers serve their metrics through it. Without it they run without broker metrics.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -15,8 +20,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import platformdirs
@@ -30,6 +36,16 @@ LOG4J_VERSION = "2.24.3"
 ARCHIVE_URL = "https://archive.apache.org/dist/kafka/{v}/kafka_{s}-{v}.tgz"
 # Maven resolves ~90 jars (~55 MB) on a cold cache; ten minutes allows a slow mirror.
 MAVEN_TIMEOUT_S = 600
+JMX_AGENT_VERSION = "1.0.1"
+JMX_AGENT_JAR = f"jmx_prometheus_javaagent-{JMX_AGENT_VERSION}.jar"
+# One ~3 MB jar without dependencies: 2 minutes, not 10, before a cluster starts without it.
+AGENT_TIMEOUT_S = 120
+# After a failed agent fetch, clusters start without it for an hour instead of each paying
+# for another failing mvn run (`install_kafka(retry_agent=True)` tries at once).
+AGENT_RETRY_S = 3600
+AGENT_FAILED = ".fetch-failed"
+
+log = logging.getLogger(__name__)
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -43,6 +59,18 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
     <!-- Kafka logs through slf4j 1.7; this binds it to log4j2, configured by log4j2.yaml. -->
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>{log4j}</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{log4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+_AGENT_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>kafkabench</groupId>
+  <artifactId>jmx-agent</artifactId>
+  <version>{version}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>io.prometheus.jmx</groupId><artifactId>jmx_prometheus_javaagent</artifactId><version>{version}</version></dependency>
   </dependencies>
 </project>
 """
@@ -138,6 +166,8 @@ class KafkaDist:
     libs: Path
     source: str
     java: Java
+    #: The Prometheus JMX exporter java agent jar, or None (brokers run without metrics).
+    jmx_agent: Path | None = None
 
     def log4j_config(self, level: str = "INFO") -> Path:
         """A log4j2 config file with the given root level (brokers: INFO, tools: WARN)."""
@@ -193,25 +223,96 @@ def _from_kafka_home(kafka_home: str) -> Path:
 
 
 def _from_maven(version: str, target: Path) -> None:
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise InstallError("Maven (`mvn`) is not on PATH")
-    with tempfile.TemporaryDirectory(prefix="kafkabench-mvn-") as tmp:
-        (Path(tmp) / "pom.xml").write_text(
-            _POM.format(version=version, scala=SCALA_VERSION, log4j=LOG4J_VERSION))
+    with tempfile.TemporaryDirectory(prefix="kafkabench-dist-") as tmp:
         out_dir = Path(tmp) / "libs"
-        cmd = [mvn, "-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime",
-               f"-DoutputDirectory={out_dir}"]
-        try:
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,
-                                  timeout=MAVEN_TIMEOUT_S)
-        except subprocess.TimeoutExpired as exc:
-            raise InstallError(f"mvn did not finish within {MAVEN_TIMEOUT_S} s") from exc
+        proc = _mvn_copy(_POM.format(version=version, scala=SCALA_VERSION, log4j=LOG4J_VERSION),
+                         out_dir, MAVEN_TIMEOUT_S)
         if proc.returncode != 0 or not _dist_ok(out_dir, version):
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
             raise InstallError(f"mvn could not resolve org.apache.kafka:kafka_{SCALA_VERSION}:"
                                f"{version} (exit {proc.returncode}):\n{tail}")
         shutil.move(str(out_dir), target)
+
+
+def _mvn_copy(pom: str, out_dir: Path, timeout_s: float, *extra: str) -> subprocess.CompletedProcess:
+    """Run `mvn dependency:copy-dependencies` on `pom` into `out_dir`."""
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise InstallError("Maven (`mvn`) is not on PATH")
+    with tempfile.TemporaryDirectory(prefix="kafkabench-mvn-") as tmp:
+        (Path(tmp) / "pom.xml").write_text(pom)
+        cmd = [mvn, "-B", "-q", "dependency:copy-dependencies", "-DincludeScope=runtime",
+               f"-DoutputDirectory={out_dir}", *extra]
+        try:
+            return subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise InstallError(f"mvn did not finish within {timeout_s:g} s") from exc
+
+
+def _agent_from_maven(version: str, target: Path) -> None:
+    """Fetch the JMX exporter agent jar of `version` into the folder `target` (new)."""
+    with tempfile.TemporaryDirectory(prefix="kafkabench-agent-") as tmp:
+        out_dir = Path(tmp) / "agent"
+        proc = _mvn_copy(_AGENT_POM.format(version=version), out_dir, AGENT_TIMEOUT_S,
+                         "-DexcludeTransitive=true")
+        jar = out_dir / f"jmx_prometheus_javaagent-{version}.jar"
+        if proc.returncode != 0 or not jar.is_file():
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
+            raise InstallError(f"mvn could not resolve io.prometheus.jmx:jmx_prometheus_javaagent:"
+                               f"{version} (exit {proc.returncode}):\n{tail}")
+        target.mkdir(parents=True)
+        shutil.move(str(jar), target / jar.name)
+
+
+def install_jmx_agent(folder: Path, *, quiet: bool = False, retry: bool = False) -> Path | None:
+    """The Prometheus JMX exporter java agent in `folder`, fetched with Maven if missing.
+
+    Never raises: a failed fetch is a logged warning and None (brokers then run without
+    broker metrics), remembered for `AGENT_RETRY_S` so that every cluster start does not
+    run a failing Maven again.
+
+    Args:
+        folder: where the jar lives, e.g. `<kafka home>/agent` (not the brokers' `libs/`).
+        quiet: do not print progress to stderr.
+        retry: try again now even after a recent failure.
+
+    Returns:
+        The jar, or None when it could not be fetched.
+    """
+    jar = folder / JMX_AGENT_JAR
+    if jar.is_file():
+        return jar
+    failed = folder / AGENT_FAILED
+    try:
+        recent = not retry and time.time() - failed.stat().st_mtime < AGENT_RETRY_S
+    except OSError:
+        recent = False
+    if recent:
+        log.debug("no JMX exporter agent: its fetch failed less than %d s ago", AGENT_RETRY_S)
+        return None
+    if not quiet:
+        print(f"kafkabench: fetching the Prometheus JMX exporter agent {JMX_AGENT_VERSION} "
+              "from Maven Central via mvn ...", file=sys.stderr)
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        _agent_from_maven(JMX_AGENT_VERSION, partial)
+        folder.mkdir(parents=True, exist_ok=True)
+        (partial / JMX_AGENT_JAR).replace(jar)
+    except (InstallError, OSError) as exc:
+        log.warning("brokers run without broker metrics: could not fetch "
+                    "io.prometheus.jmx:jmx_prometheus_javaagent:%s: %s. Install Maven with access "
+                    "to Maven Central, or put %s into %s", JMX_AGENT_VERSION, exc, JMX_AGENT_JAR, folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            failed.write_text(f"{exc}\n")
+        except OSError:
+            pass
+        return None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    failed.unlink(missing_ok=True)
+    return jar
 
 
 def _from_archive(version: str, target: Path) -> None:
@@ -230,12 +331,19 @@ def _from_archive(version: str, target: Path) -> None:
         shutil.move(str(libs), target)
 
 
-def install_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False) -> KafkaDist:
+def install_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False,
+                  retry_agent: bool = False) -> KafkaDist:
     """Return an installed Kafka distribution, fetching it on first use.
+
+    The JMX exporter agent is fetched too, also for a distribution installed before
+    kafkabench used it (Kafka itself is not fetched again); if that fails, the distribution's
+    `jmx_agent` is None and a warning says so (see `install_jmx_agent`).
 
     Args:
         version: Apache Kafka version; the pinned `KAFKA_VERSION` by default.
         quiet: do not print progress to stderr.
+        retry_agent: fetch the agent now even if a fetch failed within the last hour
+            (`kafkabench kafka install`).
 
     Returns:
         The distribution.
@@ -243,6 +351,13 @@ def install_kafka(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Kafka
     Raises:
         InstallError: Java missing or too old, KAFKA_HOME invalid, or every source failed.
     """
+    dist = _install_kafka(version, quiet=quiet)
+    # A user's KAFKA_HOME is theirs: the agent goes to kafkabench's home instead.
+    folder = (kafkabench_home() if dist.version == "KAFKA_HOME" else dist.libs.parent) / "agent"
+    return replace(dist, jmx_agent=install_jmx_agent(folder, quiet=quiet, retry=retry_agent))
+
+
+def _install_kafka(version: str, *, quiet: bool) -> KafkaDist:
     java = find_java()
     if kafka_home := os.environ.get("KAFKA_HOME"):
         return KafkaDist(version="KAFKA_HOME", libs=_from_kafka_home(kafka_home),

@@ -490,8 +490,8 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
                name: str | None = None, lag: bool = True, lag_interval_s: float = 1.0,
                timeout_s: float | None = None, env: Mapping[str, str] | None = None,
                keep_topic: bool = True,
-               processing: Processing | Mapping[str, Any] | str | os.PathLike | None = None
-               ) -> LocustRun:
+               processing: Processing | Mapping[str, Any] | str | os.PathLike | None = None,
+               metrics_port: int | None = None) -> LocustRun:
     """Run a locustfile headless in subprocesses and read back what it measured.
 
     Args:
@@ -521,6 +521,10 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
             their class's): a `kafkabench.processing.Processing`, a mapping of its fields or
             a YAML file of them; written to `<out_dir>/<name>.processing.yaml`. The stage's
             retry, dead-letter and output topics are created by the users when missing.
+        metrics_port: serve the run's live metrics for Prometheus on this port (0: a free
+            one; `summary["metrics_url"]`): Locust's produce/consume counts and latencies
+            (relayed from Locust's process, `--kafka-metrics-port`) and the group's lag, with
+            the same names as `run_workload`'s. A port in use is refused before Locust starts.
 
     Returns:
         The `LocustRun`; failures are data (`exit_code` 1), not exceptions.
@@ -560,12 +564,25 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
         stage_file = folder / f"{name}.processing.yaml"
         stage_file.write_text(yaml.safe_dump(spec["processing"], sort_keys=False), encoding="utf-8")
         kafka_args += ["--kafka-processing", str(stage_file)]
-    commands = _commands(spec, prefix, kafka_args)
-    logs = [folder / f"{name}.log", *(folder / f"{name}.worker{i}.log" for i in range(workers))]
     sampler = (LagSampler(bootstrap, [spec["group"]], interval_s=lag_interval_s,
                           conf=dict(client_profile.common)) if lag else None)
-    exit_code, log = _run_processes(commands, logs, env=env, sampler=sampler,
-                                    timeout_s=timeout_s or run_time_s + STARTUP_ALLOWANCE_S + 15.0)
+    endpoint = None
+    if metrics_port is not None:
+        from kafkabench.metrics import LagCollector, MetricsEndpoint, RelayCollector, free_port
+
+        child = free_port()
+        kafka_args += ["--kafka-metrics-port", str(child)]
+        # Bound now: a port in use is refused before Locust starts.
+        endpoint = MetricsEndpoint(metrics_port, collectors=[
+            RelayCollector(f"http://127.0.0.1:{child}/metrics"), LagCollector(lambda: sampler)])
+    commands = _commands(spec, prefix, kafka_args)
+    logs = [folder / f"{name}.log", *(folder / f"{name}.worker{i}.log" for i in range(workers))]
+    try:
+        exit_code, log = _run_processes(commands, logs, env=env, sampler=sampler,
+                                        timeout_s=timeout_s or run_time_s + STARTUP_ALLOWANCE_S + 15.0)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
     frames = _load_frames(prefix, exit_code, log)
     if topic is None and not keep_topic:
         _delete_topics(bootstrap, run_topic, client_profile.common)
@@ -577,6 +594,7 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
         "bootstrap": bootstrap, "topics": run_topic, "group": spec["group"],
         "kafka_version": KAFKA_VERSION, "kafkabench_version": __version__,
         **client_profile.as_flat_dict(),
+        **({"metrics_url": endpoint.url} if endpoint is not None else {}),
     }
     config = {"locust": spec, "profile": client_profile.to_dict(redact_secrets=True)}
     result = to_run_result(frames, lag=_lag_frame(sampler, frames.history), group=spec["group"],

@@ -148,6 +148,10 @@ def _add_arguments(parser: Any) -> None:
                             "class's `processing`: a YAML mapping of kafkabench.processing."
                             "Processing fields (time_ms, transient_fraction, poison_fraction, "
                             "retry, backoff, dead_letter, filter_fraction, output, seed)")
+    group.add_argument("--kafka-metrics-port", type=int, default=None, metavar="PORT",
+                       help="serve produced/consumed counts, latencies and errors for "
+                            "Prometheus on this port (kafkabench.metrics.LocustMetrics; on the "
+                            "master of a distributed run)")
 
 
 def parse_conf(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -345,6 +349,32 @@ def _check_settings(environment: Any, **_kwargs: Any) -> None:
     except KafkabenchError as exc:
         log.error("kafkabench: %s", exc)
         raise SystemExit(1) from None
+
+
+_metrics: list[Any] = []
+
+
+@events.init.add_listener
+def _serve_metrics(environment: Any, **_kwargs: Any) -> None:
+    # On the master (or a lone process): its statistics hold every worker's requests.
+    port = getattr(environment.parsed_options, "kafka_metrics_port", None)
+    if port is None or isinstance(environment.runner, WorkerRunner):
+        return
+    from kafkabench.metrics import LocustMetrics
+
+    try:
+        _metrics.append(LocustMetrics(port, environment=environment,
+                                      group=getattr(environment.parsed_options, "kafka_group", None)))
+    except KafkabenchError as exc:
+        log.error("kafkabench: %s", exc)
+        raise SystemExit(1) from None
+    log.info("kafkabench: metrics at %s", _metrics[-1].url)
+
+
+@events.quitting.add_listener
+def _stop_metrics(**_kwargs: Any) -> None:
+    while _metrics:
+        _metrics.pop().close()
 
 
 # --- producing -----------------------------------------------------------------------------

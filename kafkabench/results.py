@@ -48,7 +48,7 @@ REBALANCE_COLUMNS = columns("rebalances")
 _FRAME_FILES = {kind: f"{kind}.parquet" for kind in FRAMES}
 # Frames only some runs have (faults, verification): saved when they have rows.
 _OPTIONAL_FRAMES = ("faults", "cluster_state", "verify", "recovery", "processing", "dead_letters",
-                    "membership")
+                    "membership", "broker_metrics")
 
 #: Summary figures `list_results` shows and `compare` compares by default.
 HEADLINE = list(summary_names(
@@ -98,6 +98,8 @@ class RunResult:
         processing: the processing stage per second (`kafkabench.processing`).
         dead_letters: the dead-letter topics' records (`kafkabench.processing`).
         membership: the consumer-group membership events carried out (`kafkabench.membership`).
+        broker_metrics: the brokers' JMX exporter metrics scraped each second, long format
+            (`kafkabench.brokermetrics`).
         (Frame columns, dtypes and units: `kafkabench.contract.FRAMES`.)
         histograms: {"publish_latency_us", "publish_delay_us", "e2e_latency_us": LatencyRecorder}.
         config: {"workload": {...}, "profile": {...}} to reproduce the run.
@@ -118,6 +120,7 @@ class RunResult:
     processing: pd.DataFrame = field(default_factory=_empty("processing"))
     dead_letters: pd.DataFrame = field(default_factory=_empty("dead_letters"))
     membership: pd.DataFrame = field(default_factory=_empty("membership"))
+    broker_metrics: pd.DataFrame = field(default_factory=_empty("broker_metrics"))
     histograms: dict[str, LatencyRecorder] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     intervals: Mapping[tuple[int, str], LatencyRecorder] = field(default_factory=dict)

@@ -11,8 +11,10 @@ until they own every partition, optionally produce a backlog first, release the 
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +34,8 @@ from kafkabench.workers import in_spawned_bootstrap
 from kafkabench.workload import Workload, effective_replication_factor, load_workload
 
 STATS_INTERVAL_MS = 1000
+
+log = logging.getLogger(__name__)
 
 
 class RunFailed(KafkabenchError):
@@ -54,7 +58,8 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
                  stats_interval_ms: int | None = STATS_INTERVAL_MS, drain_timeout_s: float = 30.0,
                  run_id: str | None = None, replication_factor: int | None = None,
                  observers: list[RunObserver] | None = None, cluster: Any = None,
-                 commit_on_revoke: bool = True) -> RunResult:
+                 commit_on_revoke: bool = True, metrics_port: int | None = None,
+                 broker_metrics: Any = None) -> RunResult:
     """Run a workload against a cluster and measure it.
 
     Args:
@@ -86,6 +91,13 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         commit_on_revoke: members committing themselves ("sync", "async", "sync-message")
             also commit when partitions are revoked (the design source's rebalance
             listener); False shows what that listener saves.
+        metrics_port: serve the run's live metrics for Prometheus on this port (0: a free
+            one; `summary["metrics_url"]` says where), `kafkabench.metrics.RunMetrics`. A port
+            in use is refused before anything runs.
+        broker_metrics: the brokers' Prometheus JMX exporters to scrape each second into
+            `result.broker_metrics`: None finds the embedded cluster's (none for an external
+            cluster), a list or {broker: URL} names them, False scrapes nothing. An
+            unreachable exporter is a warning; the run goes on.
 
     Returns:
         The `RunResult`; also saved under `out` when given. Ctrl-C stops the run cleanly and
@@ -122,9 +134,17 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     if membership:
         plan = membership[0].plan  # its members trace what they consume
     trust += membership
-    _create_topics(plan, workload, profile, bootstrap, rf, keep_topics)
+    metrics = _metrics_observers(bootstrap, metrics_port, broker_metrics)
+    try:
+        _create_topics(plan, workload, profile, bootstrap, rf, keep_topics)
+    except BaseException:
+        for m in metrics:  # close the endpoint of a run that will not happen
+            if hasattr(m, "close"):
+                m.close()
+        raise
 
     watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress) + trust
+    watchers += metrics
     if workload.processing is not None and plan.consumers:
         from kafkabench.processing import ProcessingObserver
 
@@ -182,6 +202,29 @@ def _refuse_unguarded_script() -> None:
             "script that calls it has no `if __name__ == \"__main__\":` guard, and "
             "multiprocessing's 'spawn' start method re-imports it in every worker. Put the "
             "call under that guard, or pass mode=\"thread\"")
+
+
+def _metrics_observers(bootstrap: str, metrics_port: int | None, broker_metrics: Any) -> list[RunObserver]:
+    """The run's Prometheus endpoint (a port in use is refused here, before any topic exists)
+    and the brokers' exporters scraped each second."""
+    watchers: list[RunObserver] = []
+    if broker_metrics is not False:
+        from kafkabench.brokermetrics import BrokerMetrics, broker_metrics_urls
+
+        urls = broker_metrics_urls(bootstrap) if broker_metrics is None else broker_metrics
+        if urls == {}:
+            log.warning("kafkabench: the embedded cluster at %s runs without the Prometheus JMX "
+                        "agent (started by an older kafkabench, or the agent could not be fetched): "
+                        "no broker metrics; `kafkabench cluster down` and `up` again adds it", bootstrap)
+        if urls:
+            if not isinstance(urls, Mapping):
+                urls = {url: url for url in urls}
+            watchers.append(BrokerMetrics(urls))
+    if metrics_port is not None:
+        from kafkabench.metrics import RunMetrics
+
+        watchers.append(RunMetrics(metrics_port))
+    return watchers
 
 
 def _standard_observers(plan: RunPlan, workload: Workload, bootstrap: str, conf: dict[str, Any],

@@ -361,3 +361,48 @@ def test_a_node_restarted_from_another_thread_outlives_that_thread(tmp_path):
             and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.read().decode()
+
+
+def test_nodes_serve_metrics_and_a_restarted_node_keeps_its_port(tmp_path):
+    with LocalCluster(brokers=1, base_dir=tmp_path / "c", heap="512m") as cluster:
+        url = cluster.node(1).metrics_url
+        assert url and cluster.metrics_urls() == {1: url}
+        assert "kafka_server_replicamanager_underreplicatedpartitions" in _get(url)
+        assert cluster.status()[0].metrics_url == url
+        assert LocalCluster.attach(base_dir=tmp_path / "c").node(1).metrics_url == url
+        cluster.kill(1)
+        cluster.start(1)
+        assert cluster.node(1).metrics_url == url and "kafka_server_" in _get(url)
+        # Another process took the port meanwhile: the node starts on a new one, saved.
+        cluster.kill(1)
+        with socket.socket() as taken:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the old one may linger
+            try:
+                taken.bind(("127.0.0.1", cluster.node(1).metrics_port))
+                taken.listen(1)
+                held = True
+            except OSError:
+                held = False  # a client's connection got it as its local port meanwhile
+            cluster.start(1)
+        moved = cluster.node(1).metrics_url
+        assert (moved != url or not held) and "kafka_server_" in _get(moved)
+        assert LocalCluster.attach(base_dir=tmp_path / "c").node(1).metrics_url == moved
+
+
+def test_a_cluster_without_the_metrics_agent_starts_and_says_so(tmp_path, caplog):
+    from dataclasses import replace
+
+    from kafkabench.install import install_kafka
+
+    dist = replace(install_kafka(quiet=True), jmx_agent=None)
+    with caplog.at_level(logging.WARNING, logger="kafkabench.cluster"):
+        with LocalCluster(brokers=1, base_dir=tmp_path / "c", heap="512m", kafka=dist) as cluster:
+            assert cluster.metrics_urls() == {} and cluster.status()[0].metrics_url is None
+    assert "without broker metrics" in caplog.text

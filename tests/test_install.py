@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from conftest import explain, run_child
 from kafkabench.errors import InstallError
-from kafkabench.install import find_java, install_kafka, java_major
+from kafkabench.install import JMX_AGENT_JAR, find_java, install_jmx_agent, install_kafka, java_major
 
 
 @pytest.mark.parametrize("text, major", [("17.0.15", 17), ("1.8.0_392", 8), ("21", 21),
@@ -65,3 +66,29 @@ def test_installed_distribution_has_broker_and_tools():
     proc = run_child(dist.java_command("org.apache.kafka.tools.ProducerPerformance", "--help"),
                      timeout=60)
     assert "--num-records" in proc.stdout + proc.stderr, explain(proc)
+
+
+def test_an_install_without_the_metrics_agent_gets_it_and_keeps_its_kafka(tmp_path, monkeypatch):
+    real = install_kafka(quiet=True)
+    home = tmp_path / "home"
+    (home / "kafka" / real.version).mkdir(parents=True)
+    (home / "kafka" / real.version / "libs").symlink_to(real.libs)  # installed before the agent
+    monkeypatch.setenv("KAFKABENCH_HOME", str(home))
+    monkeypatch.delenv("KAFKA_HOME", raising=False)
+    dist = install_kafka(quiet=True)
+    assert dist.libs == home / "kafka" / real.version / "libs" and dist.libs.is_symlink()
+    assert dist.jmx_agent == home / "kafka" / real.version / "agent" / JMX_AGENT_JAR
+    assert dist.jmx_agent.is_file() and not any(dist.libs.glob("jmx_prometheus*"))
+
+
+def test_a_failed_agent_fetch_is_a_warning_remembered_for_a_while(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no mvn
+    folder = tmp_path / "agent"
+    with caplog.at_level(logging.DEBUG, logger="kafkabench.install"):
+        assert install_jmx_agent(folder, quiet=True) is None
+        assert "without broker metrics" in caplog.text and "mvn" in caplog.text
+        caplog.clear()
+        assert install_jmx_agent(folder, quiet=True) is None  # not tried again at once
+        assert "without broker metrics" not in caplog.text
+        assert install_jmx_agent(folder, quiet=True, retry=True) is None
+        assert "without broker metrics" in caplog.text

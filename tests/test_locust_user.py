@@ -9,6 +9,7 @@ import ast
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -172,6 +173,48 @@ def test_master_and_two_workers(bootstrap, tmp_path):
     assert workers["Request Count"].sum() == aggregated == run.summary["produced"]
     assert messages_on(bootstrap, topic) == run.summary["produced"]
     assert run.summary["workers"] == 2
+
+
+def test_metrics_port_serves_what_locust_counts(bootstrap, tmp_path):
+    from kafkabench.errors import ClusterError
+    from kafkabench.metrics import free_port, sample_value, scrape
+
+    topic, port = topic_name("lt-metrics"), free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    with open(tmp_path / "log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "locust", "--headless", "--only-summary",
+             "-f", str(locustfile_path("consumer_load")), "-u", "2", "-r", "2", "-t", "6s",
+             "--kafka-bootstrap", bootstrap, "--kafka-topic", topic, "--kafka-rate", "500",
+             "--kafka-metrics-port", str(port), "--csv", str(tmp_path / "run")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        scrapes = []
+        try:
+            deadline = time.monotonic() + TIMEOUT_S
+            while proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    scrapes.append(scrape(url, timeout_s=2))
+                except ClusterError:
+                    pass  # not serving yet, or already stopped
+                time.sleep(0.5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(30)
+    assert proc.returncode == 0, (tmp_path / "log").read_text()[-3000:]
+    produced = [sample_value(x, "kafka_messages_produced_total", topic=topic, status="success")
+                for x in scrapes]
+    consumed = [sample_value(x, "kafka_messages_consumed_total", topic=topic,
+                             group=f"kb-locust-{topic}") for x in scrapes]
+    # The counters grew while Locust ran (gevent served the scrapes between the users' tasks).
+    assert any(0 < a < b for a, b in zip(produced, produced[1:])), produced
+    assert any(0 < a < b for a, b in zip(consumed, consumed[1:])), consumed
+    last = scrapes[-1]
+    assert sample_value(last, "kafkabench_publish_latency_seconds_count") == produced[-1]
+    assert sample_value(last, "kafkabench_e2e_latency_seconds_count") == consumed[-1]
+    # Never more than Locust's own statistics counted in the end.
+    stats = read_stats(tmp_path / "run")
+    assert produced[-1] <= total(stats, "produce") and consumed[-1] <= total(stats, "consume")
 
 
 def test_unreachable_cluster_fails_fast():
