@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psutil
 import yaml
 
@@ -611,14 +612,18 @@ def _rule_exprs(path: Path) -> list[str]:
     return [r["expr"] for g in rules.get("groups", []) for r in g.get("rules", [])]
 
 
-def _dashboard_exprs(path: Path) -> list[str]:
-    def panels(items: list[dict]) -> Iterable[dict]:
+def _panels(path: Path) -> Iterable[dict]:
+    """Every panel of a Grafana dashboard JSON, rows' nested panels included."""
+    def walk(items: list[dict]) -> Iterable[dict]:
         for p in items:
             yield p
-            yield from panels(p.get("panels", []))
+            yield from walk(p.get("panels", []))
 
-    board = json.loads(path.read_text())
-    return [t["expr"] for p in panels(board.get("panels", [])) for t in p.get("targets", []) if t.get("expr")]
+    return walk(json.loads(path.read_text()).get("panels", []))
+
+
+def _dashboard_exprs(path: Path) -> list[str]:
+    return [t["expr"] for p in _panels(path) for t in p.get("targets", []) if t.get("expr")]
 
 
 def metric_names_used(*, rules: str | Path | None = None, dashboard: str | Path | None = None,
@@ -644,3 +649,27 @@ def metric_names_used(*, rules: str | Path | None = None, dashboard: str | Path 
     if strip_suffixes:
         names = {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
     return names
+
+
+def queries(*, rules: str | Path | None = None, dashboard: str | Path | None = None) -> pd.DataFrame:
+    """The PromQL behind every dashboard panel and alert rule, one row per expression.
+
+    Args:
+        rules: a rules file (default: the packaged alerts.yml).
+        dashboard: a dashboard JSON (default: docker/grafana/dashboards/kafkabench.json when this
+            is a source checkout; otherwise the rules alone).
+
+    Returns:
+        Columns `source` ("dashboard" or "alert"), `name` (panel title or alert name),
+        `legend` (the series' legend, or the alert's `for`), `expr`.
+    """
+    rows = []
+    board = Path(dashboard) if dashboard else DASHBOARD_FILE
+    if dashboard or board.is_file():
+        for p in _panels(board):
+            rows += [("dashboard", p.get("title", ""), t.get("legendFormat", ""), t["expr"])
+                     for t in p.get("targets", []) if t.get("expr")]
+    spec = yaml.safe_load((Path(rules) if rules else Path(str(ALERTS_FILE))).read_text())
+    rows += [("alert", r["alert"], f"for {r.get('for', '0s')}", r["expr"].strip())
+             for g in spec.get("groups", []) for r in g.get("rules", []) if "alert" in r]
+    return pd.DataFrame(rows, columns=["source", "name", "legend", "expr"])

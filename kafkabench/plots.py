@@ -879,6 +879,87 @@ def cluster_state_over_time(cluster_state: pd.DataFrame, faults: pd.DataFrame | 
     return mark_faults(fig, faults)
 
 
+def _break_gaps(wide: pd.DataFrame) -> pd.DataFrame:
+    """A NaN row in each gap longer than 1.5 scrape intervals, so lines break where a
+    broker did not answer instead of bridging the silence."""
+    t = wide.index.to_numpy(dtype=float)
+    if len(t) < 3:
+        return wide
+    step = np.median(np.diff(t))
+    gaps = t[:-1][np.diff(t) > 1.5 * step] + step
+    if not len(gaps):
+        return wide
+    return pd.concat([wide, pd.DataFrame(np.nan, index=pd.Index(gaps, name=wide.index.name),
+                                         columns=wide.columns)]).sort_index()
+
+
+def client_and_broker(timeseries: pd.DataFrame, broker_metrics: pd.DataFrame, *,
+                      faults: pd.DataFrame | None = None, title: str | None = None) -> go.Figure:
+    """The client's and the brokers' view of one run on one time axis.
+
+    Args:
+        timeseries: `RunResult.timeseries` (delivered, publish_latency_ms_p99).
+        broker_metrics: `RunResult.broker_metrics` (`kafkabench.brokermetrics`).
+        faults: `RunResult.faults`: each fault marked (see `mark_faults`).
+        title: figure title.
+
+    Returns:
+        Three rows: messages per second delivered (client) and taken in (brokers, all
+        topics); publish p99 (client) beside the brokers' Produce request total and queue
+        time p99 (Kafka's decaying histograms, worst broker); each broker's JVM GC time per
+        second and request-handler idle share. A broker that did not answer a scrape (paused,
+        down) leaves a gap.
+    """
+    from kafkabench.brokermetrics import to_wide
+
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
+                        subplot_titles=("throughput", "latency", "broker JVM and request handlers"))
+    fig.update_layout(template=TEMPLATE, title=title or "client and brokers", hovermode="x unified",
+                      height=760)
+    t = _time_index(timeseries)
+    if "delivered" in timeseries:
+        fig.add_trace(go.Scatter(x=t, y=_num(timeseries["delivered"]), name="delivered (client)",
+                                 mode="lines", line={"color": COLORS[0]}, hovertemplate="%{y:,.0f} msg/s"),
+                      row=1, col=1)
+    if "publish_latency_ms_p99" in timeseries:
+        fig.add_trace(go.Scatter(x=t, y=_num(timeseries["publish_latency_ms_p99"]), name="publish p99 (client)",
+                                 mode="lines", line={"color": COLORS[0]}, hovertemplate="%{y:,.1f} ms"),
+                      row=2, col=1)
+
+    def broker_line(row: int, metric: str, name: str, colour: str, *, labels: str | None = None,
+                    agg: str = "sum", across: str = "sum", scale: float = 1.0, unit: str = "",
+                    per_broker: bool = False, dash: str = "solid") -> None:
+        wide = to_wide(broker_metrics, metric, labels=labels, agg=agg) if len(broker_metrics) else pd.DataFrame()
+        if wide.empty:
+            return
+        wide = _break_gaps(wide)
+        series = {f"{name} (broker {b})": wide[b] for b in wide.columns} if per_broker else {
+            f"{name} (brokers)": wide.sum(axis=1, min_count=1) if across == "sum" else wide.max(axis=1)}
+        for i, (label, values) in enumerate(series.items()):
+            fig.add_trace(go.Scatter(x=wide.index.to_numpy(), y=_num(values) * scale, name=label, mode="lines",
+                                     connectgaps=False, line={"color": colour, "dash": DASHES[i % len(DASHES)]
+                                                              if per_broker else dash},
+                                     hovertemplate=f"%{{y:,.1f}} {unit}"), row=row, col=1)
+
+    broker_line(1, "kafka_server_brokertopicmetrics_messagesin_total", "messages in", COLORS[1],
+                labels="", unit="msg/s")
+    broker_line(2, "kafka_network_requestmetrics_totaltimems", "Produce total time p99", COLORS[1],
+                labels="quantile=0.99,request=Produce", across="max", unit="ms")
+    broker_line(2, "kafka_network_requestmetrics_requestqueuetimems", "Produce queue time p99", COLORS[2],
+                labels="quantile=0.99,request=Produce", across="max", unit="ms", dash="dot")
+    broker_line(3, "jvm_gc_collection_seconds_sum", "GC time ms/s", COLORS[3], scale=1000.0, unit="ms/s",
+                per_broker=True)
+    broker_line(3, "kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent", "handler idle %",
+                COLORS[4], scale=100.0, unit="%", per_broker=True)
+    fig.update_yaxes(title_text="msg/s", rangemode="nonnegative", row=1, col=1)
+    fig.update_yaxes(title_text="ms", rangemode="nonnegative", row=2, col=1)
+    fig.update_yaxes(title_text="ms/s, %", rangemode="nonnegative", row=3, col=1)
+    fig.update_xaxes(title_text=axis_title("t"), row=3, col=1)
+    if not len(t) and broker_metrics.empty:
+        _empty(fig, "no client time series and no broker metrics")
+    return mark_faults(fig, faults)
+
+
 # ------------------------------------------------------------------------- partitioning
 
 

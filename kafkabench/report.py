@@ -325,6 +325,13 @@ def _run_section(doc: _Html, i: int, run: RunResult, label: str) -> None:
         doc.figure(plots.cluster_state_over_time(run.cluster_state, faults=faults))
     if len(run.recovery):
         doc.figure(plots.summary_table(run.recovery, title="recovery per fault"))
+    if len(run.broker_metrics):
+        doc.text('<p class="settings">broker metrics (JMX exporter, scraped each second): '
+                 f"bytes in {_setting_text(s.get('broker_bytes_in_total'))} · messages in "
+                 f"{_setting_text(s.get('broker_messages_in_total'))} · most under-replicated "
+                 f"{_setting_text(s.get('broker_under_replicated_max'))} · failed scrapes "
+                 f"{_setting_text(s.get('broker_scrape_errors'))}</p>")
+        doc.figure(plots.client_and_broker(run.timeseries, run.broker_metrics, faults=faults))
 
 
 def _trust_text(doc: _Html, run: RunResult) -> None:

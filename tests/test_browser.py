@@ -49,6 +49,7 @@ EXPECTED: dict[str, tuple[int, int]] = {
     "07-faults-and-delivery-guarantees": (6, 0),  # CI size: 2 scenarios x 3 charts
     "08-service-patterns": (6, 0),  # e2e through the stage, 2 lag charts, 2 exactly-once curves, crashes
     "09-rebalancing-and-offsets": (2, 0),  # two partition-ownership timelines
+    "10-observability": (2, 0),  # client and broker on one axis, lag
 }
 
 CHROMIUM = Path(os.environ.get("KAFKABENCH_CHROMIUM", "/usr/bin/chromium"))

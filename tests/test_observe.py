@@ -332,3 +332,15 @@ def test_prometheus_scrapes_the_lag_exporter_and_fires_the_lag_alert(bootstrap, 
             exporter.close()
         delete_topics(bootstrap, [topic])
     assert not os.path.exists(tmp_path / observe.STATE_FILE)
+
+
+def test_queries_lists_every_dashboard_expression_and_alert():
+    from kafkabench.observe import ALERTS_FILE, DASHBOARD_FILE, _dashboard_exprs, queries
+
+    table = queries()
+    board = table[table["source"] == "dashboard"]
+    assert list(board["expr"]) == _dashboard_exprs(DASHBOARD_FILE)
+    rules = yaml.safe_load(Path(str(ALERTS_FILE)).read_text())
+    names = [r["alert"] for g in rules["groups"] for r in g["rules"]]
+    assert list(table.loc[table["source"] == "alert", "name"]) == names
+    assert "KafkaConsumerLagHigh" in names and (table["expr"].str.len() > 0).all()

@@ -620,3 +620,43 @@ def test_cluster_state_over_time_empty_has_a_note():
 
     fig = plots.cluster_state_over_time(cluster_state_frame([], 0.0))
     assert [a.text for a in fig.layout.annotations] == ["no cluster state sampled"]
+
+
+def _broker_metrics():
+    """Two brokers scraped each second, broker 2 silent at t=3 and 4 (paused)."""
+    rows = []
+    for t in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0):
+        for broker in ("1", "2"):
+            if broker == "2" and t in (3.0, 4.0):
+                continue
+            rows += [(t, broker, "kafka_server_brokertopicmetrics_messagesin_total", "", 1000.0 * t),
+                     (t, broker, "kafka_server_brokertopicmetrics_messagesin_total", "topic=a", 1000.0 * t),
+                     (t, broker, "kafka_network_requestmetrics_totaltimems", "quantile=0.99,request=Produce",
+                      5.0 + t + (10.0 if broker == "2" else 0.0)),
+                     (t, broker, "jvm_gc_collection_seconds_sum", "gc=G1 Young Generation", 0.01 * t)]
+    return pd.DataFrame(rows, columns=["t", "broker", "metric", "labels", "value"])
+
+
+def test_client_and_broker_puts_both_sides_on_one_time_axis():
+    fig = plots.client_and_broker(_timeseries(), _broker_metrics())
+    traces = {t.name: t for t in fig.data}
+    assert {"delivered (client)", "publish p99 (client)", "messages in (brokers)",
+            "Produce total time p99 (brokers)", "GC time ms/s (broker 1)",
+            "GC time ms/s (broker 2)"} <= set(traces)
+    # Messages in: the all-topics series only (not doubled by the per-topic one), summed over
+    # brokers, as a rate; NaN where broker 2's gap makes the sum unknown is not 0.
+    rate = list(traces["messages in (brokers)"].y)
+    assert rate[1] == 2000.0
+    # Produce p99: the worst broker; GC: seconds per second as ms/s.
+    assert max(v for v in traces["Produce total time p99 (brokers)"].y if v == v) == 20.0
+    assert [v for v in traces["GC time ms/s (broker 1)"].y if v == v][0] == pytest.approx(10.0)
+    # Broker 2's silence is a gap (a NaN point), not a line bridging t=2 to t=5.
+    gc2 = traces["GC time ms/s (broker 2)"]
+    assert any(x > 2 and x < 5 and y != y for x, y in zip(gc2.x, gc2.y))
+
+
+def test_client_and_broker_without_broker_metrics_shows_the_client_side():
+    from kafkabench.results import RunResult
+
+    fig = plots.client_and_broker(_timeseries(), RunResult().broker_metrics)
+    assert _names(fig) == ["delivered (client)", "publish p99 (client)"]
