@@ -136,3 +136,21 @@ def test_report_compares_runs_that_differ_in_several_settings_by_their_median(tm
     assert dict(zip(linger0.x, linger0.y)) == {"none": 2.0, "lz4": 3.0}
     # the wide summary table is drawn at its width and scrolls, rather than clipping headers
     assert page.count('<div class="wide">') >= 1
+
+
+def test_report_has_a_broker_section_when_brokers_were_scraped(tmp_path):
+    plain, scraped = _run("plain"), _run("scraped")
+    plain.summary["run_id"], scraped.summary["run_id"] = "plain-1", "scraped-1"
+    scraped.broker_metrics = pd.DataFrame({
+        "t": [0.0, 1.0, 2.0], "broker": ["1"] * 3,
+        "metric": ["kafka_server_brokertopicmetrics_messagesin_total"] * 3, "labels": [""] * 3,
+        "value": [0.0, 1000.0, 2000.0]})
+    scraped.summary.update(broker_bytes_in_total=123456.0, broker_messages_in_total=2000.0,
+                           broker_under_replicated_max=0.0, broker_scrape_errors=0)
+    folder = tmp_path / "results"
+    for r in (plain, scraped):
+        save(r, folder)
+    page = write_report(folder, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert page.count("broker metrics (JMX exporter") == 1
+    assert "123,456" in page or "123456" in page
+    assert "messages in (brokers)" in page  # the combined chart, from the saved frame
