@@ -229,8 +229,10 @@ class BrokerMetrics(RunObserver):
             if broker in self._warned:
                 return
             self._warned.add(broker)
-        message = (f"broker metrics: broker {broker}'s exporter at {self.urls[broker]} did not "
-                   f"answer ({_reason(exc)}); its rows are missing while it does not")
+        where = (f"the exporter at {broker}" if broker == self.urls[broker]
+                 else f"broker {broker}'s exporter at {self.urls[broker]}")
+        message = (f"broker metrics: {where} did not answer ({_reason(exc)}); its rows are missing "
+                   "while it does not")
         log.warning("%s", message)
         self.warnings.append(message)
 

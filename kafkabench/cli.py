@@ -423,10 +423,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     profile = _client_profile(args)
     # With --json, stdout holds the JSON line only: anything else printed goes to stderr.
     text_out = sys.stderr if args.json else sys.stdout
+    observers = []
+    if args.metrics_port is not None:
+        from kafkabench.metrics import RunMetrics
+
+        # Bound here, so the port it got (0: a free one) is known before the run starts.
+        observers.append(RunMetrics(args.metrics_port))
+        print(f"serving the run's metrics on {observers[0].url} while it runs", file=sys.stderr, flush=True)
     with contextlib.redirect_stdout(text_out):
         result = run_workload(workload, profile, bootstrap=args.bootstrap, out=args.out or None,
                               progress=not (args.no_progress or args.json), commit=args.commit,
-                              partitioner=args.partitioner, metrics_port=args.metrics_port,
+                              partitioner=args.partitioner, observers=observers,
                               broker_metrics=_broker_metrics_option(args), **explicit)
     if args.json:
         _print_json(result.summary)

@@ -137,19 +137,18 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     metrics = _metrics_observers(bootstrap, metrics_port, broker_metrics)
     try:
         _create_topics(plan, workload, profile, bootstrap, rf, keep_topics)
+        watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress) + trust
+        watchers += metrics
+        if workload.processing is not None and plan.consumers:
+            from kafkabench.processing import ProcessingObserver
+
+            watchers.append(ProcessingObserver(workload.processing, bootstrap, list(plan.topics), conf=common))
+        session = RunSession(plan, [*watchers, *(observers or [])])
     except BaseException:
         for m in metrics:  # close the endpoint of a run that will not happen
             if hasattr(m, "close"):
                 m.close()
         raise
-
-    watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress) + trust
-    watchers += metrics
-    if workload.processing is not None and plan.consumers:
-        from kafkabench.processing import ProcessingObserver
-
-        watchers.append(ProcessingObserver(workload.processing, bootstrap, list(plan.topics), conf=common))
-    session = RunSession(plan, [*watchers, *(observers or [])])
     started_at = datetime.now(UTC)
     with session.running():
         if workload.backlog_messages:
