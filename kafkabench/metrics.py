@@ -538,8 +538,10 @@ class RunMetrics(RunObserver):
         snap.delivered.update({t: int(n) for t, n in tally.delivered_by_topic.items()})
         if len(snap.delivered) == 1:
             snap.delivered = dict.fromkeys(snap.delivered, delivered)
-        # Failures are counted per second, not per topic: a single topic's, else topic "".
-        snap.failed = {self._topics[0] if len(self._topics) == 1 else "": failed}
+        snap.failed = {t: int(tally.failed_by_topic.get(t, 0)) for t in self._topics}
+        snap.failed.update({t: int(n) for t, n in tally.failed_by_topic.items()})
+        if len(snap.failed) == 1:
+            snap.failed = dict.fromkeys(snap.failed, failed)
         snap.consumed = {(self._topic_of_group.get(g, ""), g): int(n)
                          for g, n in {**dict.fromkeys(self._topic_of_group, 0),
                                       **tally.consumed_by_group}.items()}
@@ -579,9 +581,8 @@ class RunMetrics(RunObserver):
         with self._lock:
             snap = self._snapshot
         produced = CounterMetricFamily("kafka_messages_produced",
-                                       "messages produced, by delivery outcome (status success: "
-                                       "acknowledged; failed: delivery failed; topic \"\" when "
-                                       "failures of several topics are counted together)",
+                                       "messages produced, by topic and delivery outcome (status "
+                                       "success: acknowledged; failed: delivery failed)",
                                        labels=["topic", "status"])
         for topic, n in snap.delivered.items():
             produced.add_metric([topic, "success"], n)

@@ -100,6 +100,7 @@ class Tally:
     transactional: bool = False
     staged: bool = False
     delivered_by_topic: Counter = field(default_factory=Counter)
+    failed_by_topic: Counter = field(default_factory=Counter)
     # Opt-in extras of producer reports (see `kafkabench.producer.ProducerSpec`).
     acks: AckTimeline = field(default_factory=lambda: AckTimeline())
     error_timeline: Counter = field(default_factory=Counter)
@@ -125,6 +126,7 @@ class Tally:
             self.counts[t][key] += v
         if r.role == "producer":
             self.delivered_by_topic[self.topic_of[r.worker]] += r.counts.get("delivered", 0)
+            self.failed_by_topic[self.topic_of[r.worker]] += r.counts.get("failed", 0)
             if r.extras:
                 self.acks.update(r.extras.get("acks", {}))
                 self.error_timeline.update(r.extras.get("errors", {}))

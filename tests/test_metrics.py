@@ -97,6 +97,28 @@ def test_run_endpoint_counts_what_the_run_counts(bootstrap):
     assert [n for n in (*RUN_METRICS, *LAG_METRICS) if not {n, f"{n}_bucket"} & names] == []
 
 
+def test_failures_are_counted_on_the_topic_that_refused_them(bootstrap):
+    # Two topics; the second refuses every batch (lz4 of random 5,000 B values against
+    # max.message.bytes 2000), the first takes everything.
+    ok, small = (f"metrics-{name}-{uuid.uuid4().hex[:8]}" for name in ("ok", "small"))
+    create_topic(bootstrap, ok, partitions=1)
+    create_topic(bootstrap, small, partitions=1, config={"max.message.bytes": 2000})
+    metrics = RunMetrics(0)
+    try:
+        s = run_workload({"name": "metrics-failed", "topics": 2, "producers": 1, "message_size": 5000,
+                          "message_count": 40, "duration_s": 0, "consumer_groups": 0},
+                         {"producer": {"compression.type": "lz4"}}, bootstrap=bootstrap, topics=[ok, small],
+                         progress=False, mode="thread", broker_metrics=False, observers=[metrics]).summary
+    finally:
+        delete_topics(bootstrap, [ok, small])
+    final = parse_metrics(metrics.text())
+    assert s["failed"] > 0 and s["delivered"] > 0, s["errors"]
+    assert sample_value(final, "kafka_messages_produced_total", topic=small, status="failed") == s["failed"]
+    assert sample_value(final, "kafka_messages_produced_total", topic=ok, status="failed") == 0
+    assert sample_value(final, "kafka_messages_produced_total", topic=ok, status="success") == s["delivered"]
+    assert sample_value(final, "kafka_messages_produced_total", topic=small, status="success") == 0
+
+
 def test_port_in_use_is_refused_before_any_topic_exists(bootstrap, busy_port):
     with pytest.raises(ConfigError, match=f"{busy_port}.*another port"):
         RunMetrics(busy_port)
