@@ -327,8 +327,7 @@ def _embedded_broker_exporters() -> list[str]:
         cluster = LocalCluster.attach()
     except NoClusterError:
         return []
-    urls = getattr(cluster, "metrics_urls", None)
-    return list(urls().values()) if callable(urls) else []
+    return list(cluster.metrics_urls().values())
 
 
 def _http(url: str, *, method: str = "GET", timeout_s: float = HTTP_TIMEOUT_S) -> tuple[int, bytes]:
