@@ -620,7 +620,7 @@ def _per_s(amount: float, ms: float) -> float:
 
 def _cmd_lag(args: argparse.Namespace) -> int:
     from kafkabench.errors import ClusterError, ConfigError
-    from kafkabench.lag import LagSampler
+    from kafkabench.lag import IsolatedLagSampler
 
     if args.samples is not None and args.samples < 1:
         raise ConfigError(f"--samples {args.samples!r}: give 1 or more (or leave it out)")
@@ -631,8 +631,10 @@ def _cmd_lag(args: argparse.Namespace) -> int:
     if not groups:
         print(f"kafkabench: no consumer groups at {bootstrap}", file=sys.stderr)
         return 0
-    sampler = LagSampler(bootstrap, groups, interval_s=args.interval, conf=conf,
-                         window=args.window, request_timeout_s=args.timeout)
+    # In a child process: a client-library abort while a broker dies costs a sample, not the
+    # command (docs/librdkafka-coordinator-abort.md).
+    sampler = IsolatedLagSampler(bootstrap, groups, interval_s=args.interval, conf=conf,
+                                 window=args.window, request_timeout_s=args.timeout)
     try:
         samples, sampled = _sample_lag(sampler, args, _LAG_PRINTERS[args.format])
     finally:
@@ -676,10 +678,13 @@ def _all_groups(bootstrap: str, conf: dict[str, Any]) -> list[str]:
 def _sample_lag(sampler: Any, args: argparse.Namespace, show: Callable[..., None]) -> tuple[int, int]:
     """Sample until --once, --samples, --duration or Ctrl-C; returns (samples, samples without ERR)."""
     deadline = time.monotonic() + args.duration if args.duration else None
-    samples = sampled = 0
+    samples = sampled = told = 0
     try:
         while True:
             frame = sampler.sample_once()
+            for restart in getattr(sampler, "restarts", [])[told:]:
+                print(f"kafkabench: {restart.text}", file=sys.stderr, flush=True)
+                told += 1
             samples += 1
             sampled += not (frame["status"] == "ERR").any()
             show(frame, sampler.group_status(), samples, args.window)

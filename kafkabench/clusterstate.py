@@ -1,7 +1,8 @@
 """Cluster state over a run: each partition's leader and in-sync replicas, sampled every second.
 
-`ClusterStateObserver` is a `kafkabench.session.RunObserver`: from `on_start` a daemon thread
-asks for the metadata of the run's topics once a second, and `contribute` adds the
+`ClusterStateObserver` is a `kafkabench.session.RunObserver`: from `on_start` a child process
+(a `MetadataProbe` in a `kafkabench.sidecar.Sidecar`) asks for the metadata of the run's
+topics once a second, and `contribute` adds the
 `cluster_state` frame (one row per partition per sample) and the figures leader_changes,
 under_replicated_max and offline_max to the result. `cluster_state_per_second` turns the frame
 into the per-second counts the cluster-state chart draws.
@@ -26,6 +27,7 @@ from kafkabench.admin import admin_client, describe_topics
 from kafkabench.contract import dtypes
 from kafkabench.errors import ClusterError
 from kafkabench.session import RunObserver
+from kafkabench.sidecar import Restart, Sidecar, note_restarts
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
@@ -41,16 +43,68 @@ PER_SECOND_DTYPES: dict[str, str] = {
     "t": "int64", "under_replicated": "Int64", "offline": "Int64", "leader_changes": "Int64",
     "min_isr_size": "Int64",
 }
-# How long `on_end` waits, beyond one sample's timeout, for the sampling thread to finish.
-JOIN_SLACK_S = 2.0
+# How long `on_end` waits, beyond one sample's timeout, for the final sample: a child that
+# just died takes a second or two to start again.
+SAMPLE_NOW_SLACK_S = 15.0
+
+
+class MetadataProbe:
+    """Leader and ISR of every partition of some topics, from Metadata requests: one sample.
+
+    A sample that fails (no broker answered in time) is a row with the error, never an
+    exception; the admin client is made anew after it, because a client that saw its broker
+    die can stay stuck on it.
+
+    Args:
+        bootstrap: bootstrap servers.
+        topics: the topics.
+        conf: extra client settings (security).
+        timeout_s: how long one whole sample (every topic) may take.
+    """
+
+    def __init__(self, bootstrap: str, topics: Iterable[str], conf: Mapping[str, Any] | None = None,
+                 timeout_s: float = 2.0):
+        self.bootstrap, self.topics = bootstrap, sorted(set(topics))
+        self.conf, self.timeout_s = dict(conf or {}), timeout_s
+        self._admin: AdminClient | None = None
+
+    def sample(self) -> list[tuple]:
+        """One row per partition, or one error row: (unix time, topic, partition, leader,
+        replicas, isr size, error)."""
+        wall = time.time()
+        try:
+            rows = self._sample(wall)
+        except Exception as exc:  # noqa: BLE001 - a failed sample is data, not a crash
+            reason = exc.args[0] if isinstance(exc, ClusterError) and exc.args else repr(exc)
+            rows = [(wall, "", -1, -1, 0, 0, f"no metadata from {self.bootstrap}: {reason}")]
+        if any(r[6] for r in rows):
+            self._admin = None  # a fresh client for the next sample
+        return rows
+
+    def _sample(self, wall: float) -> list[tuple]:
+        if self._admin is None:
+            self._admin = admin_client(self.bootstrap, self.conf)
+        deadline = time.monotonic() + self.timeout_s
+        rows = []
+        for topic in self.topics:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ClusterError(f"no answer within {self.timeout_s} s")
+            found = describe_topics(self._admin, [topic], remaining)[topic]
+            if isinstance(found, KafkaError):
+                rows.append((wall, topic, -1, -1, 0, 0, f"topic {topic!r}: {found.str()}"))
+                continue
+            rows.extend((wall, topic, p.partition, p.leader, len(p.replicas), len(p.isr), "")
+                        for p in found)
+        return rows
 
 
 class ClusterStateObserver(RunObserver):
     """Samples leader and ISR of every partition of the run's topics, once a second.
 
-    A sample that fails (no broker answered in time) is a row with the error, never an
-    exception; the admin client is made anew after it, because a client that saw its broker
-    die can stay stuck on it.
+    The samples are taken in a supervised child process (`kafkabench.sidecar`, a
+    `MetadataProbe`): a client-library abort while brokers die costs a gap (an error row
+    naming it), not the run.
 
     Args:
         bootstrap: bootstrap servers.
@@ -69,86 +123,40 @@ class ClusterStateObserver(RunObserver):
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self._rows: list[tuple] = []  # (unix time, topic, partition, leader, replicas, isr, error)
-        self._admin: AdminClient | None = None
-        self._sampling = threading.Lock()  # one sample at a time: the thread's or on_end's
         self._lock = threading.Lock()  # guards _rows
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sidecar = Sidecar("cluster-state sampler", MetadataProbe,
+                                (self.bootstrap, self.topics, self.conf, self.timeout_s),
+                                on_sample=self._add, interval_s=interval_s,
+                                stall_s=max(30.0, 5 * (timeout_s + interval_s)), on_restart=self._gap)
         self._session: Any = None
 
     # --- hooks -----------------------------------------------------------------------
 
     def on_start(self, session: RunSession) -> None:
         self._session = session
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="cluster-state", daemon=True)
-        self._thread.start()
+        self._sidecar.start()
 
     def on_end(self, session: RunSession) -> None:
         self._session = session
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.timeout_s + JOIN_SLACK_S)
-            if self._thread.is_alive():
-                log.warning("cluster-state sampler still busy after %.1f s; leaving it",
-                            self.timeout_s + JOIN_SLACK_S)
-        self.sample_once()  # the state the run ended in
+        # The state the run ended in (a new child's first sample if this one died).
+        if self._sidecar.sample_now(self.timeout_s + SAMPLE_NOW_SLACK_S) is None:
+            self._add([(time.time(), "", -1, -1, 0, 0, "no final sample: the sampler gave none in time")])
+        self._sidecar.stop()
 
     def contribute(self, result: RunResult) -> None:
         frame = self.frame()
         result.cluster_state = frame
         result.summary.update(cluster_state_figures(frame))
+        note_restarts(result.summary, self._sidecar.restarts)
 
     # --- sampling --------------------------------------------------------------------
-
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            self.sample_once()
-            next_at += self.interval_s
-            now = time.monotonic()
-            if next_at < now:  # a slow sample: skip the missed slots, do not catch up
-                next_at = now + self.interval_s
-            self._stop.wait(next_at - now)
-
-    def sample_once(self) -> None:
-        """Take one sample now: one row per partition, or one error row. Never raises."""
-        if not self._sampling.acquire(timeout=self.timeout_s + JOIN_SLACK_S):
-            self._add([(time.time(), "", -1, -1, 0, 0, "the previous sample is still running")])
-            return
-        try:
-            wall = time.time()
-            try:
-                rows = self._sample(wall)
-            except Exception as exc:  # noqa: BLE001 - a failed sample is data, not a crash
-                reason = exc.args[0] if isinstance(exc, ClusterError) and exc.args else repr(exc)
-                rows = [(wall, "", -1, -1, 0, 0, f"no metadata from {self.bootstrap}: {reason}")]
-            if any(r[6] for r in rows):
-                self._admin = None  # a fresh client for the next sample
-            self._add(rows)
-        finally:
-            self._sampling.release()
 
     def _add(self, rows: list[tuple]) -> None:
         with self._lock:
             self._rows.extend(rows)
 
-    def _sample(self, wall: float) -> list[tuple]:
-        if self._admin is None:
-            self._admin = admin_client(self.bootstrap, self.conf)
-        deadline = time.monotonic() + self.timeout_s
-        rows = []
-        for topic in self.topics:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ClusterError(f"no answer within {self.timeout_s} s")
-            found = describe_topics(self._admin, [topic], remaining)[topic]
-            if isinstance(found, KafkaError):
-                rows.append((wall, topic, -1, -1, 0, 0, f"topic {topic!r}: {found.str()}"))
-                continue
-            rows.extend((wall, topic, p.partition, p.leader, len(p.replicas), len(p.isr), "")
-                        for p in found)
-        return rows
+    def _gap(self, restart: Restart) -> None:
+        self._add([(restart.died_wall, "", -1, -1, 0, 0, restart.text)])
 
     # --- results ---------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from kafkabench import contract
 from kafkabench.admin import admin_client, describe_topics
 from kafkabench.cluster import librdkafka_logger
 from kafkabench.errors import ClusterError, ConfigError
+from kafkabench.sidecar import Restart, Sidecar
 
 #: Columns of a lag frame, in order: the contract's "lag" frame (meaning and unit of each
 #: there). Columns are only ever appended, never reordered.
@@ -41,9 +42,10 @@ LAG_COLUMNS: list[str] = contract.columns("lag")
 _DTYPES: dict[str, str] = contract.dtypes("lag")
 
 #: Partition statuses from best to worst; a group takes its worst partition's. Burrow's, plus
-#: DELETED (the topic was deleted: the end of its lag, not an error), ranked lowest so that any
-#: live partition's status wins.
-STATUSES: tuple[str, ...] = ("DELETED", "OK", "WARN", "STALL", "STOP", "REWIND", "ERR")
+#: DELETED (the topic was deleted: the end of its lag, not an error) and GAP (a row about a
+#: whole group: no samples were taken for a while, because the sampler's process died and was
+#: restarted, see `IsolatedLagSampler`), ranked lowest so that any live partition's status wins.
+STATUSES: tuple[str, ...] = ("GAP", "DELETED", "OK", "WARN", "STALL", "STOP", "REWIND", "ERR")
 _SEVERITY = {s: i for i, s in enumerate(STATUSES)}
 
 
@@ -305,7 +307,96 @@ def _timestamp_s(msg: Message) -> float:
     return ts / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE and ts >= 0 else math.nan
 
 
-class LagSampler:
+class LagHistory:
+    """The samples a lag sampler took so far: rows, errors, the latest sample, and the frames
+    and statuses read from them. Shared by `LagSampler` (which samples in this process) and
+    `IsolatedLagSampler` (whose samples come from a child process)."""
+
+    groups: list[str]
+
+    def _init_history(self) -> None:
+        self._rows: list[tuple] = []
+        self._errors: list[tuple[float, str, str]] = []
+        self._latest = lag_frame()
+        self._lock = threading.Lock()
+        self.on_sample: Callable[[pd.DataFrame], None] | None = None
+
+    def _error(self, t: float, group: str, message: str) -> str:
+        """Record an error once per sample, group and message; returns the message."""
+        with self._lock:
+            if not any(e[0] == t and e[1] == group and e[2] == message for e in self._errors[-50:]):
+                self._errors.append((t, group, message))
+        return message
+
+    def _keep(self, rows: list[tuple]) -> pd.DataFrame:
+        """Add one sample's rows; they become the latest sample. Returns them as a frame."""
+        frame = lag_frame(rows)
+        with self._lock:
+            self._rows.extend(rows)
+            self._latest = frame
+        return frame
+
+    def _tell(self, frame: pd.DataFrame, t: float) -> None:
+        """Hand a sample to `on_sample` (a callback that fails is an error, never a stop)."""
+        if self.on_sample is not None:
+            try:
+                self.on_sample(frame)
+            except Exception as exc:  # noqa: BLE001 - a callback never stops sampling
+                self._error(t, "", f"on_sample callback: {_text(exc)}")
+
+    def frame(self) -> pd.DataFrame:
+        """Every sample so far.
+
+        Returns:
+            DataFrame with columns `LAG_COLUMNS`: t (s since the sampler was created), group,
+            topic, partition, committed, log_end, lag_msgs (nullable Int64), lag_s, status,
+            time (UTC wall clock), oldest_age_s, error.
+        """
+        with self._lock:
+            rows = list(self._rows)
+        return lag_frame(rows)
+
+    def latest(self) -> pd.DataFrame:
+        """The rows of the latest sample (an empty lag frame before the first)."""
+        with self._lock:
+            return self._latest
+
+    def group_status(self) -> dict[str, str]:
+        """{group: worst partition status of the group's latest sample}."""
+        frame = self.frame()
+        frame = frame[frame["status"] != "GAP"]
+        if frame.empty:
+            return {g: "OK" for g in self.groups}
+        latest = frame[frame["t"] == frame.groupby("group")["t"].transform("max")]
+        return {g: group_status(latest.loc[latest["group"] == g, "status"]) for g in self.groups}
+
+    def errors(self) -> pd.DataFrame:
+        """Errors met while sampling, one row per sample, group and message: columns t, group
+        ("" when not about one group), error."""
+        with self._lock:
+            rows = list(self._errors)
+        return pd.DataFrame(rows, columns=["t", "group", "error"]).astype(
+            {"t": "float64", "group": "str", "error": "str"})
+
+    @property
+    def error_count(self) -> int:
+        """Number of rows of `errors()`."""
+        with self._lock:
+            return len(self._errors)
+
+
+def _check_sampler_options(window: int, request_timeout_s: float, missing_committed: str) -> None:
+    """ConfigError naming a sampler option out of range."""
+    if missing_committed not in ("nan", "earliest"):
+        raise ConfigError(f"missing_committed must be 'nan' or 'earliest', not {missing_committed!r}")
+    if window < 2:
+        raise ConfigError(f"window={window!r}: the Burrow status compares at least 2 samples; "
+                          "use 2 or more")
+    if request_timeout_s <= 0:
+        raise ConfigError(f"request_timeout_s={request_timeout_s!r} must be positive")
+
+
+class LagSampler(LagHistory):
     """Samples committed offsets, log-end offsets and lag of consumer groups.
 
     Per sample: one DescribeGroups for all groups (owners and topics), one OffsetFetch per group
@@ -340,7 +431,10 @@ class LagSampler:
             joins it (`Consumer.committed`); ownership is unknown, so STALL vs STOP follows
             Burrow's time rule. librdkafka 2.16 aborts the process when an Admin API request's
             connection to the coordinator drops (`rd_kafka_enq_once_del_source_return`
-            assertion; librdkafka PR #5397).
+            assertion; librdkafka PR #5397). Wherever an abort must not cost the caller, sample
+            in a child process instead: `IsolatedLagSampler`.
+        t0: `time.monotonic()` of t = 0 (default: now). The clock is the whole machine's, so a
+            sampler in a child process counts from its parent's t0.
 
     Use as a context manager, or start()/stop(); `sample_once()` samples synchronously (then
     `close()` when done).
@@ -349,14 +443,9 @@ class LagSampler:
     def __init__(self, bootstrap: str, groups: Iterable[str], *, interval_s: float = 1.0,
                  conf: Mapping[str, Any] | None = None, window: int = 10,
                  request_timeout_s: float = 5.0, missing_committed: str = "nan",
-                 group_topics: Mapping[str, Iterable[str]] | None = None):
-        if missing_committed not in ("nan", "earliest"):
-            raise ConfigError(f"missing_committed must be 'nan' or 'earliest', not {missing_committed!r}")
-        if window < 2:
-            raise ConfigError(f"window={window!r}: the Burrow status compares at least 2 samples; "
-                              "use 2 or more")
-        if request_timeout_s <= 0:
-            raise ConfigError(f"request_timeout_s={request_timeout_s!r} must be positive")
+                 group_topics: Mapping[str, Iterable[str]] | None = None, t0: float | None = None):
+        _check_sampler_options(window, request_timeout_s, missing_committed)
+        self._init_history()
         self.bootstrap = bootstrap
         self.groups = list(dict.fromkeys(groups))
         self.interval_s = interval_s
@@ -370,20 +459,15 @@ class LagSampler:
         self._group_topics = (None if group_topics is None
                               else {g: sorted(set(group_topics.get(g, ()))) for g in self.groups})
         self._offset_readers: dict[str, Consumer] = {}
-        self._t0 = time.monotonic()
+        self._t0 = time.monotonic() if t0 is None else t0
         self._tables: dict[tuple[str, int], LagTable] = {}
         self._states: dict[tuple[str, str, int], _PartitionState] = {}
         self._known: dict[str, set[tuple[str, int]]] = {g: set() for g in self.groups}
         self._deleted: set[str] = set()
         self._produced_at: dict[tuple[str, int, int], float] = {}
-        self._rows: list[tuple] = []
-        self._errors: list[tuple[float, str, str]] = []
-        self._latest = lag_frame()
-        self._lock = threading.Lock()
         self._sampling = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.on_sample: Callable[[pd.DataFrame], None] | None = None
 
     # ------------------------------------------------------------------ requests
 
@@ -483,24 +567,21 @@ class LagSampler:
             `error`; the errors are also kept in `errors()`.
         """
         with self._sampling:
-            now = time.monotonic()
-            t = now - self._t0
-            wall = pd.Timestamp.now(tz="UTC")
-            try:
-                rows = self._sample(t, now, wall)
-            except Exception as exc:  # noqa: BLE001 - a sampler thread must survive anything
-                reason = self._error(t, "", _text(exc))
-                rows = [_group_row(t, g, wall, "ERR", reason) for g in self.groups]
-            frame = lag_frame(rows)
-            with self._lock:
-                self._rows.extend(rows)
-                self._latest = frame
-        if self.on_sample is not None:
-            try:
-                self.on_sample(frame)
-            except Exception as exc:  # noqa: BLE001 - a callback never stops sampling
-                self._error(t, "", f"on_sample callback: {_text(exc)}")
+            t, rows = self.sample_rows()
+            frame = self._keep(rows)
+        self._tell(frame, t)
         return frame
+
+    def sample_rows(self) -> tuple[float, list[tuple]]:
+        """One sample's (t, rows in `LAG_COLUMNS` order), not yet kept (see `sample_once`)."""
+        now = time.monotonic()
+        t = now - self._t0
+        wall = pd.Timestamp.now(tz="UTC")
+        try:
+            return t, self._sample(t, now, wall)
+        except Exception as exc:  # noqa: BLE001 - a sampler thread must survive anything
+            reason = self._error(t, "", _text(exc))
+            return t, [_group_row(t, g, wall, "ERR", reason) for g in self.groups]
 
     def _sample(self, t: float, now: float, wall: pd.Timestamp) -> list[tuple]:
         """Ask the cluster (the requests in the class docstring, in order); the sample's rows."""
@@ -699,54 +780,6 @@ class LagSampler:
         self._states = {k: v for k, v in self._states.items() if k[1] != topic}
         self._produced_at = {k: v for k, v in self._produced_at.items() if k[0] != topic}
 
-    def _error(self, t: float, group: str, message: str) -> str:
-        """Record an error once per sample, group and message; returns the message."""
-        with self._lock:
-            if not any(e[0] == t and e[1] == group and e[2] == message for e in self._errors[-50:]):
-                self._errors.append((t, group, message))
-        return message
-
-    # ------------------------------------------------------------------ results
-
-    def frame(self) -> pd.DataFrame:
-        """Every sample so far.
-
-        Returns:
-            DataFrame with columns `LAG_COLUMNS`: t (s since the sampler was created), group,
-            topic, partition, committed, log_end, lag_msgs (nullable Int64), lag_s, status,
-            time (UTC wall clock), oldest_age_s, error.
-        """
-        with self._lock:
-            rows = list(self._rows)
-        return lag_frame(rows)
-
-    def latest(self) -> pd.DataFrame:
-        """The rows of the latest sample (an empty lag frame before the first)."""
-        with self._lock:
-            return self._latest
-
-    def group_status(self) -> dict[str, str]:
-        """{group: worst partition status of the group's latest sample}."""
-        frame = self.frame()
-        if frame.empty:
-            return {g: "OK" for g in self.groups}
-        latest = frame[frame["t"] == frame.groupby("group")["t"].transform("max")]
-        return {g: group_status(latest.loc[latest["group"] == g, "status"]) for g in self.groups}
-
-    def errors(self) -> pd.DataFrame:
-        """Errors met while sampling, one row per sample, group and message: columns t, group
-        ("" when not about one group), error."""
-        with self._lock:
-            rows = list(self._errors)
-        return pd.DataFrame(rows, columns=["t", "group", "error"]).astype(
-            {"t": "float64", "group": "str", "error": "str"})
-
-    @property
-    def error_count(self) -> int:
-        """Number of rows of `errors()`."""
-        with self._lock:
-            return len(self._errors)
-
     # ------------------------------------------------------------------ thread
 
     def start(self) -> LagSampler:
@@ -790,6 +823,125 @@ class LagSampler:
                 self._sampling.release()
 
     def __enter__(self) -> LagSampler:
+        return self.start()
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+
+class _LagProbe:
+    """A `LagSampler` in a sidecar's child process: each sample is (t, rows, new errors)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.sampler = LagSampler(*args, **kwargs)
+        self._errors_sent = 0
+
+    def sample(self) -> tuple[float, list[tuple], list[tuple[float, str, str]]]:
+        t, rows = self.sampler.sample_rows()
+        with self.sampler._lock:
+            errors = self.sampler._errors[self._errors_sent:]
+        self._errors_sent += len(errors)
+        return t, rows, errors
+
+    def close(self) -> None:
+        self.sampler.close()
+
+
+class IsolatedLagSampler(LagHistory):
+    """A `LagSampler` whose requests run in a supervised child process (`kafkabench.sidecar`).
+
+    The same results (`frame`, `latest`, `group_status`, `errors`, `on_sample`), but a
+    client-library abort while a broker dies (docs/librdkafka-coordinator-abort.md) kills only
+    the child: it is restarted within a second or two, and the gap is a row per group with
+    status GAP and the reason in `error` (never filled in). The new child's Burrow windows and
+    lag-in-seconds tables start empty; lag in seconds then comes from the oldest unconsumed
+    record's timestamp.
+
+    Args: as `LagSampler`'s.
+
+    Attributes:
+        restarts: every restart of the child (`kafkabench.sidecar.Restart`).
+    """
+
+    def __init__(self, bootstrap: str, groups: Iterable[str], *, interval_s: float = 1.0,
+                 conf: Mapping[str, Any] | None = None, window: int = 10,
+                 request_timeout_s: float = 5.0, missing_committed: str = "nan",
+                 group_topics: Mapping[str, Iterable[str]] | None = None):
+        _check_sampler_options(window, request_timeout_s, missing_committed)
+        self._init_history()
+        self.bootstrap = bootstrap
+        self.groups = list(dict.fromkeys(groups))
+        self.interval_s = interval_s
+        self.request_timeout_s = request_timeout_s
+        self._t0 = time.monotonic()
+        self._kwargs = {"conf": dict(conf or {}), "window": window, "request_timeout_s": request_timeout_s,
+                        "missing_committed": missing_committed, "t0": self._t0,
+                        "group_topics": (None if group_topics is None
+                                         else {g: list(ts) for g, ts in group_topics.items()})}
+        self._sidecar: Sidecar | None = None
+
+    @property
+    def restarts(self) -> list[Restart]:
+        return list(self._sidecar.restarts) if self._sidecar is not None else []
+
+    def _start_sidecar(self, interval_s: float) -> Sidecar:
+        if self._sidecar is None:
+            # A sample may take a few request timeouts (one per kind of request) before a
+            # child that sends nothing counts as stuck.
+            self._sidecar = Sidecar("lag sampler", _LagProbe, (self.bootstrap, self.groups), self._kwargs,
+                                    on_sample=self._take, interval_s=interval_s,
+                                    stall_s=max(30.0, 6 * self.request_timeout_s + interval_s),
+                                    on_restart=self._gap).start()
+        return self._sidecar
+
+    def start(self) -> IsolatedLagSampler:
+        """Sample every `interval_s` in the child until `stop()`; returns self."""
+        self._start_sidecar(self.interval_s)
+        return self
+
+    def sample_once(self) -> pd.DataFrame:
+        """Take one sample now (the child's; starts one that samples only when asked if none runs).
+
+        Returns:
+            The sample's rows; when the child gave none in time (it could not start, or died
+            twice), one ERR row per group saying why.
+        """
+        sidecar = self._start_sidecar(0.0)
+        # The child imports and connects first (a few seconds on a busy machine).
+        got = sidecar.sample_now(timeout_s=6 * self.request_timeout_s + 30.0)
+        if got is not None:
+            return self.latest()
+        t = time.monotonic() - self._t0
+        why = self._error(t, "", f"no lag sample: {sidecar.failure or 'the sampler process gave none in time'}")
+        rows = [_group_row(t, g, pd.Timestamp.now(tz="UTC"), "ERR", why) for g in self.groups]
+        frame = self._keep(rows)
+        self._tell(frame, t)
+        return frame
+
+    def _take(self, sample: tuple[float, list[tuple], list[tuple[float, str, str]]]) -> None:
+        t, rows, errors = sample
+        with self._lock:
+            self._errors.extend(errors)
+        frame = self._keep(rows)
+        self._tell(frame, t)
+
+    def _gap(self, restart: Restart) -> None:
+        t = time.monotonic() - self._t0
+        why = self._error(t, "", restart.text)
+        wall = pd.Timestamp(restart.died_wall, unit="s", tz="UTC")
+        with self._lock:
+            self._rows.extend(_group_row(t, g, wall, "GAP", why) for g in self.groups)
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop the child (a sample in progress is cut short)."""
+        if self._sidecar is not None:
+            self._sidecar.stop(timeout_s if timeout_s is not None else 10.0)
+
+    def close(self) -> None:
+        """Same as `stop` (for symmetry with `LagSampler`)."""
+        self.stop()
+
+    def __enter__(self) -> IsolatedLagSampler:
         return self.start()
 
     def __exit__(self, *_exc) -> None:

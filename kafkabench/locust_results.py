@@ -2,7 +2,7 @@
 
 Importing locust monkey-patches the process with gevent, which breaks librdkafka's threads
 and multiprocessing; so notebooks and tests run `python -m locust --headless --csv=...` as a
-subprocess (`run_locust`), sample consumer lag meanwhile (`LagSampler`), and turn Locust's
+subprocess (`run_locust`), sample consumer lag meanwhile (`IsolatedLagSampler`), and turn Locust's
 `_stats.csv`, `_stats_history.csv` and `_failures.csv` into DataFrames and a
 `kafkabench.results.RunResult` shaped like the engine's, so the same plots and comparisons
 apply.
@@ -537,7 +537,7 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
     """
     from kafkabench.cluster import check_reachable, resolve_bootstrap
     from kafkabench.config import load_profile
-    from kafkabench.lag import LagSampler
+    from kafkabench.lag import IsolatedLagSampler
 
     path = locustfile_path(locustfile)
     _check_arguments(users=users, spawn_rate=spawn_rate, run_time_s=run_time_s,
@@ -564,8 +564,9 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
         stage_file = folder / f"{name}.processing.yaml"
         stage_file.write_text(yaml.safe_dump(spec["processing"], sort_keys=False), encoding="utf-8")
         kafka_args += ["--kafka-processing", str(stage_file)]
-    sampler = (LagSampler(bootstrap, [spec["group"]], interval_s=lag_interval_s,
-                          conf=dict(client_profile.common)) if lag else None)
+    # In a child process: a client-library abort costs lag samples, not the run's result.
+    sampler = (IsolatedLagSampler(bootstrap, [spec["group"]], interval_s=lag_interval_s,
+                                  conf=dict(client_profile.common)) if lag else None)
     endpoint = None
     if metrics_port is not None:
         from kafkabench.metrics import LagCollector, MetricsEndpoint, RelayCollector, free_port
@@ -595,6 +596,7 @@ def run_locust(locustfile: str | os.PathLike, *, users: int = 1, spawn_rate: flo
         "kafka_version": KAFKA_VERSION, "kafkabench_version": __version__,
         **client_profile.as_flat_dict(),
         **({"metrics_url": endpoint.url} if endpoint is not None else {}),
+        "sampler_restarts": len(sampler.restarts) if sampler is not None else 0,
     }
     config = {"locust": spec, "profile": client_profile.to_dict(redact_secrets=True)}
     result = to_run_result(frames, lag=_lag_frame(sampler, frames.history), group=spec["group"],

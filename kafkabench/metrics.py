@@ -41,7 +41,7 @@ from prometheus_client.core import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from kafkabench.errors import ClusterError, ConfigError
-from kafkabench.lag import STATUSES, LagSampler, group_status
+from kafkabench.lag import STATUSES, IsolatedLagSampler, LagHistory, group_status
 from kafkabench.session import RunObserver
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ class LagCollector:
         cluster_name: kafka-lag-exporter's `cluster_name` label.
     """
 
-    def __init__(self, sampler: LagSampler | Callable[[], LagSampler | None] | None,
+    def __init__(self, sampler: LagHistory | Callable[[], LagHistory | None] | None,
                  cluster_name: str = DEFAULT_CLUSTER_NAME):
         self._sampler = sampler if callable(sampler) else (lambda: sampler)
         self.cluster_name = cluster_name
@@ -246,6 +246,9 @@ class LagCollector:
         yield CounterMetricFamily("kafkabench_lag_sampler_errors",
                                   "errors the lag sampler met (failed requests, unread partitions)",
                                   value=sampler.error_count)
+        yield CounterMetricFamily("kafkabench_lag_sampler_restarts",
+                                  "times the lag sampler's child process died and was restarted "
+                                  "(a gap in the samples)", value=len(getattr(sampler, "restarts", ())))
 
 
 def lag_families(latest: pd.DataFrame, cluster_name: str = DEFAULT_CLUSTER_NAME) -> list[Metric]:
@@ -349,7 +352,7 @@ class LagExporter:
         self._conf = dict(conf or {})
         self._timeout_s = request_timeout_s
         self._groups = list(dict.fromkeys(groups or []))
-        self._sampler: LagSampler | None = None
+        self._sampler: IsolatedLagSampler | None = None
         self.endpoint = MetricsEndpoint(port, host=host, what="the lag exporter",
                                         collectors=[LagCollector(lambda: self._sampler, cluster_name)])
         self.port, self.url = self.endpoint.port, self.endpoint.url
@@ -371,8 +374,9 @@ class LagExporter:
         if self.all_groups:
             self._refresh_groups()
         if self._sampler is None and self._groups:
-            self._sampler = LagSampler(self.bootstrap, self._groups, interval_s=self.interval_s,
-                                       conf=self._conf, request_timeout_s=self._timeout_s)
+            # In a child process: a client-library abort costs a sample, not the exporter.
+            self._sampler = IsolatedLagSampler(self.bootstrap, self._groups, interval_s=self.interval_s,
+                                               conf=self._conf, request_timeout_s=self._timeout_s)
         if self._sampler is not None:
             self._sampler.sample_once()
 
@@ -478,7 +482,7 @@ class RunMetrics(RunObserver):
         ConfigError: the port is in use.
     """
 
-    def __init__(self, port: int, *, host: str = "0.0.0.0", lag: LagSampler | None = None,
+    def __init__(self, port: int, *, host: str = "0.0.0.0", lag: LagHistory | None = None,
                  cluster_name: str = DEFAULT_CLUSTER_NAME):
         self._lag = lag
         self._lock = threading.Lock()
@@ -493,7 +497,7 @@ class RunMetrics(RunObserver):
         self.port, self.url = self.endpoint.port, self.endpoint.url
 
     @property
-    def lag(self) -> LagSampler | None:
+    def lag(self) -> LagHistory | None:
         """The lag sampler the lag metrics come from."""
         return self._lag
 

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from kafkabench.lag import LagSampler, group_status
+from kafkabench.lag import IsolatedLagSampler, group_status
 from kafkabench.session import RunObserver
+from kafkabench.sidecar import note_restarts
 
 if TYPE_CHECKING:
     from kafkabench.results import RunResult
@@ -28,17 +29,21 @@ log = logging.getLogger(__name__)
 class LagObserver(RunObserver):
     """Samples the run's consumer groups' lag in the background, once more at the end.
 
+    The sampler runs in a supervised child process (`IsolatedLagSampler`): a client-library
+    abort while a broker dies costs a gap in the lag frame (GAP rows), not the run.
+
     Adds the `lag` frame (with `t` relative to the run's start) and the lag figures:
-    lag_max_msgs, lag_max_s, lag_final_msgs, lag_status, lag_errors, lag_error_messages.
+    lag_max_msgs, lag_max_s, lag_final_msgs, lag_status, lag_errors, lag_error_messages,
+    and its restarts to sampler_restarts.
     """
 
     def __init__(self, bootstrap: str, groups: Iterable[str], *, interval_s: float = 1.0,
                  conf: Mapping[str, Any] | None = None,
                  group_topics: Mapping[str, Iterable[str]] | None = None):
         # Consumers start from the earliest offset: count uncommitted partitions from there too.
-        # group_topics: a run with faults (see `LagSampler`: no coordinator Admin requests).
-        self.sampler = LagSampler(bootstrap, list(groups), interval_s=interval_s, conf=conf,
-                                  missing_committed="earliest", group_topics=group_topics)
+        # group_topics: no coordinator Admin requests (see `LagSampler`; runs always pass it).
+        self.sampler = IsolatedLagSampler(bootstrap, list(groups), interval_s=interval_s, conf=conf,
+                                          missing_committed="earliest", group_topics=group_topics)
         self._t0_wall = 0.0
 
     def on_start(self, session: RunSession) -> None:
@@ -71,6 +76,7 @@ class LagObserver(RunObserver):
                                 ).dt.total_seconds())
             result.summary.update(self._figures(lag))
         result.lag = lag
+        note_restarts(result.summary, self.sampler.restarts)
 
     def _figures(self, lag: pd.DataFrame) -> dict[str, Any]:
         """Peak and final lag, the groups' status and the sampler's own errors."""

@@ -28,6 +28,7 @@ from kafkabench.cluster import librdkafka_logger
 from kafkabench.errors import ConfigError, KafkabenchError
 from kafkabench.producer import ACKED, FAILED, VERIFY_HEADER, VERIFY_ID_BYTES
 from kafkabench.session import RunObserver
+from kafkabench.sidecar import ChildDied, call_in_child
 from kafkabench.workers import fewer_gc_pauses
 
 if TYPE_CHECKING:
@@ -418,6 +419,8 @@ def _text(exc: KafkaException) -> str:
 
 # The read-back's time budget after Ctrl-C.
 INTERRUPTED_TIMEOUT_S = 15.0
+# Beyond the read-back's own budget: the child's start and its report's way back.
+CHILD_SLACK_S = 60.0
 
 
 class VerifyObserver(RunObserver):
@@ -442,12 +445,25 @@ class VerifyObserver(RunObserver):
         # not the whole budget.
         timeout_s = (min(self.timeout_s, INTERRUPTED_TIMEOUT_S) if getattr(session, "interrupted", False)
                      else self.timeout_s)
-        try:
-            self.report = verify_delivery(self.bootstrap, self.topics, session.tally.verify_parts,
-                                          conf=self.conf, isolation_level=self.isolation_level,
-                                          timeout_s=timeout_s)
-        except (KafkabenchError, ValueError) as exc:
-            self.report = _failed(f"verification did not run: {exc}")
+        died = []
+        # In a child process: the read-back follows brokers dying, exactly when librdkafka may
+        # abort (docs/librdkafka-coordinator-abort.md); an abort costs an attempt, not the run.
+        for _attempt in range(2):
+            try:
+                self.report = call_in_child(
+                    verify_delivery, (self.bootstrap, self.topics, session.tally.verify_parts),
+                    {"conf": self.conf, "isolation_level": self.isolation_level, "timeout_s": timeout_s},
+                    timeout_s=timeout_s + CHILD_SLACK_S, name="verification reader")
+                break
+            except ChildDied as exc:
+                died.append(str(exc))
+            except (KafkabenchError, ValueError) as exc:
+                self.report = _failed(f"verification did not run: {exc}")
+                break
+        else:
+            self.report = _failed(f"verification did not finish: {'; then '.join(died)}")
+        if died and self.report is not None:
+            session.warnings.append(f"{died[0]}; the read-back was done again")
 
     def contribute(self, result: RunResult) -> None:
         report = self.report or _failed("verification did not run: the run ended before it")

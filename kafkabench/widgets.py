@@ -31,7 +31,7 @@ from kafkabench.cluster import resolve_bootstrap
 from kafkabench.config import ClientProfile, load_profile
 from kafkabench.contract import summary_names
 from kafkabench.errors import ConfigError, KafkabenchError
-from kafkabench.lag import LagSampler
+from kafkabench.lag import IsolatedLagSampler
 from kafkabench.results import RunResult, load_results
 from kafkabench.runner import run_workload
 from kafkabench.workload import Workload, load_workload
@@ -607,7 +607,7 @@ class LagMonitor(widgets.VBox):
     errors.
 
     Attributes:
-        sampler: the running (or last) LagSampler, None before the first start.
+        sampler: the running (or last) IsolatedLagSampler, None before the first start.
         figure: the last `plots.lag_over_time` drawn.
     """
 
@@ -620,7 +620,7 @@ class LagMonitor(widgets.VBox):
         self.max_duration_s = max_duration_s
         self.conf = conf
         self.missing_committed = missing_committed
-        self.sampler: LagSampler | None = None
+        self.sampler: IsolatedLagSampler | None = None
         self.figure: go.Figure | None = None
         self._timer: threading.Timer | None = None
         self._lock = threading.RLock()
@@ -644,8 +644,9 @@ class LagMonitor(widgets.VBox):
                 return
             try:
                 bootstrap = resolve_bootstrap(self.bootstrap)
-                self.sampler = LagSampler(bootstrap, self.groups, interval_s=self.interval_s, conf=self.conf,
-                                          missing_committed=self.missing_committed)
+                # In a child process: a client-library abort must not take the kernel down.
+                self.sampler = IsolatedLagSampler(bootstrap, self.groups, interval_s=self.interval_s,
+                                                  conf=self.conf, missing_committed=self.missing_committed)
             except KafkabenchError as exc:
                 self.status.value = _error_html(exc)
                 return

@@ -2,6 +2,8 @@
 unreachable cluster, on the 1-broker cluster, and through a leader kill on 3 brokers."""
 
 import math
+import os
+import signal
 import time
 import uuid
 from types import SimpleNamespace
@@ -15,6 +17,7 @@ from kafkabench.cluster import LocalCluster
 from kafkabench.clusterstate import (
     CLUSTER_STATE_DTYPES,
     ClusterStateObserver,
+    MetadataProbe,
     cluster_state_figures,
     cluster_state_frame,
     cluster_state_per_second,
@@ -102,16 +105,48 @@ def test_unreachable_cluster_gives_error_rows_not_exceptions():
             time.sleep(0.1)
     finally:
         observer.on_end(session)
-    assert not observer._thread.is_alive()
-    assert observer._admin is None  # made anew for the next sample: a stuck client stays stuck
+    assert observer._sidecar._proc.poll() is not None  # the sampler's process ended
     frame = observer.frame()
-    assert len(frame) >= 3  # two from the thread and the final one
+    assert len(frame) >= 3  # two from the sampler and the final one
     assert (frame["error"].str.contains("127.0.0.1:1")).all()
     assert (frame["topic"] == "").all() and (frame["partition"] == -1).all()
     result = SimpleNamespace(summary={})
     observer.contribute(result)
     assert result.cluster_state is not None and len(result.cluster_state) == len(frame)
-    assert result.summary == {"leader_changes": 0, "under_replicated_max": 0, "offline_max": 0}
+    assert result.summary == {"leader_changes": 0, "under_replicated_max": 0, "offline_max": 0,
+                              "sampler_restarts": 0, "warnings": []}
+
+
+def test_a_failed_probe_sample_makes_its_client_anew():
+    probe = MetadataProbe("127.0.0.1:1", ["t"], timeout_s=0.5)
+    rows = probe.sample()
+    assert [r[1:6] for r in rows] == [("", -1, -1, 0, 0)] and "127.0.0.1:1" in rows[0][6]
+    assert probe._admin is None  # made anew for the next sample: a stuck client stays stuck
+
+
+def test_a_sampler_process_that_dies_is_restarted_and_the_gap_is_a_row(bootstrap):
+    topic = _topic()
+    create_topic(bootstrap, topic, partitions=1, replication_factor=1, timeout_s=30)
+    observer = ClusterStateObserver(bootstrap, [topic], interval_s=0.2)
+    session = _session(time.time())
+    try:
+        observer.on_start(session)
+        assert _wait(observer, lambda f: (f["topic"] == topic).sum() >= 2, 30)["topic"].eq(topic).sum() >= 2
+        os.kill(observer._sidecar.pid, signal.SIGABRT)  # as librdkafka's abort() does
+        killed_at = time.time()
+        frame = _wait(observer, lambda f: (f[f["topic"] == topic]["time"]
+                                           > pd.Timestamp(killed_at + 0.5, unit="s", tz="UTC")).any(), 30)
+        observer.on_end(session)
+    finally:
+        delete_topics(bootstrap, [topic])
+    gap = frame[frame["error"].str.contains("SIGABRT")]
+    assert len(gap) == 1 and gap["partition"].iloc[0] == -1, _show(frame)
+    after = frame[(frame["topic"] == topic) & (frame["time"] > gap["time"].iloc[0])]
+    assert len(after) >= 1 and (after["error"] == "").all(), _show(frame)
+    result = SimpleNamespace(summary={"warnings": []})
+    observer.contribute(result)
+    assert result.summary["sampler_restarts"] == 1
+    assert any("cluster-state sampler's process was killed by SIGABRT" in w for w in result.summary["warnings"])
 
 
 def test_samples_the_topics_of_a_run(bootstrap):
@@ -121,13 +156,14 @@ def test_samples_the_topics_of_a_run(bootstrap):
     session = _session()
     try:
         observer.on_start(session)
+        _wait(observer, lambda f: len(f) > 0, 30)  # the sampler's process has started
         session.tally.t0_wall = time.time()  # the producers go after the observers start
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and observer.frame()["time"].nunique() < 3:
             time.sleep(0.1)
         observer.on_end(session)
     finally:
-        observer._stop.set()
+        observer._sidecar.stop()
         delete_topics(bootstrap, [topic])
     frame = observer.frame()
     ok = frame[frame["topic"] == topic]
@@ -216,7 +252,7 @@ def test_a_leader_kill_shows_as_a_leader_change_and_under_replication(cluster3):
             f"node {leader} did not rejoin the ISR of partition 0: {_show(frame)}"
         observer.on_end(session)
     finally:
-        observer._stop.set()
+        observer._sidecar.stop()
         if killed is not None and not cluster3.node(killed).alive:
             cluster3.start(killed)  # another test uses this cluster: leave every node running
         try:
