@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 RESULTS ?= results
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup browser-deps observe run test lab bench down clean
+.PHONY: setup browser-deps kcat observe run test lab bench down clean
 
 # Everything: the package, the notebooks' Jupyter stack and the test tools. A Locust worker
 # machine needs only `pip install .` (no extras).
@@ -39,6 +39,19 @@ browser-deps:
 		echo "note: no Chromium at $(CHROMIUM), and installing it needs root and apt-get: the browser test will skip (fail under .ci/run)"; \
 	fi
 
+# Debian's kcat (its own librdkafka): the independent reader the broker-kill tests and
+# benchmarks/survive_broker_kills.py check the verifier's counts against. Without it they read
+# with a plain confluent-kafka consumer instead. Never fails the build.
+kcat:
+	@if command -v kcat >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's kcat for the broker-kill tests"; \
+		{ apt-get install -y -qq kcat >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; }; } \
+			|| echo "warning: apt-get could not install kcat: the broker-kill tests read with a plain consumer"; \
+	else \
+		echo "note: no kcat, and installing it needs root and apt-get: the broker-kill tests read with a plain consumer"; \
+	fi
+
 # Debian's Prometheus server and promtool for `kafkabench observe` and tests/test_observe.py
 # (without them those tests skip). Never fails the build. The package's postinst enables and
 # starts a system Prometheus on :9090 where systemd (or an init script) runs services; ours is
@@ -65,7 +78,7 @@ run: setup
 	$(KB) quickstart --out $(RESULTS)
 	@echo "The embedded cluster is still running: \`make down\` stops it, \`make lab\` opens the notebooks."
 
-test: setup browser-deps
+test: setup browser-deps kcat
 	$(BIN)/ruff check .
 	KAFKABENCH_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:cacheprovider tests notebooks --nbval-lax $(PYTEST_ARGS)
 

@@ -375,6 +375,13 @@ SUMMARY: tuple[Column, ...] = (
     Column("lag_errors", "int", "", f"errors the lag sampler met {_LAG_SAMPLED}", ("run",), always=False),
     Column("lag_error_messages", "list", "", f"the first distinct ones (up to 5) {_LAG_SAMPLED}",
            ("run",), always=False),
+    Column("recovered", "bool", "",
+           "rebuilt from the run's journal after its main process died (killed or aborted): the "
+           "workers' reports up to then; observers' frames (lag, cluster state) are missing",
+           ("run",), always=False),
+    Column("sampler_restarts", "int", "",
+           "times a sampler's child process (lag, cluster state) died and was restarted; each left a "
+           "gap in its frame (GAP rows) and a warning", (*_ENGINE, "locust")),
     Column("rebalances", "int", "", "partition assignments the consumers saw"),
     Column("errors", "dict", "", "{Kafka error code name: count}"),
     Column("error_messages", "dict", "", "{Kafka error code name: [first messages]}", _ENGINE),
@@ -467,7 +474,9 @@ FRAMES: dict[str, tuple[Column, ...]] = {
         Column("log_end", "Int64", "", "the partition's log-end offset (<NA>: unknown)"),
         Column("lag_msgs", "Int64", "msgs", "log_end - committed (<NA>: unknown)"),
         Column("lag_s", "float64", "s", "lag in seconds, kafka-lag-exporter's interpolation (NaN: unknown)"),
-        Column("status", "str", "", "DELETED, OK, WARN, STALL, STOP, REWIND or ERR (Burrow-style)"),
+        Column("status", "str", "", "DELETED, OK, WARN, STALL, STOP, REWIND or ERR (Burrow-style); "
+               "GAP on a row about a whole group: no samples for a while (the sampler's process "
+               "died and was restarted, the reason in error)"),
         Column("time", "datetime64[us, UTC]", "", "wall-clock time of the sample, UTC"),
         Column("oldest_age_s", "float64", "s",
                "age of the record at the committed offset, read from the log (0: caught up; NaN: unknown)"),

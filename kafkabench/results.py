@@ -308,6 +308,7 @@ def load(path: str | os.PathLike) -> RunResult:
         KafkabenchError: no result there, a newer schema_version, or a damaged file
             (result.json, a parquet file or an encoded histogram), named in the message.
     """
+    _recover_if_needed(path)
     doc = _read_doc(path)
     folder = _result_json(path).parent
     frames = {attr: _read_frame(folder / filename) for attr, filename in _FRAME_FILES.items()}
@@ -329,15 +330,34 @@ def load(path: str | os.PathLike) -> RunResult:
     )
 
 
+def _recover_if_needed(path: str | os.PathLike) -> None:
+    """A run folder with a journal and no result (its process died): build the partial result
+    (`kafkabench.journal.recover`) so that it loads like any other."""
+    from kafkabench.journal import has_journal, recover
+
+    path = Path(path)
+    if path.is_dir() and not (path / RESULT_FILE).exists() and has_journal(path):
+        log.warning("run folder %s has no result but a journal: its process died; "
+                    "recovering the partial result", path)
+        recover(path)
+
+
 def _run_folders(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """Run folders: a run folder as is, a folder of runs expanded, in run_id order."""
     if isinstance(paths_or_dir, (str, os.PathLike)):
         paths_or_dir = [paths_or_dir]
     out = []
     for p in map(Path, paths_or_dir):
+        _recover_if_needed(p)
         if _result_json(p).is_file():
             out.append(_result_json(p).parent)
         elif p.is_dir():
+            for d in sorted(p.iterdir()):
+                if d.is_dir() and not d.name.startswith("."):
+                    try:
+                        _recover_if_needed(d)
+                    except KafkabenchError as exc:  # a run in progress, a damaged journal
+                        _skip(d, exc)
             out.extend(sorted(d for d in p.iterdir()
                               if not d.name.startswith(".") and (d / RESULT_FILE).is_file()))
         else:

@@ -25,9 +25,10 @@ from kafkabench.cluster import check_reachable, resolve_bootstrap
 from kafkabench.config import ClientProfile, load_profile
 from kafkabench.consumer import ConsumerSpec, check_commit_mode, run_consumer
 from kafkabench.errors import ClusterError, ConfigError, KafkabenchError
+from kafkabench.journal import Journal, journal_meta, unsaved_folder
 from kafkabench.observers import LagObserver, ProgressBar
 from kafkabench.plan import RunPlan, check_message_size, needs_topic_limits, plan_run
-from kafkabench.results import RunResult, make_run_id, save
+from kafkabench.results import RESULT_FILE, RunResult, make_run_id, save
 from kafkabench.session import RunObserver, RunSession
 from kafkabench.summary import session_result
 from kafkabench.workers import in_spawned_bootstrap
@@ -135,6 +136,8 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         plan = membership[0].plan  # its members trace what they consume
     trust += membership
     metrics = _metrics_observers(bootstrap, metrics_port, broker_metrics)
+    started_at = datetime.now(UTC)
+    journal = None
     try:
         _create_topics(plan, workload, profile, bootstrap, rf, keep_topics)
         watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress) + trust
@@ -143,13 +146,17 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
             from kafkabench.processing import ProcessingObserver
 
             watchers.append(ProcessingObserver(workload.processing, bootstrap, list(plan.topics), conf=common))
-        session = RunSession(plan, [*watchers, *(observers or [])])
+        journal = _journal(plan, workload, profile, out, bootstrap=bootstrap, started_at=started_at,
+                           commit=commit, replication_factor=rf,
+                           summary_extra={"commit_on_revoke": commit_on_revoke})
+        session = RunSession(plan, [*watchers, *(observers or [])], journal=journal)
     except BaseException:
         for m in metrics:  # close the endpoint of a run that will not happen
             if hasattr(m, "close"):
                 m.close()
+        if journal is not None:
+            journal.discard()
         raise
-    started_at = datetime.now(UTC)
     with session.running():
         if workload.backlog_messages:
             session.run_backlog(workload.backlog_messages)
@@ -167,11 +174,25 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         _add_recovery(result, session)
     if workload.verify:
         result.summary["drain_timeout_s"] = drain_timeout_s
-    saved = save(result, out) if out is not None else None
+    saved = save(result, out, overwrite=True) if out is not None else None  # replaces the journal
+    if saved is None:
+        journal.discard()
     if session.failure is not None:
         where = f"; the partial result is saved in {saved}" if saved else ""
         raise RunFailed(f"run {plan.run_id} failed: {session.failure}{where}", result)
     return result
+
+
+def _journal(plan: RunPlan, workload: Workload, profile: ClientProfile, out: str | Path | None,
+             **meta: Any) -> Journal:
+    """The run's journal, in its result folder (or, without `out`, a folder removed at the end):
+    if this process dies, `kafkabench.journal.recover` builds the partial result from it."""
+    folder = Path(out) / plan.run_id if out is not None else unsaved_folder(plan.run_id)
+    if out is not None and (folder / RESULT_FILE).exists():
+        raise ConfigError(f"result folder {str(folder)!r} exists already: give the run another run_id")
+    journal = Journal(folder)
+    journal.write_meta(**journal_meta(plan, profile, workload=workload, **meta))
+    return journal
 
 
 def _inputs(workload: Any, profile: Any, topics: list[str] | None,
@@ -231,9 +252,11 @@ def _standard_observers(plan: RunPlan, workload: Workload, bootstrap: str, conf:
     """Lag sampling when the run has consumer groups, a progress bar when asked for."""
     watchers: list[RunObserver] = []
     if plan.groups:
-        # Brokers that die mid-run must not meet the Admin API's coordinator requests (see
-        # `LagSampler`'s group_topics).
-        group_topics = ({g: [t] for g, t in plan.topic_of_group.items()} if workload.faults else None)
+        # Committed offsets through Consumer.committed, never the Admin API's coordinator
+        # requests: librdkafka aborts the process on those when a coordinator dies, whether
+        # kafkabench's fault schedule or anything else kills it
+        # (docs/librdkafka-coordinator-abort.md; `LagSampler`'s group_topics).
+        group_topics = {g: [t] for g, t in plan.topic_of_group.items()}
         watchers.append(LagObserver(bootstrap, plan.groups, interval_s=lag_interval_s, conf=conf,
                                     group_topics=group_topics))
     if progress:

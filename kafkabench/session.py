@@ -229,14 +229,16 @@ class RunSession:
         t_go, t_end: Monotonic times the producers were released and finished.
     """
 
-    def __init__(self, plan: RunPlan, observers: Iterable[RunObserver] = ()):
+    def __init__(self, plan: RunPlan, observers: Iterable[RunObserver] = (), *, journal: Any = None):
         self.plan = plan
+        #: The run's journal (`kafkabench.journal.Journal`): workers' reports on disk.
+        self.journal = journal
         self.tally = Tally(topic_of=dict(plan.topic_of), group_of=dict(plan.group_of),
                            staged=any(s.processing is not None for s in plan.consumers),
                            transactional=any(s.processing is not None and s.processing.exactly_once
                                              for s in plan.consumers))
         self.observers = list(observers)
-        self.pool = WorkerPool(plan.mode)
+        self.pool = WorkerPool(plan.mode, journal=journal)
         self.warnings: list[str] = []
         self.interrupted = False
         self.failure: str | None = None
@@ -320,12 +322,12 @@ class RunSession:
         """Produce `messages` (split over the producers) before the consumers start; the
         run's clock starts here, so the backlog phase is part of the time series."""
         specs = self.plan.backlog_producers(messages)
-        pool = WorkerPool(self.plan.mode)
+        pool = WorkerPool(self.plan.mode, journal=self.journal)
         self._pools.append(pool)
         self.tally.t0_wall = time.time()
         self._start(pool, run_producer, specs, "producer")
         self.wait_ready(pool=pool)
-        self.tally.t0_wall = time.time()
+        self._set_clock(time.time())
         pool.go()
         names = {s.worker for s in specs}
         self.drain(lambda: names <= pool.done, pool=pool)
@@ -367,7 +369,7 @@ class RunSession:
     def go(self, *, restart_clock: bool = True) -> None:
         """Release the producers: t = 0 of the measured run (unless a backlog started it)."""
         if restart_clock:
-            self.tally.t0_wall = time.time()
+            self._set_clock(time.time())
         self.t_go = time.monotonic()
         self.pool.go()
         self._notify("on_go")
@@ -425,6 +427,12 @@ class RunSession:
         return self.tally.elapsed.get("producer_elapsed_s") or (self.t_end - self.t_go)
 
     # --- internals ---------------------------------------------------------------------
+
+    def _set_clock(self, t0_wall: float) -> None:
+        """The run's t = 0, in the tally and the journal."""
+        self.tally.t0_wall = t0_wall
+        if self.journal is not None:
+            self.journal.write_clock(t0_wall)
 
     def _start(self, pool: WorkerPool, fn: Callable, specs: Iterable[Any], role: str) -> None:
         for s in specs:

@@ -219,6 +219,7 @@ def session_result(session: RunSession, workload: Workload, profile: ClientProfi
         warnings=session.warnings + tally.worker_errors,
         settings={**workload.as_flat_dict(), **profile.as_flat_dict()})
     summary.update(cpu_figures(tally, summary, elapsed, plan.mode))
+    summary["sampler_restarts"] = 0  # the observers whose samplers run in sidecars add theirs
     frames = [parse_statistics(samples, t0=session.t_go, client=w) for w, samples in tally.stats]
     result = RunResult(summary=summary, timeseries=ts, rebalances=rebalances, histograms=histograms,
                        config={"workload": workload.to_dict(),
@@ -272,7 +273,8 @@ def cpu_figures(tally: Tally, summary: Mapping[str, Any], elapsed: float, mode: 
     produced = summary["produced"]
     return {
         "loadgen_cpu_s": round(total, 3),
-        "loadgen_cores": total / elapsed if elapsed else math.nan,
+        # Not over a run that never got going (a recovered one killed before its producers went).
+        "loadgen_cores": total / elapsed if elapsed > 0.1 else math.nan,
         "cpu_us_per_msg": total * 1e6 / messages if messages else math.nan,
         # Producer processes' own CPU (librdkafka included); threads share the parent's.
         "producer_cpu_us_per_msg": cpu["producer"] * 1e6 / produced

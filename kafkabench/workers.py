@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafkabench.errors import ConfigError, KafkabenchError
+from kafkabench.journal import ReportFile
 
 # A worker that exited without its final report: how long to wait for reports it may still
 # have in the queue (its feeder thread flushes them as the process exits) before calling it dead.
@@ -165,8 +166,11 @@ class Control:
     """A worker's view of the pool: the start and stop flags and the report queue."""
 
     def __init__(self, start: Any, stop: Any, reports: Any, watch_parent: bool = False,
-                 leave: Any = None) -> None:
+                 leave: Any = None, journal: str | None = None) -> None:
         self._start, self._stop, self._reports = start, stop, reports
+        # Every report is also appended to this file (`kafkabench.journal`): if the parent
+        # dies, what this worker measured is still on disk.
+        self._journal = ReportFile(journal) if journal else None
         # This worker's own stop flag (`WorkerPool.stop_worker`): a member leaving its group.
         self._leave = leave
         # Pickled into a worker process: its parent's pid, to notice an orphaned worker.
@@ -211,8 +215,15 @@ class Control:
                 return
 
     def report(self, report: Report) -> None:
-        """Send a report to the parent."""
+        """Send a report to the parent (and append it to the run's journal)."""
         self._reports.put(report)
+        if self._journal is not None:
+            self._journal.append(report)
+
+    def close(self) -> None:
+        """Close the journal file (the worker is done)."""
+        if self._journal is not None:
+            self._journal.close()
 
 
 _gc_lock = threading.Lock()
@@ -265,6 +276,24 @@ def _worker_main(fn: Callable, spec: Any, ctl: Control, name: str, role: str,
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
         ctl.report(Report(kind="error", worker=name, role=role, wall=time.time(),
                           message=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+    finally:
+        ctl.close()
+
+
+# A worker whose parent died stops at once (`Control.stopped`), flushes what it has in flight
+# (up to message.timeout.ms, 30 s by kafkabench's default) and writes its final report; one
+# that is still there after this long is stuck, and exits anyway.
+ORPHAN_EXIT_S = 90.0
+
+
+def _exit_when_orphaned(ctl: Control, name: str) -> None:
+    """A worker process's watchdog: workers never outlive their run for long."""
+    while not ctl.orphaned():
+        time.sleep(0.5)
+    time.sleep(ORPHAN_EXIT_S)
+    os.write(2, f"kafkabench worker {name}: the run's process died and this worker did not "
+                f"finish within {ORPHAN_EXIT_S:g} s; exiting\n".encode())
+    os._exit(70)
 
 
 def _process_main(spec_file: str, ctl: Control, name: str, role: str) -> None:
@@ -274,6 +303,8 @@ def _process_main(spec_file: str, ctl: Control, name: str, role: str) -> None:
     with open(spec_file, "rb") as f:
         fn, spec = pickle.load(f)
     os.unlink(spec_file)
+    threading.Thread(target=_exit_when_orphaned, args=(ctl, name), name="kb-orphan-watch",
+                     daemon=True).start()
     try:
         _worker_main(fn, spec, ctl, name, role, True)
     finally:
@@ -294,12 +325,15 @@ class WorkerPool:
 
     Args:
         mode: "process" (spawned processes) or "thread".
+        journal: the run's journal (`kafkabench.journal.Journal`): every worker appends its
+            reports to a file of its own there. None: no journal.
     """
 
-    def __init__(self, mode: str = "process") -> None:
+    def __init__(self, mode: str = "process", journal: Any = None) -> None:
         if mode not in ("process", "thread"):
             raise ValueError(f"mode must be 'process' or 'thread', got {mode!r}")
         self.mode = mode
+        self.journal = journal
         if mode == "process":
             ctx = mp.get_context("spawn")
             self._ctx = ctx
@@ -331,7 +365,8 @@ class WorkerPool:
         else:
             leave = self._leave[name] = threading.Event()
         ctl = Control(self.start_event, self.stop_event, reports,
-                      watch_parent=self.mode == "process", leave=leave)
+                      watch_parent=self.mode == "process", leave=leave,
+                      journal=self.journal.worker_file(name) if self.journal is not None else None)
         if self.mode == "process":
             with tempfile.NamedTemporaryFile("wb", prefix="kafkabench-spec-", suffix=".pickle",
                                              delete=False) as f:

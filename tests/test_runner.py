@@ -420,7 +420,10 @@ def test_a_killed_worker_fails_the_run_within_seconds_and_keeps_the_partial_resu
         # Consumers start first: the first worker is the consumer, the second the producer.
         process = workers[0 if victim == "consumer" else 1] if len(workers) >= 2 else None
     assert process is not None, "no worker processes appeared"
-    time.sleep(4)  # let it produce and report for a few seconds
+    # The producers go once the group owns its partitions: then let them produce a few seconds.
+    while not list(tmp_path.glob("*/journal/clock.json")) and time.monotonic() < deadline + 60:
+        time.sleep(0.2)
+    time.sleep(4)
     process.kill()
     killed_at = time.monotonic()
     runner.join(90)
