@@ -18,7 +18,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from kafkabench.cluster import LocalCluster
+from kafkabench.cluster.local import LocalCluster
 
 _clusters: dict[int, LocalCluster] = {}
 # `with`-owned clusters: their brokers die with this process even if it crashes.
@@ -121,7 +121,7 @@ def cluster3() -> LocalCluster:
 
 
 def _every_node_running(cluster: LocalCluster) -> None:
-    from kafkabench.faults import start_node
+    from kafkabench.cluster.nodes import start_node
 
     cluster.refresh()
     for n in cluster.nodes:

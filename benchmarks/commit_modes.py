@@ -36,10 +36,10 @@ from contextlib import ExitStack
 
 import psutil
 
-from kafkabench.admin import create_topic, delete_topics
-from kafkabench.cluster import LocalCluster, resolve_bootstrap
-from kafkabench.errors import KafkabenchError, NoClusterError
-from kafkabench.install import install_kafka
+from kafkabench.cluster.admin import create_topic, delete_topics
+from kafkabench.cluster.install import install_kafka
+from kafkabench.cluster.local import LocalCluster, resolve_bootstrap
+from kafkabench.core.errors import KafkabenchError, NoClusterError
 from kafkabench.runner import consume_topic, run_workload
 
 MODES = ("auto", "async", "sync", "sync-message")

@@ -47,13 +47,13 @@ from pathlib import Path
 
 import psutil
 
-from kafkabench.admin import create_topic, delete_topics
-from kafkabench.cluster import LocalCluster
-from kafkabench.config import ClientProfile, load_profile
-from kafkabench.errors import KafkabenchError
-from kafkabench.install import install_kafka
+from kafkabench.cluster.admin import create_topic, delete_topics
+from kafkabench.cluster.install import install_kafka
+from kafkabench.cluster.local import LocalCluster
+from kafkabench.core.errors import KafkabenchError
 from kafkabench.runner import run_workload
-from kafkabench.workload import Workload, load_workload
+from kafkabench.spec.profile import ClientProfile, load_profile
+from kafkabench.spec.workload import Workload, load_workload
 
 OMB = Path(__file__).resolve().parent.parent / "workloads" / "omb"
 WORKLOAD_FILE = OMB / "1-topic-6-partition-100b.yaml"

@@ -35,11 +35,11 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
-from kafkabench.admin import create_topic, delete_topics
-from kafkabench.cluster import LocalCluster
-from kafkabench.locust_results import run_locust
+from kafkabench.cluster.admin import create_topic, delete_topics
+from kafkabench.cluster.local import LocalCluster
+from kafkabench.loadtest.locust_results import run_locust
 from kafkabench.runner import run_workload
-from kafkabench.workload import Workload
+from kafkabench.spec.workload import Workload
 
 PARTITIONS = 6
 
@@ -48,7 +48,7 @@ PLUGIN_LOCUSTFILE = '''
 import itertools, random
 from locust import task
 from locust_plugins.users.kafka import KafkaUser
-from kafkabench.locust_user import order_messages  # also registers --kafka-* options
+from kafkabench.loadtest.locust_user import order_messages  # also registers --kafka-* options
 
 class PluginOrderProducer(KafkaUser):
     bootstrap_servers = {bootstrap!r}

@@ -34,12 +34,12 @@ from contextlib import ExitStack
 
 import psutil
 
-from kafkabench.brokermetrics import broker_metrics_urls
-from kafkabench.cluster import LocalCluster, resolve_bootstrap
-from kafkabench.errors import ConfigError, KafkabenchError, NoClusterError
-from kafkabench.metrics import RunMetrics
+from kafkabench.cluster.local import LocalCluster, resolve_bootstrap
+from kafkabench.core.errors import ConfigError, KafkabenchError, NoClusterError
+from kafkabench.observe.brokermetrics import broker_metrics_urls
+from kafkabench.observe.metrics import RunMetrics
+from kafkabench.run.session import RunObserver
 from kafkabench.runner import run_workload
-from kafkabench.session import RunObserver
 
 
 class _Scraper(RunObserver):

@@ -49,10 +49,10 @@ from contextlib import ExitStack
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 
-from kafkabench.admin import create_topic, delete_topics
-from kafkabench.cluster import LocalCluster, resolve_bootstrap
-from kafkabench.errors import KafkabenchError, NoClusterError
-from kafkabench.install import install_kafka
+from kafkabench.cluster.admin import create_topic, delete_topics
+from kafkabench.cluster.install import install_kafka
+from kafkabench.cluster.local import LocalCluster, resolve_bootstrap
+from kafkabench.core.errors import KafkabenchError, NoClusterError
 from kafkabench.runner import run_workload
 
 SIZES = (1, 10, 100, 1000)

@@ -25,9 +25,9 @@ from contextlib import ExitStack
 import pandas as pd
 import psutil
 
-from kafkabench.cluster import LocalCluster
-from kafkabench.errors import KafkabenchError
-from kafkabench.experiments import REBALANCE_VARIANTS, rebalance_comparison
+from kafkabench.cluster.local import LocalCluster
+from kafkabench.core.errors import KafkabenchError
+from kafkabench.experiments.studies import REBALANCE_VARIANTS, rebalance_comparison
 
 FIGURES = ["detect_s", "stable_s", "partition_pause_s", "group_pause_s", "partitions_moved",
            "duplicates", "lag_peak_msgs"]

@@ -40,13 +40,13 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from kafkabench.admin import admin_client
-from kafkabench.cluster import LocalCluster
-from kafkabench.errors import ClusterError, KafkabenchError
-from kafkabench.faults import find_local_cluster
+from kafkabench.cluster.admin import admin_client
+from kafkabench.cluster.local import LocalCluster
+from kafkabench.cluster.nodes import find_local_cluster
+from kafkabench.core.errors import ClusterError, KafkabenchError
+from kafkabench.run.session import RunObserver, RunSession
 from kafkabench.runner import run_workload
-from kafkabench.session import RunObserver, RunSession
-from kafkabench.workload import Workload
+from kafkabench.spec.workload import Workload
 
 RESTART_EVERY_S = 300.0
 SAMPLE_EVERY_S = 10.0

@@ -41,13 +41,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from kafkabench.admin import admin_client, delete_topics
-from kafkabench.cluster import LocalCluster
-from kafkabench.errors import KafkabenchError
-from kafkabench.faults import active_controller, start_node
-from kafkabench.journal import CLOCK_FILE, JOURNAL_DIR
-from kafkabench.results import load
-from kafkabench.verify import VERIFY_HEADER
+from kafkabench.cluster.admin import admin_client, delete_topics
+from kafkabench.cluster.local import LocalCluster
+from kafkabench.cluster.nodes import active_controller, start_node
+from kafkabench.core.errors import KafkabenchError
+from kafkabench.results.store import load
+from kafkabench.run.journal import CLOCK_FILE, JOURNAL_DIR
+from kafkabench.verify.readback import VERIFY_HEADER
 
 TARGETS = ("leader", "controller", "coordinator", "two")
 
@@ -109,8 +109,10 @@ def read_seqs(bootstrap: str, topic: str) -> tuple[Counter, str]:
                                "-X", "isolation.level=read_committed"],
                               capture_output=True, timeout=300, check=True)
         seqs: Counter = Counter()
-        for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
-            headers = json.loads(line).get("headers") or []
+        # One JSON object a line; split on b"\n" only (kcat escapes it in strings): the header
+        # values are binary, and str.splitlines() would also split at U+2028, U+0085, ...
+        for line in filter(None, proc.stdout.split(b"\n")):
+            headers = json.loads(line.decode("utf-8", "surrogateescape")).get("headers") or []
             pairs = dict(zip(headers[::2], headers[1::2], strict=False))
             if VERIFY_HEADER in pairs:
                 seqs[pairs[VERIFY_HEADER].encode("utf-8", "surrogateescape")] += 1

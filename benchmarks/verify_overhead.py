@@ -18,7 +18,7 @@ import argparse
 import json
 import statistics
 
-from kafkabench.cluster import resolve_bootstrap
+from kafkabench.cluster.local import resolve_bootstrap
 from kafkabench.runner import run_workload
 
 

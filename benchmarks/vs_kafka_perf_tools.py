@@ -28,11 +28,11 @@ from contextlib import ExitStack
 
 import psutil
 
-from kafkabench.admin import create_topic, delete_topics
-from kafkabench.cluster import LocalCluster
-from kafkabench.install import install_kafka
+from kafkabench.cluster.admin import create_topic, delete_topics
+from kafkabench.cluster.install import install_kafka
+from kafkabench.cluster.local import LocalCluster
 from kafkabench.runner import consume_topic, run_workload
-from kafkabench.workload import Workload
+from kafkabench.spec.workload import Workload
 
 
 def java_produce(dist, bootstrap: str, topic: str, records: int, size: int, acks: str) -> float:

@@ -20,19 +20,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafkabench.admin import admin_client, create_topic, delete_topics
-from kafkabench.cluster import check_reachable, resolve_bootstrap
-from kafkabench.config import ClientProfile, load_profile
-from kafkabench.consumer import ConsumerSpec, check_commit_mode, run_consumer
-from kafkabench.errors import ClusterError, ConfigError, KafkabenchError
-from kafkabench.journal import Journal, journal_meta, unsaved_folder
-from kafkabench.observers import LagObserver, ProgressBar
-from kafkabench.plan import RunPlan, check_message_size, needs_topic_limits, plan_run
-from kafkabench.results import RESULT_FILE, RunResult, make_run_id, save
-from kafkabench.session import RunObserver, RunSession
-from kafkabench.summary import session_result
-from kafkabench.workers import in_spawned_bootstrap
-from kafkabench.workload import Workload, effective_replication_factor, load_workload
+from kafkabench.cluster.admin import admin_client, create_topic, delete_topics
+from kafkabench.cluster.local import check_reachable, resolve_bootstrap
+from kafkabench.core.errors import ClusterError, ConfigError, KafkabenchError
+from kafkabench.engine.consumer import ConsumerSpec, check_commit_mode, run_consumer
+from kafkabench.engine.workers import in_spawned_bootstrap
+from kafkabench.results.store import RESULT_FILE, save
+from kafkabench.run.journal import Journal, journal_meta, unsaved_folder
+from kafkabench.run.observers import LagObserver, ProgressBar
+from kafkabench.run.plan import RunPlan, check_message_size, needs_topic_limits, plan_run
+from kafkabench.run.result import RunResult, make_run_id
+from kafkabench.run.session import RunObserver, RunSession
+from kafkabench.run.summary import session_result
+from kafkabench.spec.profile import ClientProfile, load_profile
+from kafkabench.spec.workload import Workload, effective_replication_factor, load_workload
 
 STATS_INTERVAL_MS = 1000
 
@@ -143,7 +144,7 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress) + trust
         watchers += metrics
         if workload.processing is not None and plan.consumers:
-            from kafkabench.processing import ProcessingObserver
+            from kafkabench.patterns.observer import ProcessingObserver
 
             watchers.append(ProcessingObserver(workload.processing, bootstrap, list(plan.topics), conf=common))
         journal = _journal(plan, workload, profile, out, bootstrap=bootstrap, started_at=started_at,
@@ -229,7 +230,7 @@ def _metrics_observers(bootstrap: str, metrics_port: int | None, broker_metrics:
     and the brokers' exporters scraped each second."""
     watchers: list[RunObserver] = []
     if broker_metrics is not False:
-        from kafkabench.brokermetrics import BrokerMetrics, broker_metrics_urls
+        from kafkabench.observe.brokermetrics import BrokerMetrics, broker_metrics_urls
 
         urls = broker_metrics_urls(bootstrap) if broker_metrics is None else broker_metrics
         if urls == {}:
@@ -241,7 +242,7 @@ def _metrics_observers(bootstrap: str, metrics_port: int | None, broker_metrics:
                 urls = {url: url for url in urls}
             watchers.append(BrokerMetrics(urls))
     if metrics_port is not None:
-        from kafkabench.metrics import RunMetrics
+        from kafkabench.observe.metrics import RunMetrics
 
         watchers.append(RunMetrics(metrics_port))
     return watchers
@@ -275,9 +276,11 @@ def trust_observers(plan: RunPlan, workload: Workload, profile: ClientProfile, b
         ConfigError: a fault schedule this cluster cannot carry out (a node it does not
             have, an external cluster without the actions' commands).
     """
-    from kafkabench.clusterstate import ClusterStateObserver
-    from kafkabench.faults import FaultObserver, find_local_cluster, parse_faults
-    from kafkabench.verify import VerifyObserver
+    from kafkabench.cluster.nodes import find_local_cluster
+    from kafkabench.faults.clusterstate import ClusterStateObserver
+    from kafkabench.faults.observer import FaultObserver
+    from kafkabench.spec.faults import parse_faults
+    from kafkabench.verify.observer import VerifyObserver
 
     common = dict(profile.common)
     watchers: list[RunObserver] = []
@@ -305,7 +308,7 @@ def _membership(plan: RunPlan, workload: Workload) -> list[RunObserver]:
     """
     if not workload.membership:
         return []
-    from kafkabench.membership import MembershipObserver
+    from kafkabench.groups.observer import MembershipObserver
 
     if plan.mode != "process" and any(e.action == "crash" for e in workload.membership):
         raise ConfigError("workload membership crashes a member, which needs its own process: "
@@ -315,7 +318,7 @@ def _membership(plan: RunPlan, workload: Workload) -> list[RunObserver]:
 
 def _add_recovery(result: RunResult, session: RunSession) -> None:
     """Recovery figures per fault, from the 10 ms acknowledgement timeline."""
-    from kafkabench.recovery import recovery_figures, recovery_summary
+    from kafkabench.analysis.recovery import recovery_figures, recovery_summary
 
     tally = session.tally
     result.recovery = recovery_figures(result.faults, tally.acks, result.timeseries,

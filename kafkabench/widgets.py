@@ -26,15 +26,18 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from kafkabench import capacity, partitioning, plots
-from kafkabench.cluster import resolve_bootstrap
-from kafkabench.config import ClientProfile, load_profile
-from kafkabench.contract import summary_names
-from kafkabench.errors import ConfigError, KafkabenchError
-from kafkabench.lag import IsolatedLagSampler
-from kafkabench.results import RunResult, load_results
+from kafkabench.analysis import capacity
+from kafkabench.cluster.lag import IsolatedLagSampler
+from kafkabench.cluster.local import resolve_bootstrap
+from kafkabench.core.contract import summary_names
+from kafkabench.core.errors import ConfigError, KafkabenchError
+from kafkabench.present import plots
+from kafkabench.results.store import load_results
+from kafkabench.run.result import RunResult
 from kafkabench.runner import run_workload
-from kafkabench.workload import Workload, load_workload
+from kafkabench.spec import partitioning
+from kafkabench.spec.profile import ClientProfile, load_profile
+from kafkabench.spec.workload import Workload, load_workload
 
 __all__ = [
     "producer_tuning_panel",

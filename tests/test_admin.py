@@ -10,15 +10,15 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from kafkabench import admin
-from kafkabench.admin import (
+from kafkabench.cluster import admin
+from kafkabench.cluster.admin import (
     create_topic,
     delete_topics,
     describe_topic,
     list_consumer_groups,
     list_topics,
 )
-from kafkabench.errors import ClusterError
+from kafkabench.core.errors import ClusterError
 
 
 def _closed_port() -> int:

@@ -13,8 +13,11 @@ import uuid
 import pandas as pd
 import pytest
 
-from kafkabench.admin import create_topic
-from kafkabench.brokermetrics import (
+from kafkabench.analysis.broker_metrics import to_wide
+from kafkabench.cluster.admin import create_topic
+from kafkabench.cluster.local import LocalCluster
+from kafkabench.core.errors import ClusterError
+from kafkabench.observe.brokermetrics import (
     DEFAULT_METRICS,
     BrokerMetrics,
     broker_metrics_urls,
@@ -22,10 +25,7 @@ from kafkabench.brokermetrics import (
     format_labels,
     parse_labels,
     parse_scrape,
-    to_wide,
 )
-from kafkabench.cluster import LocalCluster
-from kafkabench.errors import ClusterError
 from kafkabench.runner import run_workload
 
 # ---------------------------------------------------------------------------- pure logic
@@ -284,7 +284,7 @@ def _wait(condition, timeout_s: float) -> bool:
 
 @pytest.mark.cluster3
 def test_under_replicated_gauge_follows_a_killed_and_restarted_node(cluster3):
-    from kafkabench.faults import start_node
+    from kafkabench.cluster.nodes import start_node
 
     urls = cluster3.metrics_urls()
     assert sorted(urls) == [1, 2, 3], "the 3-broker test cluster runs without the JMX exporter agent"

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from kafkabench.capacity import (
+from kafkabench.analysis.capacity import (
     CapacityInputs,
     CapacityPlan,
     NetworkNeed,
@@ -20,7 +20,7 @@ from kafkabench.capacity import (
     sensitivity,
     storage_needed,
 )
-from kafkabench.errors import ConfigError
+from kafkabench.core.errors import ConfigError
 
 
 def test_partitions_needed_hand_computed():

@@ -87,7 +87,7 @@ CONSUMER_PERFORMANCE_ROW = (rf"{_TIME}, {_TIME}, \d+\.\d{{4}}, \d+\.\d{{4}}, \d+
 
 
 def test_perf_tool_lines_count_mb_as_mebibytes():
-    from kafkabench.cli import consumer_performance_lines, producer_performance_line
+    from kafkabench.cli.commands import consumer_performance_lines, producer_performance_line
 
     summary = {"delivered": 1000, "delivery_rate": 2**20 / 100 * 3, "publish_latency_ms_avg": 1.234,
                "publish_latency_ms_max": 9.0, "publish_latency_ms_p50": 1.9, "publish_latency_ms_p95": 4.2,
@@ -108,7 +108,7 @@ def test_perf_tool_lines_count_mb_as_mebibytes():
 
 def _java_tool(tool: str, *args: str) -> subprocess.CompletedProcess:
     """One of Kafka's own tools (`org.apache.kafka.tools.<tool>`), from the installed jars."""
-    from kafkabench.install import install_kafka
+    from kafkabench.cluster.install import install_kafka
 
     libs = install_kafka(quiet=True).libs
     return subprocess.run(["java", "-Xmx256m", "-cp", f"{libs}/*", f"org.apache.kafka.tools.{tool}", *args],
@@ -262,7 +262,7 @@ def test_locust_command_saves_a_result_like_any_run(bootstrap, tmp_path):
     assert "schedule" not in ran.stdout, _says(ran)  # Locust keeps no schedule to report
     runs = [d for d in out.iterdir() if d.is_dir() and d.name != "locust"]
     assert len(runs) == 1
-    from kafkabench.results import load
+    from kafkabench.results.store import load
 
     summary = load(runs[0]).summary
     # Two users at 200 msgs/s each for about 6 s: every one delivered, none failed.
@@ -275,7 +275,8 @@ def test_locust_command_saves_a_result_like_any_run(bootstrap, tmp_path):
 
 def _saved_runs(out: Path) -> list[str]:
     """Two good runs, then one damaged run folder of each kind; returns the good run ids."""
-    from kafkabench.results import RunResult, save
+    from kafkabench.results.store import save
+    from kafkabench.run.result import RunResult
 
     good = ["20260101-000001-good-a000", "20260101-000002-good-b000"]
     for rate, rid in zip((1000.0, 1500.0), good):
@@ -350,7 +351,7 @@ def test_a_folder_given_as_workload_or_profile_is_one_clear_line(tmp_path):
 def test_consume_short_of_messages_warns_and_exits_1(bootstrap):
     from confluent_kafka import Producer
 
-    from kafkabench.admin import create_topic, delete_topics
+    from kafkabench.cluster.admin import create_topic, delete_topics
 
     topic = f"cli-short-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, 1, 1)
@@ -448,7 +449,7 @@ def _parsers(parser=None, path=("kafkabench",)):
     """(command path, parser) of the root parser and every subcommand, depth first."""
     import argparse
 
-    from kafkabench.cli import build_parser
+    from kafkabench.cli.commands import build_parser
 
     parser = parser or build_parser()
     yield path, parser
@@ -507,7 +508,7 @@ def test_every_cluster_command_takes_bootstrap_server_profile_and_client_setting
 
 
 def test_options_parse_as_kafka_users_write_them():
-    from kafkabench.cli import build_parser
+    from kafkabench.cli.commands import build_parser
 
     parse = build_parser().parse_args
     assert parse(["topic", "list", "--bootstrap-server", "b:9092"]).bootstrap == "b:9092"
@@ -540,7 +541,7 @@ def test_bad_durations_are_usage_errors_naming_the_value():
 
 
 def test_client_settings_reach_the_right_clients(tmp_path):
-    from kafkabench.cli import _client_profile, build_parser, read_properties
+    from kafkabench.cli.commands import _client_profile, build_parser, read_properties
 
     config = tmp_path / "client.properties"
     config.write_text("# TLS to the cluster, tuning for the producer\nsecurity.protocol=SSL\n"
@@ -578,7 +579,7 @@ def test_completion_scripts_and_the_hint_without_shtab():
         assert "kafkabench" in result.stdout and "completion" in result.stdout, _says(result)
         assert shell == "tcsh" or "--bootstrap-server" in result.stdout, _says(result)
     # Without shtab: one line saying how to install it.
-    code = ("import sys; sys.modules['shtab'] = None; from kafkabench.cli import main; "
+    code = ("import sys; sys.modules['shtab'] = None; from kafkabench.cli.commands import main; "
             "sys.exit(main(['completion', 'bash']))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -596,7 +597,7 @@ def test_quickstart_takes_the_client_options_of_every_command(tmp_path):
 
 
 def test_summary_has_a_schedule_line_only_for_a_target_rate():
-    from kafkabench.cli import _summary_lines
+    from kafkabench.cli.commands import _summary_lines
 
     base = {"run_id": "r", "duration_s": 1.0, "produced": 1, "delivered": 1, "failed": 0, "consumed": 0}
     paced = _summary_lines({**base, "target_rate": 1000.0, "rate_held": True})
@@ -606,8 +607,8 @@ def test_summary_has_a_schedule_line_only_for_a_target_rate():
 
 
 def test_summary_key_lists_go_through_the_contract(monkeypatch):
-    import kafkabench.contract as contract
-    from kafkabench import cli
+    import kafkabench.core.contract as contract
+    from kafkabench.cli import commands as cli
 
     assert list(cli._results_list_columns())[0] == "run_id" and "rate_held" in cli._quickstart_columns()
     known = contract.summary_column

@@ -18,8 +18,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from conftest import explain, run_child
-from kafkabench.admin import create_topic, delete_topics, describe_topic, list_topics
-from kafkabench.cluster import (
+from kafkabench.cluster.admin import create_topic, delete_topics, describe_topic, list_topics
+from kafkabench.cluster.local import (
     STARTUP_TIMEOUT_S,
     LocalCluster,
     Node,
@@ -29,8 +29,8 @@ from kafkabench.cluster import (
     clusters_home,
     resolve_bootstrap,
 )
-from kafkabench.errors import ClusterError, ConfigError, NoClusterError
-from kafkabench.faults import start_node
+from kafkabench.cluster.nodes import start_node
+from kafkabench.core.errors import ClusterError, ConfigError, NoClusterError
 
 
 def _topic() -> str:
@@ -180,7 +180,7 @@ def test_cli_up_status_down_across_processes():
             explain(other)
         # A second process finds the cluster through the state file alone.
         probe = run_child(
-            [sys.executable, "-c", "from kafkabench.cluster import resolve_bootstrap;"
+            [sys.executable, "-c", "from kafkabench.cluster.local import resolve_bootstrap;"
              f"print(resolve_bootstrap(name={name!r}))"],
             timeout=60, env={k: v for k, v in os.environ.items() if k != "KAFKABENCH_BOOTSTRAP"})
         assert probe.stdout.strip() == bootstrap, explain(probe)
@@ -258,7 +258,7 @@ def test_bad_node_and_broker_counts():
 
 def test_owned_cluster_dies_with_a_crashed_owner(tmp_path):
     script = ("import os, signal, sys\n"
-              "from kafkabench.cluster import LocalCluster\n"
+              "from kafkabench.cluster.local import LocalCluster\n"
               f"c = LocalCluster(brokers=1, base_dir={str(tmp_path)!r}, heap='512m').__enter__()\n"
               "print(c.nodes[0].pid, flush=True)\n"
               "os.kill(os.getpid(), signal.SIGKILL)  # no cleanup of any kind\n")
@@ -399,10 +399,10 @@ def test_nodes_serve_metrics_and_a_restarted_node_keeps_its_port(tmp_path):
 def test_a_cluster_without_the_metrics_agent_starts_and_says_so(tmp_path, caplog):
     from dataclasses import replace
 
-    from kafkabench.install import install_kafka
+    from kafkabench.cluster.install import install_kafka
 
     dist = replace(install_kafka(quiet=True), jmx_agent=None)
-    with caplog.at_level(logging.WARNING, logger="kafkabench.cluster"):
+    with caplog.at_level(logging.WARNING, logger="kafkabench.cluster.local"):
         with LocalCluster(brokers=1, base_dir=tmp_path / "c", heap="512m", kafka=dist) as cluster:
             assert cluster.metrics_urls() == {} and cluster.status()[0].metrics_url is None
     assert "without broker metrics" in caplog.text

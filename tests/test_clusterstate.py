@@ -11,18 +11,18 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from kafkabench import contract
-from kafkabench.admin import create_topic, delete_topics, describe_topic
-from kafkabench.cluster import LocalCluster
-from kafkabench.clusterstate import (
+from kafkabench.analysis.cluster_state import (
     CLUSTER_STATE_DTYPES,
-    ClusterStateObserver,
-    MetadataProbe,
     cluster_state_figures,
     cluster_state_frame,
     cluster_state_per_second,
 )
-from kafkabench.errors import ClusterError
+from kafkabench.cluster.admin import create_topic, delete_topics, describe_topic
+from kafkabench.cluster.local import LocalCluster
+from kafkabench.cluster.metadata import MetadataProbe
+from kafkabench.core import contract
+from kafkabench.core.errors import ClusterError
+from kafkabench.faults.clusterstate import ClusterStateObserver
 
 
 def _topic() -> str:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from kafkabench.cluster import librdkafka_logger
-from kafkabench.config import PRESETS, ClientProfile, load_profile
-from kafkabench.errors import ConfigError
+from kafkabench.core.errors import ConfigError
+from kafkabench.core.log import librdkafka_logger
+from kafkabench.spec.profile import PRESETS, ClientProfile, load_profile
 
 OMB_DRIVERS = Path(__file__).parent.parent / "workloads" / "omb" / "driver-kafka"
 
@@ -138,7 +138,7 @@ def test_preset_values():
 
 
 def test_omb_driver_file_loads_as_is(caplog):
-    with caplog.at_level(logging.INFO, logger="kafkabench.config"):
+    with caplog.at_level(logging.INFO, logger="kafkabench.spec.profile"):
         profile = load_profile(OMB_DRIVERS / "kafka-throughput.yaml")
     assert profile.name == "kafka-throughput"
     assert profile.replication_factor == 3
@@ -252,7 +252,7 @@ def test_a_bad_secret_value_is_named_not_shown():
 
 
 def test_route_settings_is_one_rule_for_commands_and_locust():
-    from kafkabench.config import route_settings
+    from kafkabench.spec.profile import route_settings
 
     pairs = {"producer.acks": "all", "consumer.fetch.max.bytes": 1000, "security.protocol": "SASL_SSL",
              "sasl.mechanism": "SCRAM-SHA-512", "ssl.ca.location": "/ca.pem", "linger.ms": 5,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from kafkabench.consumer import COMMIT_MODES, ConsumerSpec, check_commit_mode
-from kafkabench.errors import ConfigError
+from kafkabench.core.errors import ConfigError
+from kafkabench.engine.consumer import COMMIT_MODES, ConsumerSpec, check_commit_mode
 
 
 @pytest.mark.parametrize("mode", COMMIT_MODES)

@@ -11,9 +11,9 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from kafkabench import contract
-from kafkabench.admin import create_topic, delete_topics
-from kafkabench.contract import (
+from kafkabench.cluster.admin import create_topic, delete_topics
+from kafkabench.core import contract
+from kafkabench.core.contract import (
     FRAMES,
     HISTOGRAMS,
     check_frame,
@@ -25,11 +25,11 @@ from kafkabench.contract import (
     producer_name,
     summary_names,
 )
-from kafkabench.lag import lag_frame
-from kafkabench.results import load, save
+from kafkabench.measure.lagmath import lag_frame
+from kafkabench.measure.stats import SUMMARY_KEYS, LatencyRecorder, parse_statistics
+from kafkabench.results.store import load, save
 from kafkabench.runner import consume_topic, run_workload
-from kafkabench.stats import SUMMARY_KEYS, LatencyRecorder, parse_statistics
-from kafkabench.workload import Workload
+from kafkabench.spec.workload import Workload
 
 DESIGN = Path(__file__).resolve().parents[1] / "DESIGN.md"
 BEGIN, END = "<!-- contract:begin -->", "<!-- contract:end -->"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kafkabench import capacity, experiments
-from kafkabench.errors import ConfigError
-from kafkabench.experiments import (
+from kafkabench.analysis import capacity
+from kafkabench.core.errors import ConfigError
+from kafkabench.experiments import studies as experiments
+from kafkabench.experiments.studies import (
     _owners,
     check_capacity_plan,
     compare_strategies_live,
@@ -21,7 +22,7 @@ from kafkabench.experiments import (
     scaling_consumers,
     size,
 )
-from kafkabench.results import load
+from kafkabench.results.store import load
 
 # Tiny live runs: about 1 s of load at a low rate, in threads (as CI mode runs them).
 LIVE = {"name": "exp", "partitions": 3, "message_size": 100, "duration_s": 1, "producer_rate": 2000,
@@ -113,8 +114,8 @@ def test_run_watched_monitor_sees_the_backlog_and_stops_before_the_topic_goes(bo
     # 02: the monitor showed no lag (no commit yet: NA) while the run measured 20-30k messages
     # behind, and ended on UNKNOWN_TOPIC_OR_PART errors because the run deleted its topic first.
     from kafkabench import widgets
-    from kafkabench.admin import list_topics
-    from kafkabench.results import make_run_id
+    from kafkabench.cluster.admin import list_topics
+    from kafkabench.run.result import make_run_id
 
     workload = {**LIVE, "consumer_groups": 1, "backlog_messages": 3000, "producer_rate": 1000}
     run_id = make_run_id("watched")

@@ -12,22 +12,16 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from kafkabench.admin import admin_client, create_topic, delete_topics, describe_topic
-from kafkabench.cluster import LocalCluster, clusters_home
-from kafkabench.config import load_profile
-from kafkabench.errors import ConfigError
-from kafkabench.faults import (
-    COLUMNS,
-    QUORUM_STATE,
-    Fault,
-    FaultObserver,
-    active_controller,
-    find_local_cluster,
-    parse_faults,
-)
-from kafkabench.plan import plan_run
-from kafkabench.session import RunSession
-from kafkabench.workload import load_workload
+from kafkabench.cluster.admin import admin_client, create_topic, delete_topics, describe_topic
+from kafkabench.cluster.local import LocalCluster, clusters_home
+from kafkabench.cluster.nodes import QUORUM_STATE, active_controller, find_local_cluster
+from kafkabench.core.errors import ConfigError
+from kafkabench.faults.observer import COLUMNS, FaultObserver
+from kafkabench.run.plan import plan_run
+from kafkabench.run.session import RunSession
+from kafkabench.spec.faults import Fault, parse_faults
+from kafkabench.spec.profile import load_profile
+from kafkabench.spec.workload import load_workload
 
 # Nothing listens on the discard port: an "external" cluster for command-only tests.
 NO_CLUSTER = "127.0.0.1:9"

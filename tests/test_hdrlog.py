@@ -6,9 +6,9 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from kafkabench.errors import KafkabenchError
-from kafkabench.hdrlog import read_interval_log, window_percentiles, write_interval_logs
-from kafkabench.stats import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, LatencyRecorder
+from kafkabench.core.errors import KafkabenchError
+from kafkabench.measure.hdrlog import read_interval_log, window_percentiles, write_interval_logs
+from kafkabench.measure.stats import HIGHEST_US, LOWEST_US, SIGNIFICANT_FIGURES, LatencyRecorder
 
 
 def _intervals(seconds: int = 12) -> dict:

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from conftest import explain, run_child
-from kafkabench.errors import InstallError
-from kafkabench.install import JMX_AGENT_JAR, find_java, install_jmx_agent, install_kafka, java_major
+from kafkabench.cluster.install import JMX_AGENT_JAR, find_java, install_jmx_agent, install_kafka, java_major
+from kafkabench.core.errors import InstallError
 
 
 @pytest.mark.parametrize("text, major", [("17.0.15", 17), ("1.8.0_392", 8), ("21", 21),
@@ -84,7 +84,7 @@ def test_an_install_without_the_metrics_agent_gets_it_and_keeps_its_kafka(tmp_pa
 def test_a_failed_agent_fetch_is_a_warning_remembered_for_a_while(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("PATH", str(tmp_path))  # no mvn
     folder = tmp_path / "agent"
-    with caplog.at_level(logging.DEBUG, logger="kafkabench.install"):
+    with caplog.at_level(logging.DEBUG, logger="kafkabench.cluster.install"):
         assert install_jmx_agent(folder, quiet=True) is None
         assert "without broker metrics" in caplog.text and "mvn" in caplog.text
         caplog.clear()

@@ -12,11 +12,12 @@ import psutil
 import pytest
 
 from conftest import explain, run_child
-from kafkabench.admin import delete_topics
-from kafkabench.errors import KafkabenchError
-from kafkabench.journal import JOURNAL_DIR, Journal, ReportFile, has_journal, read_records, recover
-from kafkabench.results import load
-from kafkabench.workers import Report
+from kafkabench.cluster.admin import delete_topics
+from kafkabench.core.errors import KafkabenchError
+from kafkabench.engine.reportfile import ReportFile, read_records
+from kafkabench.engine.workers import Report
+from kafkabench.results.store import load, recover
+from kafkabench.run.journal import JOURNAL_DIR, Journal, has_journal
 
 
 def test_report_file_round_trip_and_a_record_cut_short(tmp_path):
@@ -36,9 +37,9 @@ def test_report_file_round_trip_and_a_record_cut_short(tmp_path):
 
 
 def test_recover_refuses_a_run_whose_process_still_runs(tmp_path):
-    from kafkabench.config import ClientProfile
-    from kafkabench.journal import journal_meta
-    from kafkabench.plan import RunPlan
+    from kafkabench.run.journal import journal_meta
+    from kafkabench.run.plan import RunPlan
+    from kafkabench.spec.profile import ClientProfile
 
     journal = Journal(tmp_path / "run-1")
     plan = RunPlan(run_id="run-1", topics=("t",), created=True, mode="thread")

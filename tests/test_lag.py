@@ -15,15 +15,14 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewPartitions
 
 from conftest import explain, run_child
-from kafkabench.admin import admin_client, create_topic, delete_topics
-from kafkabench.errors import ConfigError
-from kafkabench.install import install_kafka
-from kafkabench.lag import (
+from kafkabench.cluster.admin import admin_client, create_topic, delete_topics
+from kafkabench.cluster.install import install_kafka
+from kafkabench.cluster.lag import LagSampler, OldestReader
+from kafkabench.core.errors import ConfigError
+from kafkabench.measure.lagmath import (
     LAG_COLUMNS,
-    LagSampler,
     LagTable,
     Observation,
-    OldestReader,
     group_status,
     lag_frame,
     partition_status,

@@ -60,7 +60,7 @@ def _child_logs(logdir: Path, variant: str) -> str:
 def test_coordinator_admin_abort_reproducer(cluster3, record_property, tmp_path):
     from confluent_kafka import libversion, version
 
-    from kafkabench.admin import delete_topics
+    from kafkabench.cluster.admin import delete_topics
 
     repro = _repro()
 

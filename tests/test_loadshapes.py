@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from kafkabench.loadshapes import options_tick, planned_users, shape_tick
+from kafkabench.loadtest.shapes import options_tick, planned_users, shape_tick
 
 
 def test_shapes():

@@ -12,10 +12,8 @@ import pytest
 import yaml
 
 import kafkabench
-from kafkabench import plots
-from kafkabench.errors import ConfigError, KafkabenchError
-from kafkabench.loadshapes import planned_users
-from kafkabench.locust_results import (
+from kafkabench.core.errors import ConfigError, KafkabenchError
+from kafkabench.loadtest.locust_results import (
     FAILURES_COLUMNS,
     HISTORY_COLUMNS,
     LOCUSTFILES,
@@ -32,7 +30,9 @@ from kafkabench.locust_results import (
     read_stats,
     run_locust,
 )
-from kafkabench.results import load, save
+from kafkabench.loadtest.shapes import planned_users
+from kafkabench.present import plots
+from kafkabench.results.store import load, save
 
 RUN_S = 10
 
@@ -216,7 +216,7 @@ def test_unknown_locustfile_lists_kafkabenchs(name):
 
 
 def test_a_real_locust_run_keeps_the_result_contract(mixed_run, tmp_path):
-    from kafkabench.contract import check_frame, check_summary
+    from kafkabench.core.contract import check_frame, check_summary
 
     result = mixed_run.result
     assert check_summary(result.summary, "locust") == []
@@ -233,7 +233,7 @@ def test_a_real_locust_run_keeps_the_result_contract(mixed_run, tmp_path):
 
 STAGE_USER = """
     from locust import task
-    from kafkabench.locust_user import KafkaConsumerUser
+    from kafkabench.loadtest.locust_user import KafkaConsumerUser
 
     class Service(KafkaConsumerUser):
         @task
@@ -246,7 +246,7 @@ def _fill(bootstrap: str, topic: str, messages: int, partitions: int) -> dict[in
     """Create `topic`, write `messages` to it; returns its watermarks {partition: (low, high)}."""
     from confluent_kafka import Consumer, Producer, TopicPartition
 
-    from kafkabench.admin import create_topic
+    from kafkabench.cluster.admin import create_topic
 
     create_topic(bootstrap, topic, partitions=partitions)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
@@ -262,8 +262,8 @@ def _fill(bootstrap: str, topic: str, messages: int, partitions: int) -> dict[in
 
 
 def test_processing_stage_counts_are_the_injected_ones(bootstrap, tmp_path):
-    from kafkabench.contract import check_summary
-    from kafkabench.processing import FILTERED, OK, POISON, TRANSIENT, Processing
+    from kafkabench.core.contract import check_summary
+    from kafkabench.spec.processing import FILTERED, OK, POISON, TRANSIENT, Processing
 
     topic = f"lr-stage-{uuid.uuid4().hex[:8]}"
     watermarks = _fill(bootstrap, topic, 2000, partitions=3)
@@ -301,7 +301,7 @@ def test_processing_stage_counts_are_the_injected_ones(bootstrap, tmp_path):
 
 
 def test_processing_stage_topics_go_with_the_run_topic(bootstrap):
-    from kafkabench.admin import create_topic, list_topics
+    from kafkabench.cluster.admin import create_topic, list_topics
 
     topic = f"lr-gone-{uuid.uuid4().hex[:8]}"
     kept = f"{topic}-other"

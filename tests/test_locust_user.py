@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from kafkabench.admin import create_topic
-from kafkabench.locust_results import locustfile_path, read_failures, read_stats, run_locust
+from kafkabench.cluster.admin import create_topic
+from kafkabench.loadtest.locust_results import locustfile_path, read_failures, read_stats, run_locust
 
 RUN_S = 10
 # Startup, the final flush and Locust's CSV settle, with plenty of slack on 2 shared cores.
@@ -114,7 +114,7 @@ def test_mixed_with_step_shape(bootstrap, tmp_path):
     produced, consumed = total(stats, "produce"), total(stats, "consume")
     assert produced > 0 and consumed > 0
     assert messages_on(bootstrap, topic) == produced
-    from kafkabench.locust_results import read_history
+    from kafkabench.loadtest.locust_results import read_history
 
     users = read_history(tmp_path / "run").query("Name == 'Aggregated'")["User Count"]
     # Two steps: 2 users, then 4; the shape ends the run itself.
@@ -142,7 +142,7 @@ def test_unknown_partition_is_a_failure(bootstrap, tmp_path):
     file = tmp_path / "bad_partition.py"
     file.write_text(textwrap.dedent("""
         from locust import task
-        from kafkabench.locust_user import KafkaUser
+        from kafkabench.loadtest.locust_user import KafkaUser
 
         class WrongPartition(KafkaUser):
             rate = 50
@@ -176,8 +176,8 @@ def test_master_and_two_workers(bootstrap, tmp_path):
 
 
 def test_metrics_port_serves_what_locust_counts(bootstrap, tmp_path):
-    from kafkabench.errors import ClusterError
-    from kafkabench.metrics import free_port, sample_value, scrape
+    from kafkabench.core.errors import ClusterError
+    from kafkabench.observe.metrics import free_port, sample_value, scrape
 
     topic, port = topic_name("lt-metrics"), free_port()
     url = f"http://127.0.0.1:{port}/metrics"
@@ -248,7 +248,7 @@ def test_settings_pass_tls_and_sasl_through(tmp_path):
                        "  sasl.password: secret\nproducer:\n  acks: all\n")
     script = textwrap.dedent(f"""
         import argparse, json
-        from kafkabench.locust_user import KafkaSettings
+        from kafkabench.loadtest.locust_user import KafkaSettings
         options = argparse.Namespace(
             kafka_bootstrap="kafka-1.example.com:9093", kafka_profile={str(profile)!r},
             kafka_conf=["linger.ms=7", "consumer.fetch.min.bytes=1024",
@@ -283,8 +283,8 @@ def test_kafka_conf_is_parsed_as_kafkabench_parses_k_v():
     # error naming --kafka-conf, roles by prefix or by the one role librdkafka accepts.
     script = textwrap.dedent("""
         import json
-        from kafkabench.errors import ConfigError
-        from kafkabench.locust_user import KafkaSettings, parse_conf
+        from kafkabench.core.errors import ConfigError
+        from kafkabench.loadtest.locust_user import KafkaSettings, parse_conf
         out = {"sections": parse_conf([" linger.ms = 5", "consumer.fetch.min.bytes=1",
                                        "client.id=kb", "producer.acks=all"])}
         for bad in (["linger.ms"], ["=5"]):
@@ -317,8 +317,8 @@ def test_kafka_conf_routes_settings_as_the_cli_does():
     # to the one role librdkafka accepts them for.
     script = textwrap.dedent("""
         import argparse, json
-        from kafkabench.config import route_settings
-        from kafkabench.locust_user import KafkaSettings, parse_conf
+        from kafkabench.spec.profile import route_settings
+        from kafkabench.loadtest.locust_user import KafkaSettings, parse_conf
         pairs = ["security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512", "sasl.username=u",
                  "sasl.password=p", "linger.ms=5", "fetch.min.bytes=10", "client.id=kb"]
         sections = parse_conf(pairs)
@@ -366,7 +366,8 @@ def committed_offset(bootstrap: str, group: str, topic: str) -> int:
 
 
 def test_service_consumer_processes_retries_and_dead_letters(bootstrap, tmp_path):
-    from kafkabench.processing import POISON, Processing, dlq_topic, read_records
+    from kafkabench.patterns.observer import read_records
+    from kafkabench.spec.processing import POISON, Processing, dlq_topic
 
     topic = topic_name("lt-service")
     path = Path(locustfile_path("service_consumer"))
@@ -414,7 +415,7 @@ def test_stopping_consumer_commits_only_what_it_processed(bootstrap, tmp_path, s
     file = tmp_path / "slow_service.py"
     file.write_text(textwrap.dedent("""
         from locust import task
-        from kafkabench.locust_user import KafkaConsumerUser
+        from kafkabench.loadtest.locust_user import KafkaConsumerUser
 
         class SlowService(KafkaConsumerUser):
             processing = {"time_ms": 1000, "dead_letter": False}
@@ -447,7 +448,7 @@ def test_bad_processing_fails_fast(bootstrap, tmp_path, processing, says):
     file = tmp_path / "bad_service.py"
     file.write_text(textwrap.dedent("""
         from locust import task
-        from kafkabench.locust_user import KafkaConsumerUser
+        from kafkabench.loadtest.locust_user import KafkaConsumerUser
 
         class BadService(KafkaConsumerUser):
             processing = {"retry": "later"}

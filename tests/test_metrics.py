@@ -9,9 +9,10 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from kafkabench.admin import create_topic, delete_topics, list_topics
-from kafkabench.errors import ClusterError, ConfigError
-from kafkabench.metrics import (
+from kafkabench.cluster.admin import create_topic, delete_topics, list_topics
+from kafkabench.core.errors import ClusterError, ConfigError
+from kafkabench.measure.stats import LatencyRecorder
+from kafkabench.observe.metrics import (
     LAG_METRICS,
     RUN_METRICS,
     Buckets,
@@ -25,9 +26,8 @@ from kafkabench.metrics import (
     scrape,
     serve_lag,
 )
+from kafkabench.run.session import RunObserver
 from kafkabench.runner import run_workload
-from kafkabench.session import RunObserver
-from kafkabench.stats import LatencyRecorder
 
 
 class Scraper(RunObserver):

@@ -26,12 +26,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import explain, run_child
-from kafkabench import observe
-from kafkabench.admin import create_topic, delete_topics, list_topics
-from kafkabench.brokermetrics import MESSAGES_IN, broker_metrics_urls
-from kafkabench.errors import ClusterError
-from kafkabench.faults import find_local_cluster
-from kafkabench.metrics import (
+from kafkabench.cluster.admin import create_topic, delete_topics, list_topics
+from kafkabench.cluster.nodes import find_local_cluster
+from kafkabench.core.errors import ClusterError
+from kafkabench.observe import prometheus as observe
+from kafkabench.observe.brokermetrics import MESSAGES_IN, broker_metrics_urls
+from kafkabench.observe.metrics import (
     RunMetrics,
     free_port,
     metric_names,
@@ -40,8 +40,8 @@ from kafkabench.metrics import (
     scrape,
     serve_lag,
 )
+from kafkabench.run.session import RunObserver
 from kafkabench.runner import run_workload
-from kafkabench.session import RunObserver
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = str(ROOT / "workloads" / "quickstart.yaml")

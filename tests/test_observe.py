@@ -16,10 +16,10 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from kafkabench import observe
-from kafkabench.admin import create_topic, delete_topics
-from kafkabench.errors import ClusterError, ConfigError
-from kafkabench.observe import (
+from kafkabench.cluster.admin import create_topic, delete_topics
+from kafkabench.core.errors import ClusterError, ConfigError
+from kafkabench.observe import prometheus as observe
+from kafkabench.observe.prometheus import (
     JOBS,
     LAG_ALERT,
     add_targets,
@@ -94,7 +94,7 @@ def test_compose_parses_keeps_the_brokers_and_mounts_existing_files():
 
 
 def test_compose_fetches_the_jmx_agent_version_kafkabench_pins():
-    from kafkabench.install import JMX_AGENT_VERSION
+    from kafkabench.cluster.install import JMX_AGENT_VERSION
 
     url = yaml.safe_load(COMPOSE.read_text())["services"]["jmx-agent"]["environment"]["JMX_AGENT_URL"]
     assert url.endswith(f"/{JMX_AGENT_VERSION}/jmx_prometheus_javaagent-{JMX_AGENT_VERSION}.jar")
@@ -263,7 +263,7 @@ def test_down_and_status_from_another_process(tmp_path):
             query("sum(", url=state.url)
         with pytest.raises(ClusterError, match="running already"):
             observe_up(brokers=[], home=tmp_path)
-        code = ("import sys; from kafkabench.observe import observe_down, observe_status; "
+        code = ("import sys; from kafkabench.observe.prometheus import observe_down, observe_status; "
                 "home = sys.argv[1]; print(observe_status(home=home).pid, observe_down(home=home))")
         proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
                               timeout=40)
@@ -292,7 +292,7 @@ def _poll(what: str, fn, timeout_s: float = WAIT_S):
 @pytest.mark.timeout(120)
 def test_prometheus_scrapes_the_lag_exporter_and_fires_the_lag_alert(bootstrap, tmp_path):
     _needs_prometheus()
-    metrics = pytest.importorskip("kafkabench.metrics")
+    metrics = pytest.importorskip("kafkabench.observe.metrics")
     topic, group = f"observe-{uuid.uuid4().hex[:8]}", f"observe-g-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, partitions=1)
     exporter = None
@@ -335,7 +335,7 @@ def test_prometheus_scrapes_the_lag_exporter_and_fires_the_lag_alert(bootstrap, 
 
 
 def test_queries_lists_every_dashboard_expression_and_alert():
-    from kafkabench.observe import ALERTS_FILE, DASHBOARD_FILE, _dashboard_exprs, queries
+    from kafkabench.observe.prometheus import ALERTS_FILE, DASHBOARD_FILE, _dashboard_exprs, queries
 
     table = queries()
     board = table[table["source"] == "dashboard"]

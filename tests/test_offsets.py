@@ -24,9 +24,9 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from conftest import explain, run_child
-from kafkabench import offsets
-from kafkabench.admin import create_topic
-from kafkabench.errors import ClusterError, ConfigError
+from kafkabench.cluster import offsets
+from kafkabench.cluster.admin import create_topic
+from kafkabench.core.errors import ClusterError, ConfigError
 
 ROOT = Path(__file__).parent.parent
 # A fixed time, so record timestamps and reset times are exact. Recent: retention (7 days by
@@ -108,7 +108,7 @@ def _offsets_for_times(bootstrap: str, topic: str, partitions: int, ms: int) -> 
 def _kafka_tool(bootstrap: str, *args: str) -> dict[int, int]:
     """Kafka's ConsumerGroupCommand; {partition: the offset column} of its table: CURRENT-OFFSET
     of --describe, NEW-OFFSET of --reset-offsets."""
-    from kafkabench.install import install_kafka
+    from kafkabench.cluster.install import install_kafka
 
     proc = run_child(install_kafka(quiet=True).java_command(
         "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server", bootstrap,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kafkabench.orders import (
+from kafkabench.loadtest.orders import (
     ORDER_EVENT_TYPES,
     ORDER_POOL_SIZE,
     Event,

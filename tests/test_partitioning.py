@@ -9,9 +9,9 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kafkabench import partitioning
-from kafkabench.errors import ConfigError
-from kafkabench.partitioning import (
+from kafkabench.core.errors import ConfigError
+from kafkabench.spec import partitioning
+from kafkabench.spec.partitioning import (
     BUILTIN_STRATEGIES,
     KEY_KINDS,
     STRATEGIES,

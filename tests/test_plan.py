@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from kafkabench.config import ClientProfile
-from kafkabench.contract import group_name
-from kafkabench.errors import ConfigError
-from kafkabench.plan import plan_run
-from kafkabench.workload import Workload
+from kafkabench.core.contract import group_name
+from kafkabench.core.errors import ConfigError
+from kafkabench.run.plan import plan_run
+from kafkabench.spec.profile import ClientProfile
+from kafkabench.spec.workload import Workload
 
 BOOT = "203.0.113.1:9092"  # never contacted: a plan touches no broker
 

@@ -7,10 +7,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from kafkabench import plots
-from kafkabench.errors import ConfigError
-from kafkabench.lag import lag_frame
-from kafkabench.results import empty_lag, empty_rebalances, empty_timeseries
+from kafkabench.core.errors import ConfigError
+from kafkabench.measure.lagmath import lag_frame
+from kafkabench.present import plots
+from kafkabench.run.result import empty_lag, empty_rebalances, empty_timeseries
 
 
 def _timeseries(consumers=True):
@@ -379,7 +379,7 @@ def test_throughput_vs_refuses_rows_that_plotly_would_stack_into_one_bar():
 
 
 def test_acks_bars_are_the_median_of_the_runs_not_their_sum():
-    from kafkabench.sweep import summarize
+    from kafkabench.analysis.sweeps import summarize
     runs = pd.concat([_acks_runs(), _acks_runs().assign(**{"producer.acks": "1", "publish_rate": 1e5})])
     bars = summarize(runs.drop(columns="point"), ["producer.acks", "producer.batch.size"],
                      metrics=["publish_rate"])
@@ -534,7 +534,7 @@ def _marks(fig):
 
 
 def _cluster_state():
-    from kafkabench.clusterstate import cluster_state_frame
+    from kafkabench.analysis.cluster_state import cluster_state_frame
 
     samples = []
     for wall, leaders, isr in ((100.0, (1, 2), (3, 3)), (101.0, (1, 2), (3, 3)),
@@ -609,14 +609,14 @@ def test_cluster_state_over_time_counts_per_second():
     assert under.line.shape == "hv" and fig.layout.title.text == "state"
     assert fig.layout.xaxis2.title.text == "time (s)"
     # The per-second frame draws the same figure.
-    from kafkabench.clusterstate import cluster_state_per_second
+    from kafkabench.analysis.cluster_state import cluster_state_per_second
 
     again = plots.cluster_state_over_time(cluster_state_per_second(_cluster_state()), title="state")
     assert again.to_json() == fig.to_json()
 
 
 def test_cluster_state_over_time_empty_has_a_note():
-    from kafkabench.clusterstate import cluster_state_frame
+    from kafkabench.analysis.cluster_state import cluster_state_frame
 
     fig = plots.cluster_state_over_time(cluster_state_frame([], 0.0))
     assert [a.text for a in fig.layout.annotations] == ["no cluster state sampled"]
@@ -656,7 +656,7 @@ def test_client_and_broker_puts_both_sides_on_one_time_axis():
 
 
 def test_client_and_broker_without_broker_metrics_shows_the_client_side():
-    from kafkabench.results import RunResult
+    from kafkabench.run.result import RunResult
 
     fig = plots.client_and_broker(_timeseries(), RunResult().broker_metrics)
     assert _names(fig) == ["delivered (client)", "publish p99 (client)"]

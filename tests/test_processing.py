@@ -12,9 +12,12 @@ from collections import Counter
 
 import pytest
 
-from kafkabench.admin import delete_topics, list_topics
-from kafkabench.errors import ConfigError
-from kafkabench.processing import (
+from kafkabench.cluster.admin import delete_topics, list_topics
+from kafkabench.core.errors import ConfigError
+from kafkabench.patterns.observer import read_records
+from kafkabench.results.store import load
+from kafkabench.runner import run_workload
+from kafkabench.spec.processing import (
     FILTERED,
     OK,
     POISON,
@@ -24,12 +27,9 @@ from kafkabench.processing import (
     dlq_topic,
     output_topic,
     processing_from_spec,
-    read_records,
     retry_topic,
 )
-from kafkabench.results import load
-from kafkabench.runner import run_workload
-from kafkabench.workload import Workload
+from kafkabench.spec.workload import Workload
 
 # ----------------------------------------------------------------------------- pure logic
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kafkabench import quickstart
-from kafkabench.config import ClientProfile
-from kafkabench.results import load_many
-from kafkabench.workload import Workload
+from kafkabench.experiments import quickstart
+from kafkabench.results.store import load_many
+from kafkabench.spec.profile import ClientProfile
+from kafkabench.spec.workload import Workload
 
 
 def test_the_profile_lies_under_the_quickstart_settings(bootstrap, tmp_path, monkeypatch):
@@ -31,7 +31,7 @@ def test_the_profile_lies_under_the_quickstart_settings(bootstrap, tmp_path, mon
 
 
 def test_a_bad_profile_is_refused_before_anything_runs(tmp_path):
-    from kafkabench.errors import ConfigError
+    from kafkabench.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown client profile 'nope'"):
         quickstart.run_quickstart(out=tmp_path, report=tmp_path / "r.html", bootstrap="127.0.0.1:9",

@@ -9,19 +9,14 @@ import re
 import pandas as pd
 import pytest
 
-from kafkabench.admin import delete_topics, list_topics
-from kafkabench.errors import ConfigError
-from kafkabench.experiments import REBALANCE_VARIANTS, rebalance_comparison, rebalance_profile
-from kafkabench.membership import (
-    GroupSettings,
-    _duplicates,
-    _longest_gap,
-    member_identity,
-    ownership,
-)
-from kafkabench.results import load
+from kafkabench.analysis.rebalance import _duplicates, _longest_gap, member_identity, ownership
+from kafkabench.cluster.admin import delete_topics, list_topics
+from kafkabench.core.errors import ConfigError
+from kafkabench.experiments.studies import REBALANCE_VARIANTS, rebalance_comparison, rebalance_profile
+from kafkabench.groups.observer import GroupSettings
+from kafkabench.results.store import load
 from kafkabench.runner import run_workload
-from kafkabench.workload import Workload
+from kafkabench.spec.workload import Workload
 
 SESSION_MS = 6000  # the broker's floor for both protocols (the embedded cluster's for KIP-848)
 

@@ -6,10 +6,10 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from kafkabench import contract
-from kafkabench.errors import ConfigError
-from kafkabench.recovery import COLUMNS, recovery_figures, recovery_summary
-from kafkabench.stats import LatencyRecorder
+from kafkabench.analysis.recovery import COLUMNS, recovery_figures, recovery_summary
+from kafkabench.core import contract
+from kafkabench.core.errors import ConfigError
+from kafkabench.measure.stats import LatencyRecorder
 
 T0 = 1_700_000_000.25  # a t=0 that is not on a whole second
 T0_CS = 170_000_000_025

@@ -6,13 +6,14 @@ import re
 import pandas as pd
 import pytest
 
-from kafkabench import plots
-from kafkabench.errors import KafkabenchError
-from kafkabench.lag import lag_frame
-from kafkabench.plots import throughput_vs
-from kafkabench.report import differing_settings, load_runs, write_report
-from kafkabench.results import RunResult, save
-from kafkabench.stats import LatencyRecorder
+from kafkabench.core.errors import KafkabenchError
+from kafkabench.measure.lagmath import lag_frame
+from kafkabench.measure.stats import LatencyRecorder
+from kafkabench.present import plots
+from kafkabench.present.plots import throughput_vs
+from kafkabench.present.report import differing_settings, load_runs, write_report
+from kafkabench.results.store import save
+from kafkabench.run.result import RunResult
 
 
 def _recorder(values_us):

@@ -7,22 +7,14 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from kafkabench import contract
-from kafkabench import results as res
-from kafkabench.contract import check_frame, dtypes
-from kafkabench.errors import KafkabenchError
-from kafkabench.lag import lag_frame
-from kafkabench.results import (
-    SCHEMA_VERSION,
-    RunResult,
-    compare,
-    list_results,
-    load,
-    load_results,
-    make_run_id,
-    save,
-)
-from kafkabench.stats import LatencyRecorder, parse_statistics
+import kafkabench.results as res
+from kafkabench.core import contract
+from kafkabench.core.contract import check_frame, dtypes
+from kafkabench.core.errors import KafkabenchError
+from kafkabench.measure.lagmath import lag_frame
+from kafkabench.measure.stats import LatencyRecorder, parse_statistics
+from kafkabench.results.store import SCHEMA_VERSION, _migrate, compare, list_results, load, load_results, save
+from kafkabench.run.result import RunResult, make_run_id
 
 
 def _recorder(lo, hi):
@@ -136,18 +128,20 @@ def test_newer_schema_is_a_clear_error(tmp_path):
     with pytest.raises(KafkabenchError, match="upgrade kafkabench"):
         load(folder)
     with pytest.raises(KafkabenchError, match="not a kafkabench result"):
-        res._migrate({"summary": {}})
+        _migrate({"summary": {}})
     with pytest.raises(KafkabenchError, match="no kafkabench result"):
         load(tmp_path / "nothing-here")
 
 
 def test_migrations_run_in_order(monkeypatch):
-    monkeypatch.setattr(res, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(res, "_MIGRATIONS", {
+    from kafkabench.results import store
+
+    monkeypatch.setattr(store, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(store, "_MIGRATIONS", {
         1: lambda d: {**d, "schema_version": 2, "a": 1},
         2: lambda d: {**d, "schema_version": 3, "b": d["a"] + 1},
     })
-    assert res._migrate({"schema_version": 1}) == {"schema_version": 3, "a": 1, "b": 2}
+    assert _migrate({"schema_version": 1}) == {"schema_version": 3, "a": 1, "b": 2}
 
 
 def test_load_results_and_list_results(tmp_path):
@@ -201,17 +195,17 @@ def _damage(tmp_path):
 
 def test_damaged_runs_are_skipped_with_a_warning_naming_them(tmp_path, caplog):
     good, damaged = _damage(tmp_path)
-    with caplog.at_level("WARNING", logger="kafkabench.results"):
+    with caplog.at_level("WARNING", logger="kafkabench.results.store"):
         table = load_results(tmp_path)
     assert list(table["run_id"]) == good
     for folder in damaged.values():
         assert f"skipped run folder {folder}" in caplog.text
     caplog.clear()
-    with caplog.at_level("WARNING", logger="kafkabench.results"):
+    with caplog.at_level("WARNING", logger="kafkabench.results.store"):
         assert list(list_results(tmp_path)["run_id"]) == good
     assert len(caplog.records) == len(damaged)
     # compare: named run folders too, damaged ones skipped.
-    with caplog.at_level("WARNING", logger="kafkabench.results"):
+    with caplog.at_level("WARNING", logger="kafkabench.results.store"):
         table = compare([tmp_path / good[0], damaged["20260101-000003-c-0000"], tmp_path / good[1]],
                         metrics=["publish_rate"])
     assert list(table.columns) == [good[0], good[1], f"{good[1]} / {good[0]}"]
@@ -240,7 +234,7 @@ def test_loading_one_damaged_run_is_a_clear_error(tmp_path):
 def test_load_many_skips_damaged_parquet_files(tmp_path, caplog):
     good, _ = _damage(tmp_path)
     (tmp_path / good[0] / "timeseries.parquet").write_bytes(b"garbage")
-    with caplog.at_level("WARNING", logger="kafkabench.results"):
+    with caplog.at_level("WARNING", logger="kafkabench.results.store"):
         runs = res.load_many(tmp_path)
     assert [r.run_id for r in runs] == [good[1]]
     assert f"skipped run folder {tmp_path / good[0]}" in caplog.text

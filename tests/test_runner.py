@@ -15,12 +15,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import ctrl_c_works, explain, run_child
-from kafkabench.admin import create_topic, delete_topics
-from kafkabench.cluster import LocalCluster
-from kafkabench.errors import ConfigError
-from kafkabench.install import install_kafka
-from kafkabench.lag import LagSampler
-from kafkabench.results import load
+from kafkabench.cluster.admin import create_topic, delete_topics
+from kafkabench.cluster.install import install_kafka
+from kafkabench.cluster.lag import LagSampler
+from kafkabench.cluster.local import LocalCluster
+from kafkabench.core.errors import ConfigError
+from kafkabench.results.store import load
 from kafkabench.runner import consume_topic, run_workload
 
 
@@ -193,7 +193,7 @@ def test_saved_results_and_report_hold_no_secrets(bootstrap, tmp_path):
                           bootstrap=bootstrap, out=tmp_path / "results", progress=False)
     assert result.summary["delivered"] == 200
     assert result.summary["common.sasl.password"] == "<redacted>"
-    from kafkabench.report import write_report
+    from kafkabench.present.report import write_report
     write_report([tmp_path / "results" / result.run_id], tmp_path / "report.html")
     loaded = load(tmp_path / "results" / result.run_id)
     assert loaded.config["profile"]["common"]["sasl.password"] == "<redacted>"
@@ -323,7 +323,7 @@ def test_group_that_never_reads_the_backlog_makes_the_run_incomplete(bootstrap, 
 
 
 def test_held_needs_the_rate_and_the_schedule():
-    from kafkabench.summary import judge_schedule
+    from kafkabench.run.summary import judge_schedule
 
     # Observed: 2.5 s behind schedule (publish delay p50), then 25% above target in the
     # measured window while catching up. Not held, and both reasons are named.

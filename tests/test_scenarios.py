@@ -11,12 +11,10 @@ import pandas as pd
 import pytest
 
 from conftest import explain, run_child
-from kafkabench import scenarios
-from kafkabench.cli import main
-from kafkabench.config import ClientProfile
-from kafkabench.errors import ClusterError, ConfigError
-from kafkabench.results import RunResult, load
-from kafkabench.scenarios import (
+from kafkabench.cli.commands import main
+from kafkabench.core.errors import ClusterError, ConfigError
+from kafkabench.experiments import scenarios
+from kafkabench.experiments.scenarios import (
     BASE_EXPECT,
     ROW_COLUMNS,
     SCENARIOS,
@@ -27,7 +25,10 @@ from kafkabench.scenarios import (
     run_scenarios,
     scenario_row,
 )
-from kafkabench.workload import Workload
+from kafkabench.results.store import load
+from kafkabench.run.result import RunResult
+from kafkabench.spec.profile import ClientProfile
+from kafkabench.spec.workload import Workload
 
 ISSUE_SCENARIOS = {"leader-kill-acks-all", "leader-kill-acks-1", "leader-pause", "isr-below-min",
                    "rolling-restart", "controller-kill"}
@@ -200,7 +201,7 @@ def nodes_restored(cluster3):
     (the fault schedule restores them; this is the safety net other tests rely on)."""
     hit: set[int] = set()
     yield cluster3, hit
-    from kafkabench.cluster import LocalCluster
+    from kafkabench.cluster.local import LocalCluster
 
     current = LocalCluster.attach(cluster3.name, cluster3.base_dir)
     for node in sorted(hit):
@@ -264,7 +265,7 @@ def test_run_in_child_survives_a_process_abort_and_hands_back_values_and_errors(
     import os
     import signal
 
-    from kafkabench.scenarios import run_in_child
+    from kafkabench.experiments.scenarios import run_in_child
 
     code, value = run_in_child(os.abort, (), timeout_s=60)
     assert (code, value) == (-signal.SIGABRT, None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from kafkabench.run.session import RunObserver
 from kafkabench.runner import run_workload
-from kafkabench.session import RunObserver
 
 
 class _Recorder(RunObserver):
@@ -61,7 +61,7 @@ def test_timeseries_time_is_each_seconds_utc_wall_clock(bootstrap):
 
 
 def test_saved_run_keeps_every_seconds_histogram_as_an_interval_log(bootstrap, tmp_path):
-    from kafkabench.hdrlog import INTERVAL_DIR, read_interval_log, window_percentiles
+    from kafkabench.measure.hdrlog import INTERVAL_DIR, read_interval_log, window_percentiles
 
     result = run_workload({"name": "hlog", "partitions": 2, "producer_rate": 400, "duration_s": 3,
                            "warmup_s": 0, "consumer_groups": 1}, None, bootstrap=bootstrap,
@@ -84,7 +84,7 @@ def test_saved_run_keeps_every_seconds_histogram_as_an_interval_log(bootstrap, t
 
 def test_ack_timeline_keeps_one_byte_a_bucket_and_gives_back_the_buckets_with_acks():
     # A dict entry per 10 ms bucket and partition grew a 30-minute soak's parent by ~100 MB.
-    from kafkabench.session import AckTimeline
+    from kafkabench.run.tally import AckTimeline
 
     timeline = AckTimeline()
     timeline.update({("t", 0, 1000): 3, ("t", 1, 1002): 1})

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from kafkabench.sidecar import ChildDied, Restart, Sidecar, call_in_child, describe_exit, note_restarts
+from kafkabench.core.sidecar import ChildDied, Restart, Sidecar, call_in_child, describe_exit, note_restarts
 
 
 class CountingProbe:

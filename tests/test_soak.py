@@ -16,8 +16,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from kafkabench.faults import parse_faults
-from kafkabench.workload import Workload
+from kafkabench.spec.faults import parse_faults
+from kafkabench.spec.workload import Workload
 
 SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "soak.py"
 _spec = importlib.util.spec_from_file_location("soak", SOAK)

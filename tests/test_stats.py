@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kafkabench.stats import (
+from kafkabench.measure.stats import (
     PERCENTILE_LADDER,
     SUMMARY_KEYS,
     LatencyRecorder,
@@ -181,7 +181,7 @@ def test_record_many_on_a_histogram_of_another_layout():
 def test_second_histograms_keep_old_seconds_encoded_and_read_back_the_same_counts():
     import numpy as np
 
-    from kafkabench.stats import SecondHistograms
+    from kafkabench.measure.stats import SecondHistograms
 
     store = SecondHistograms(live_s=2)
     for t in range(10):

@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 
 import kafkabench.runner
-from kafkabench.contract import check_summary
-from kafkabench.errors import ConfigError
-from kafkabench.results import load_many
-from kafkabench.sweep import SweepSpec, load_sweep, points, run_sweep, summarize, sweep_dir
+from kafkabench.analysis.sweeps import summarize
+from kafkabench.core.contract import check_summary
+from kafkabench.core.errors import ConfigError
+from kafkabench.experiments.sweep import SweepSpec, load_sweep, points, run_sweep, sweep_dir
+from kafkabench.results.store import load_many
 
 # Producer only, 200 messages per run: a run takes about two seconds.
 TINY = {"name": "tiny", "partitions": 2, "message_size": 100, "duration_s": 0, "message_count": 200,
@@ -75,7 +76,7 @@ def test_a_damaged_saved_run_is_skipped_and_rerun(tmp_path, caplog):
     folder = sweep_dir(spec, tmp_path)
     (folder / "20260101-000000-damaged-x-r0").mkdir(parents=True)
     (folder / "20260101-000000-damaged-x-r0" / "result.json").write_text("{")
-    with caplog.at_level("WARNING", logger="kafkabench.results"):
+    with caplog.at_level("WARNING", logger="kafkabench.results.store"):
         assert load_sweep(spec, tmp_path).empty
     assert "skipped run folder" in caplog.text and "20260101-000000-damaged-x-r0" in caplog.text
 
@@ -103,7 +104,7 @@ def test_point_ids_change_with_the_base_setup():
 
 
 def load_ids(spec: SweepSpec) -> list[str]:
-    from kafkabench.sweep import _plan
+    from kafkabench.experiments.sweep import _plan
 
     return [p.id for p in _plan(spec)]
 
@@ -197,8 +198,8 @@ def test_summarize_without_point_column_groups_by_params():
 
 @pytest.mark.parametrize("workload", ["workloads/quickstart.yaml", "quickstart.yaml", "quickstart"])
 def test_a_sweep_file_anywhere_names_a_packaged_workload(workload, tmp_path, monkeypatch):
-    from kafkabench.config import WORKLOADS_DIR
-    from kafkabench.workload import load_workload
+    from kafkabench.spec.profile import WORKLOADS_DIR
+    from kafkabench.spec.workload import load_workload
 
     sweeps, elsewhere = tmp_path / "sweeps", tmp_path / "elsewhere"
     sweeps.mkdir()

@@ -10,10 +10,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
-from kafkabench.admin import create_topic, delete_topics
-from kafkabench.errors import ConfigError
+from kafkabench.cluster.admin import create_topic, delete_topics
+from kafkabench.core.errors import ConfigError
+from kafkabench.run.session import RunObserver
 from kafkabench.runner import run_workload
-from kafkabench.session import RunObserver
 
 
 def _workload(**fields) -> dict:

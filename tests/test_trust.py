@@ -11,11 +11,11 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from conftest import embedded_cluster, run_child
-from kafkabench.admin import admin_client
-from kafkabench.config import load_profile
-from kafkabench.errors import ConfigError
+from kafkabench.cluster.admin import admin_client
+from kafkabench.core.errors import ConfigError
+from kafkabench.run.session import RunObserver
 from kafkabench.runner import run_workload
-from kafkabench.session import RunObserver
+from kafkabench.spec.profile import load_profile
 
 
 def _topics_named(bootstrap: str, prefix: str) -> list[str]:

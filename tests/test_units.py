@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kafkabench.errors import ConfigError
-from kafkabench.units import parse_duration
+from kafkabench.core.errors import ConfigError
+from kafkabench.core.units import parse_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -14,20 +14,14 @@ import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from kafkabench import contract
-from kafkabench.admin import create_topic, delete_topics
-from kafkabench.errors import ConfigError
-from kafkabench.producer import ACKED, FAILED, NO_OUTCOME, DeliveryLedger, verify_header
+from kafkabench.cluster.admin import create_topic, delete_topics
+from kafkabench.core import contract
+from kafkabench.core.errors import ConfigError
+from kafkabench.engine.producer import ACKED, FAILED, NO_OUTCOME, DeliveryLedger, verify_header
 from kafkabench.runner import run_workload
-from kafkabench.verify import (
-    COLUMNS,
-    Ledger,
-    VerifyObserver,
-    _consumer,
-    _ReadBack,
-    seq_value,
-    verify_delivery,
-)
+from kafkabench.verify.ledger import COLUMNS, Ledger, seq_value
+from kafkabench.verify.observer import VerifyObserver
+from kafkabench.verify.readback import _consumer, _ReadBack, verify_delivery
 
 ID_A, ID_B = b"run-nonce"[:8] + bytes(4), b"run-nonce"[:8] + (1).to_bytes(4, "big")
 

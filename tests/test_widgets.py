@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kafkabench import widgets as kw
-from kafkabench.admin import create_topic, delete_topics
+from kafkabench.cluster.admin import create_topic, delete_topics
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
@@ -70,7 +70,7 @@ def test_capacity_planner_prefills_from_measured_results():
 
 def test_capacity_planner_starts_from_the_plan_it_is_given():
     # 04: the plan said 2 partitions (2 consumers), the planner 1: it got the target, not the consumers.
-    from kafkabench import capacity
+    from kafkabench.analysis import capacity
     results = pd.DataFrame({"workload.partitions": [1, 3], "publish_mb_s": [150.0, 529.9],
                             "consume_mb_s": [200.0, 600.0]})
     measured = capacity.per_partition_throughput(results)
@@ -105,15 +105,24 @@ def test_tuning_columns_are_summary_keys_of_the_contract():
     import sys
     import textwrap
 
-    from kafkabench.contract import summary_column
+    from kafkabench.core.contract import summary_column
 
     assert [c for c in kw.TUNING_COLUMNS if summary_column(c) is None] == [
         "run", "compression.type", "acks", "linger.ms", "batch.size", "message_size"]
     # A key the contract no longer has stops the import (a child process: imports run once).
     script = textwrap.dedent("""
         import ipywidgets, plotly.graph_objects  # what widgets imports, imported before the change
-        from kafkabench import capacity, cluster, config, errors, lag, partitioning, plots, results, runner, workload
-        import kafkabench.contract as contract
+        from kafkabench import runner
+        from kafkabench.analysis import capacity
+        from kafkabench.cluster import local as cluster
+        from kafkabench.spec import profile as config
+        from kafkabench.core import errors
+        from kafkabench.cluster import lag
+        from kafkabench.spec import partitioning
+        from kafkabench.present import plots
+        from kafkabench.results import store as results
+        from kafkabench.spec import workload
+        import kafkabench.core.contract as contract
         known = contract.summary_column
         contract.summary_column = lambda name: None if name == "publish_latency_ms_p99" else known(name)
         try:

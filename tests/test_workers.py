@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from conftest import run_child
-from kafkabench.workers import WORKER_GC_THRESHOLD, fewer_gc_pauses
+from kafkabench.engine.workers import WORKER_GC_THRESHOLD, fewer_gc_pauses
 
 
 def test_gc_threshold_raised_while_any_worker_runs_and_restored_after():
@@ -45,7 +45,7 @@ def test_gc_threshold_restored_when_the_worker_raises():
 
 _ORPHAN_SCRIPT = '''
 import os, sys, time
-from kafkabench.workers import Report, WorkerPool
+from kafkabench.engine.workers import Report, WorkerPool
 
 def waits(spec, ctl):
     ctl.wait_start("waits", "producer")
@@ -93,7 +93,7 @@ def test_worker_processes_exit_when_their_parent_dies(tmp_path, released):
 
 
 def _until_stopped(spec, ctl):
-    from kafkabench.workers import Report
+    from kafkabench.engine.workers import Report
 
     ctl.wait_start(spec, "consumer")
     while not ctl.stopped():
@@ -102,8 +102,8 @@ def _until_stopped(spec, ctl):
 
 
 def test_stop_worker_stops_that_worker_alone():
-    from kafkabench.errors import KafkabenchError
-    from kafkabench.workers import WorkerPool
+    from kafkabench.core.errors import KafkabenchError
+    from kafkabench.engine.workers import WorkerPool
 
     pool = WorkerPool("thread")
     for name in ("a", "b"):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kafkabench.config import WORKLOADS_DIR, ClientProfile, load_profile, packaged_file
-from kafkabench.errors import ConfigError
-from kafkabench.workload import (
+from kafkabench.core.errors import ConfigError
+from kafkabench.spec.profile import WORKLOADS_DIR, ClientProfile, load_profile, packaged_file
+from kafkabench.spec.workload import (
     UniformSize,
     WeightedSizes,
     Workload,
@@ -168,7 +168,7 @@ def test_workload_path_that_is_a_folder_or_missing_is_a_config_error(tmp_path):
 
 
 def test_omb_workload_with_payload_file(caplog):
-    with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+    with caplog.at_level(logging.WARNING, logger="kafkabench.spec.workload"):
         w = load_workload(OMB / "1-topic-16-partitions-1kb.yaml")
     assert (w.topics, w.partitions, w.message_size) == (1, 16, 1024)
     assert (w.producers, w.consumer_groups, w.consumers_per_group) == (1, 1, 1)
@@ -255,11 +255,11 @@ def test_workload_and_profile_disagreeing_is_refused_with_both_values_and_the_fi
 
 
 def test_explicit_replication_factor_wins_with_a_note(caplog):
-    with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+    with caplog.at_level(logging.WARNING, logger="kafkabench.spec.workload"):
         assert effective_replication_factor(Workload(replication_factor=1), RF3, override=1) == 1
     assert "replication_factor=1 as set explicitly, not the 3 of client profile 'rf3'" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+    with caplog.at_level(logging.WARNING, logger="kafkabench.spec.workload"):
         assert effective_replication_factor(Workload(replication_factor=None), NO_RF, override=2) == 2
     assert caplog.text == ""
     for bad in (0, "1", True):
@@ -271,7 +271,7 @@ def test_omb_files_take_the_driver_replication_factor_and_warn_about_min_isr(cap
     workload = load_workload(OMB / "1-topic-16-partitions-1kb.yaml")
     profile = load_profile(OMB / "driver-kafka" / "kafka-throughput.yaml")
     assert effective_replication_factor(workload, profile) == 3
-    with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+    with caplog.at_level(logging.WARNING, logger="kafkabench.spec.workload"):
         assert effective_replication_factor(workload, profile, override=1) == 1
     assert "min.insync.replicas=2 is more than replication_factor=1" in caplog.text
 
@@ -370,7 +370,7 @@ def test_omb_warnings_describe_the_workload_after_overrides(caplog):
 
     def notes(**overrides):
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+        with caplog.at_level(logging.WARNING, logger="kafkabench.spec.workload"):
             w = load_workload(path, overrides=overrides)
         return w, [r.getMessage() for r in caplog.records]
 
@@ -384,7 +384,7 @@ def test_omb_warnings_describe_the_workload_after_overrides(caplog):
     base = {"topics": 1, "partitionsPerTopic": 1, "messageSize": 10, "useRandomizedPayloads": True,
             "producersPerTopic": 1, "testDurationMinutes": 1, "warmupDurationMinutes": 0, "producerRate": 0}
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="kafkabench.workload"):
+    with caplog.at_level(logging.WARNING, logger="kafkabench.spec.workload"):
         assert Workload.from_dict(base, overrides={"producer_rate": 100}).producer_rate == 100
         assert caplog.records == []
         Workload.from_dict(base)

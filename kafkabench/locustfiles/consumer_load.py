@@ -12,7 +12,7 @@ read first.
 
 from locust import task
 
-from kafkabench.locust_user import KafkaConsumerUser, OrderEventUser
+from kafkabench.loadtest.locust_user import KafkaConsumerUser, OrderEventUser
 
 
 class OrderFeeder(OrderEventUser):

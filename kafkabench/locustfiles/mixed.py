@@ -11,7 +11,7 @@ constant. Every step adds producers (rate) and consumers (rebalances).
 
 from locust import task
 
-from kafkabench.locust_user import KafkaConsumerUser, KafkaLoadShape, OrderEventUser
+from kafkabench.loadtest.locust_user import KafkaConsumerUser, KafkaLoadShape, OrderEventUser
 
 
 class OrderProducer(OrderEventUser):

@@ -6,7 +6,7 @@ Each user sends order events (`kafkabench.orders.OrderEvent`: JSON of ~270 B to 
 headers event-type and version) as fast as it can, or `--kafka-rate N` events/s.
 """
 
-from kafkabench.locust_user import OrderEventUser
+from kafkabench.loadtest.locust_user import OrderEventUser
 
 
 class OrderProducer(OrderEventUser):

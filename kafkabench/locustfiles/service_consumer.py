@@ -16,7 +16,7 @@ its error ("injected poison failure"), so the run exits with 1 unless `--exit-co
 
 from locust import task
 
-from kafkabench.locust_user import KafkaConsumerUser, OrderEventUser
+from kafkabench.loadtest.locust_user import KafkaConsumerUser, OrderEventUser
 
 
 class OrderFeeder(OrderEventUser):

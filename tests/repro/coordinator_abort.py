@@ -372,7 +372,7 @@ def drive(cluster, *, variants: list[str], cycles: int, event: str = "kill-coord
     """
     import tempfile
 
-    from kafkabench.faults import start_node
+    from kafkabench.cluster.nodes import start_node
 
     logdir = logdir or tempfile.mkdtemp(prefix="coordinator-abort-")
     os.makedirs(logdir, exist_ok=True)
@@ -517,7 +517,7 @@ def drive(cluster, *, variants: list[str], cycles: int, event: str = "kill-coord
 
 def cmd_drive(args) -> int:
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-    from kafkabench.cluster import LocalCluster
+    from kafkabench.cluster.local import LocalCluster
 
     cluster = LocalCluster.attach(args.cluster)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -1,0 +1,8 @@
+"""`python -m kafkabench.cli`: the `kafkabench` command."""
+
+import sys
+
+from kafkabench.cli.commands import main
+
+if __name__ == "__main__":
+    sys.exit(main())
