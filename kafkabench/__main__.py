@@ -2,7 +2,7 @@
 
 import sys
 
-from kafkabench.cli.commands import main
+from kafkabench.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,8 +5,11 @@ worker specs, `kafkabench.plan`), create the topics, start the consumer groups a
 until they own every partition, optionally produce a backlog first, release the producers
 (fixed rate or max rate) for warm-up + duration, let the consumers drain
 (`kafkabench.session`), then build one summary row and the time series
-(`kafkabench.summary`). Lag sampling and the progress bar are observers of the session
-(`kafkabench.observers`).
+(`kafkabench.summary`). Everything around that is an observer of the session, wired here
+and nowhere else: lag sampling and the progress bar (`kafkabench.observers`), faults and
+their recovery figures, verification, membership schedules, the processing stage, metrics.
+What a feature adds to the workers' reports is a tally part its observer registers
+(`kafkabench.run.tally`), never a branch here.
 """
 
 from __future__ import annotations
@@ -132,31 +135,21 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
     # A fault schedule this cluster cannot carry out is refused before any topic exists.
     trust = trust_observers(plan, workload, profile, bootstrap, timeout_s=drain_timeout_s,
                             cluster=cluster)
-    membership = _membership(plan, workload)
-    if membership:
-        plan = membership[0].plan  # its members trace what they consume
-    trust += membership
+    plan, membership = _membership(plan, workload)  # its members trace what they consume
     metrics = _metrics_observers(bootstrap, metrics_port, broker_metrics)
     started_at = datetime.now(UTC)
+    summary_extra = {"commit_on_revoke": commit_on_revoke}
     journal = None
     try:
         _create_topics(plan, workload, profile, bootstrap, rf, keep_topics)
-        watchers = _standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress) + trust
-        watchers += metrics
-        if workload.processing is not None and plan.consumers:
-            from kafkabench.patterns.observer import ProcessingObserver
-
-            watchers.append(ProcessingObserver(workload.processing, bootstrap, list(plan.topics), conf=common))
+        watchers = [*_standard_observers(plan, workload, bootstrap, common, lag_interval_s, progress),
+                    *trust, *membership, *metrics, *_processing(plan, workload, bootstrap, common),
+                    *(observers or [])]
         journal = _journal(plan, workload, profile, out, bootstrap=bootstrap, started_at=started_at,
-                           commit=commit, replication_factor=rf,
-                           summary_extra={"commit_on_revoke": commit_on_revoke})
-        session = RunSession(plan, [*watchers, *(observers or [])], journal=journal)
+                           commit=commit, replication_factor=rf, summary_extra=summary_extra)
+        session = RunSession(plan, watchers, journal=journal)
     except BaseException:
-        for m in metrics:  # close the endpoint of a run that will not happen
-            if hasattr(m, "close"):
-                m.close()
-        if journal is not None:
-            journal.discard()
+        _abandon(metrics, journal)
         raise
     with session.running():
         if workload.backlog_messages:
@@ -170,17 +163,32 @@ def run_workload(workload: Workload | dict | str | Path, profile: ClientProfile 
         _delete_topics(plan, bootstrap, common, session.warnings)
     result = session_result(session, workload, profile, started_at=started_at, bootstrap=bootstrap,
                             commit=commit, replication_factor=rf)
-    result.summary["commit_on_revoke"] = commit_on_revoke
-    if workload.faults:
-        _add_recovery(result, session)
-    if workload.verify:
-        result.summary["drain_timeout_s"] = drain_timeout_s
+    result.summary.update(summary_extra)
+    return _kept(result, session, out)
+
+
+def _abandon(metrics: list[RunObserver], journal: Journal | None) -> None:
+    """Close the metrics endpoints of a run that will not happen and discard its journal."""
+    for m in metrics:
+        if hasattr(m, "close"):
+            m.close()
+    if journal is not None:
+        journal.discard()
+
+
+def _kept(result: RunResult, session: RunSession, out: str | Path | None) -> RunResult:
+    """`result`, saved under `out` (replacing the run's journal) or, without `out`, with the
+    journal discarded.
+
+    Raises:
+        RunFailed: a worker died; the partial result is attached (and saved).
+    """
     saved = save(result, out, overwrite=True) if out is not None else None  # replaces the journal
     if saved is None:
-        journal.discard()
+        session.journal.discard()
     if session.failure is not None:
         where = f"; the partial result is saved in {saved}" if saved else ""
-        raise RunFailed(f"run {plan.run_id} failed: {session.failure}{where}", result)
+        raise RunFailed(f"run {session.plan.run_id} failed: {session.failure}{where}", result)
     return result
 
 
@@ -270,7 +278,21 @@ def trust_observers(plan: RunPlan, workload: Workload, profile: ClientProfile, b
                     *, timeout_s: float = 60.0, cluster: Any = None) -> list[RunObserver]:
     """The observers of a verified or faulted run, in the order their `on_end` must run:
     the fault schedule first (it restores every node it stopped), then the cluster-state
-    sampler and the delivery verifier, which read the restored cluster.
+    sampler, the recovery figures (from the `faults` frame the schedule contributes) and the
+    delivery verifier, which read the restored cluster.
+
+    Args:
+        plan: The run's plan.
+        workload: The workload: its `faults`, `verify` and `fault_commands`.
+        profile: The client profile (security settings, the verifier's isolation level).
+        bootstrap: Bootstrap servers.
+        timeout_s: How long consumer groups may go without progress while draining
+            (`run_workload`'s `drain_timeout_s`); the read-back gets at least 60 s.
+        cluster: The embedded cluster the faults act on (default: the one `bootstrap`
+            belongs to).
+
+    Returns:
+        The observers (none for a run without faults or verification).
 
     Raises:
         ConfigError: a fault schedule this cluster cannot carry out (a node it does not
@@ -278,52 +300,53 @@ def trust_observers(plan: RunPlan, workload: Workload, profile: ClientProfile, b
     """
     from kafkabench.cluster.nodes import find_local_cluster
     from kafkabench.faults.clusterstate import ClusterStateObserver
-    from kafkabench.faults.observer import FaultObserver
-    from kafkabench.spec.faults import parse_faults
+    from kafkabench.faults.observer import FaultObserver, RecoveryObserver
     from kafkabench.verify.observer import VerifyObserver
 
     common = dict(profile.common)
     watchers: list[RunObserver] = []
     if workload.faults:
         local = cluster if cluster is not None else find_local_cluster(bootstrap)
-        faults = parse_faults(list(workload.faults), run_s=None if workload.message_count else workload.run_s,
-                              node_ids=[n.id for n in local.nodes] if local is not None else None,
-                              external=local is None, commands=dict(workload.fault_commands))
-        watchers.append(FaultObserver(faults, bootstrap=bootstrap, topics=list(plan.topics),
+        # The workload parsed its schedule and held it to the run's length; FaultObserver
+        # checks it against this cluster without parsing it again.
+        watchers.append(FaultObserver(workload.faults, bootstrap=bootstrap, topics=list(plan.topics),
                                       cluster=local, commands=dict(workload.fault_commands),
                                       conf=common))
         watchers.append(ClusterStateObserver(bootstrap, list(plan.topics), conf=common))
+        watchers.append(RecoveryObserver())
     if workload.verify:
         isolation = profile.consumer_config(bootstrap, "kb-verify").get("isolation.level")
         watchers.append(VerifyObserver(bootstrap, list(plan.topics), conf=common,
-                                       isolation_level=isolation, timeout_s=max(timeout_s, 60.0)))
+                                       isolation_level=isolation, timeout_s=max(timeout_s, 60.0),
+                                       drain_timeout_s=timeout_s))
     return watchers
 
 
-def _membership(plan: RunPlan, workload: Workload) -> list[RunObserver]:
-    """The observer carrying out the workload's membership schedule (none without one).
+def _membership(plan: RunPlan, workload: Workload) -> tuple[RunPlan, list[RunObserver]]:
+    """The plan to run and the observer carrying out the workload's membership schedule (none
+    without one): its members trace what they consume, so the observer's plan replaces it.
 
     Raises:
         ConfigError: a crash in a run whose workers are threads.
     """
     if not workload.membership:
-        return []
+        return plan, []
     from kafkabench.groups.observer import MembershipObserver
 
     if plan.mode != "process" and any(e.action == "crash" for e in workload.membership):
         raise ConfigError("workload membership crashes a member, which needs its own process: "
                           f"run with mode=\"process\" (not {plan.mode!r})")
-    return [MembershipObserver(workload.membership, plan)]
+    observer = MembershipObserver(workload.membership, plan)
+    return observer.plan, [observer]
 
 
-def _add_recovery(result: RunResult, session: RunSession) -> None:
-    """Recovery figures per fault, from the 10 ms acknowledgement timeline."""
-    from kafkabench.analysis.recovery import recovery_figures, recovery_summary
+def _processing(plan: RunPlan, workload: Workload, bootstrap: str, conf: dict[str, Any]) -> list[RunObserver]:
+    """The observer of the workload's processing stage (none without one, or without members)."""
+    if workload.processing is None or not plan.consumers:
+        return []
+    from kafkabench.patterns.observer import ProcessingObserver
 
-    tally = session.tally
-    result.recovery = recovery_figures(result.faults, tally.acks, result.timeseries,
-                                       result.intervals, tally.error_timeline, t0_wall=tally.t0_wall)
-    result.summary.update(recovery_summary(result.recovery))
+    return [ProcessingObserver(workload.processing, bootstrap, list(plan.topics), conf=conf)]
 
 
 def _create_topics(plan: RunPlan, workload: Workload, profile: ClientProfile, bootstrap: str,

@@ -87,7 +87,7 @@ CONSUMER_PERFORMANCE_ROW = (rf"{_TIME}, {_TIME}, \d+\.\d{{4}}, \d+\.\d{{4}}, \d+
 
 
 def test_perf_tool_lines_count_mb_as_mebibytes():
-    from kafkabench.cli.commands import consumer_performance_lines, producer_performance_line
+    from kafkabench.cli import consumer_performance_lines, producer_performance_line
 
     summary = {"delivered": 1000, "delivery_rate": 2**20 / 100 * 3, "publish_latency_ms_avg": 1.234,
                "publish_latency_ms_max": 9.0, "publish_latency_ms_p50": 1.9, "publish_latency_ms_p95": 4.2,
@@ -191,7 +191,7 @@ def test_run_json_is_the_last_line_and_verbose_shows_omb_notes(bootstrap, tmp_pa
     summary = json.loads(lines[-1])
     assert summary["delivered"] == summary["produced"] > 0, _says(ran)
     assert summary["e2e_latency_ms_p50"] is None  # NaN (nothing consumed) as null
-    assert "INFO kafkabench.config: OMB driver 'kafka-throughput'" in ran.stderr, _says(ran)
+    assert "INFO kafkabench.spec.profile: OMB driver 'kafka-throughput'" in ran.stderr, _says(ran)
     assert "dropped" in ran.stderr, _says(ran)
     # The file's 1 min warm-up and 15 min test were replaced by --set: no warning about them.
     assert "warms up" not in ran.stderr and "960 s" not in ran.stderr, _says(ran)
@@ -206,7 +206,7 @@ def test_verbose_is_what_shows_info_logs(bootstrap):
     for args in (("-v", "topic", "list"), ("topic", "list", "-v")):
         loud = _cli(*args, "--profile", profile, "--bootstrap-server", bootstrap)
         assert loud.returncode == 0, _says(loud)
-        assert "INFO kafkabench.config: OMB driver 'kafka-throughput'" in loud.stderr, _says(loud)
+        assert "INFO kafkabench.spec.profile: OMB driver 'kafka-throughput'" in loud.stderr, _says(loud)
 
 
 def test_topic_commands_with_profile_and_command_config(bootstrap, tmp_path):
@@ -449,7 +449,7 @@ def _parsers(parser=None, path=("kafkabench",)):
     """(command path, parser) of the root parser and every subcommand, depth first."""
     import argparse
 
-    from kafkabench.cli.commands import build_parser
+    from kafkabench.cli import build_parser
 
     parser = parser or build_parser()
     yield path, parser
@@ -508,7 +508,7 @@ def test_every_cluster_command_takes_bootstrap_server_profile_and_client_setting
 
 
 def test_options_parse_as_kafka_users_write_them():
-    from kafkabench.cli.commands import build_parser
+    from kafkabench.cli import build_parser
 
     parse = build_parser().parse_args
     assert parse(["topic", "list", "--bootstrap-server", "b:9092"]).bootstrap == "b:9092"
@@ -541,7 +541,8 @@ def test_bad_durations_are_usage_errors_naming_the_value():
 
 
 def test_client_settings_reach_the_right_clients(tmp_path):
-    from kafkabench.cli.commands import _client_profile, build_parser, read_properties
+    from kafkabench.cli import build_parser, read_properties
+    from kafkabench.cli.options import client_profile
 
     config = tmp_path / "client.properties"
     config.write_text("# TLS to the cluster, tuning for the producer\nsecurity.protocol=SSL\n"
@@ -551,14 +552,14 @@ def test_client_settings_reach_the_right_clients(tmp_path):
     args = build_parser().parse_args(["produce", "--topic", "t", "--num-records", "1", "--command-config",
                                       str(config), "--command-property", "acks=all", "--producer-props",
                                       "linger.ms=5", "--profile", "default"])
-    profile = _client_profile(args, "producer", files=[args.producer_config],
+    profile = client_profile(args, "producer", files=[args.producer_config],
                               props=[("--producer-props", args.producer_props)])
     # Connection settings reach every client (and the reachability check); the rest the producer.
     assert profile.common["security.protocol"] == "SSL"
     assert profile.producer["linger.ms"] == 5 and profile.producer["acks"] == "all"
     args = build_parser().parse_args(["run", "w.yaml", "--command-property", "producer.acks=all",
                                       "consumer.fetch.min.bytes=1000", "socket.timeout.ms=20000"])
-    profile = _client_profile(args)
+    profile = client_profile(args)
     assert profile.producer["acks"] == "all" and profile.consumer["fetch.min.bytes"] == 1000
     assert profile.common["socket.timeout.ms"] == 20000
     # Commands with clients of both roles: a bare key goes to the one role that takes it (as
@@ -566,7 +567,7 @@ def test_client_settings_reach_the_right_clients(tmp_path):
     for command in (["run", "w.yaml"], ["sweep", "s.yaml"], ["quickstart"]):
         args = build_parser().parse_args([*command, "--command-property", "linger.ms=5", "fetch.min.bytes=1",
                                           "security.protocol=PLAINTEXT"])
-        profile = _client_profile(args)
+        profile = client_profile(args)
         assert profile.producer == {"linger.ms": 5} and profile.consumer == {"fetch.min.bytes": 1}
         assert profile.common == {"security.protocol": "PLAINTEXT"}
 
@@ -579,7 +580,7 @@ def test_completion_scripts_and_the_hint_without_shtab():
         assert "kafkabench" in result.stdout and "completion" in result.stdout, _says(result)
         assert shell == "tcsh" or "--bootstrap-server" in result.stdout, _says(result)
     # Without shtab: one line saying how to install it.
-    code = ("import sys; sys.modules['shtab'] = None; from kafkabench.cli.commands import main; "
+    code = ("import sys; sys.modules['shtab'] = None; from kafkabench.cli import main; "
             "sys.exit(main(['completion', 'bash']))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -597,23 +598,23 @@ def test_quickstart_takes_the_client_options_of_every_command(tmp_path):
 
 
 def test_summary_has_a_schedule_line_only_for_a_target_rate():
-    from kafkabench.cli.commands import _summary_lines
+    from kafkabench.cli.output import summary_lines
 
     base = {"run_id": "r", "duration_s": 1.0, "produced": 1, "delivered": 1, "failed": 0, "consumed": 0}
-    paced = _summary_lines({**base, "target_rate": 1000.0, "rate_held": True})
+    paced = summary_lines({**base, "target_rate": 1000.0, "rate_held": True})
     assert any(line.lstrip().startswith("schedule  target 1,000 msg/s, held: True") for line in paced)
     for target in (0.0, float("nan"), None):  # run at max rate; Locust (not measured); absent
-        assert not any("schedule" in line for line in _summary_lines({**base, "target_rate": target}))
+        assert not any("schedule" in line for line in summary_lines({**base, "target_rate": target}))
 
 
 def test_summary_key_lists_go_through_the_contract(monkeypatch):
     import kafkabench.core.contract as contract
-    from kafkabench.cli import commands as cli
+    from kafkabench.cli import results, sweep
 
-    assert list(cli._results_list_columns())[0] == "run_id" and "rate_held" in cli._quickstart_columns()
+    assert list(results._results_list_columns())[0] == "run_id" and "rate_held" in sweep._quickstart_columns()
     known = contract.summary_column
     monkeypatch.setattr(contract, "summary_column", lambda name: None if name == "consume_rate" else known(name))
-    for columns in (cli._results_list_columns, cli._quickstart_columns):
+    for columns in (results._results_list_columns, sweep._quickstart_columns):
         with pytest.raises(ValueError, match="'consume_rate' is not a summary key"):
             columns()
 
@@ -626,3 +627,4 @@ def test_locust_command_passes_the_processing_stage_on(tmp_path):
                   "--out", "")
     assert result.returncode == 2, _says(result)
     assert f"processing file '{stage}': processing.poison_fraction=2" in result.stderr, _says(result)
+

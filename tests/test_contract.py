@@ -152,7 +152,7 @@ def test_design_md_holds_the_generated_tables():
     assert found, f"DESIGN.md has no {BEGIN} ... {END} section"
     assert found.group(1) == contract.markdown(), (
         "DESIGN.md's result tables differ from the contract: run "
-        "`python -m kafkabench.contract --write DESIGN.md`")
+        "`python -m kafkabench.core.contract --write DESIGN.md`")
 
 
 def test_markdown_from_the_command_line(capsys):

@@ -4,8 +4,10 @@ on the 3-broker embedded cluster (every test leaves all 3 nodes alive and unpaus
 from __future__ import annotations
 
 import json
+import pickle
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,9 +21,9 @@ from kafkabench.core.errors import ConfigError
 from kafkabench.faults.observer import COLUMNS, FaultObserver
 from kafkabench.run.plan import plan_run
 from kafkabench.run.session import RunSession
-from kafkabench.spec.faults import Fault, parse_faults
+from kafkabench.spec.faults import Fault, FaultSchedule, parse_faults
 from kafkabench.spec.profile import load_profile
-from kafkabench.spec.workload import load_workload
+from kafkabench.spec.workload import Workload, load_workload
 
 # Nothing listens on the discard port: an "external" cluster for command-only tests.
 NO_CLUSTER = "127.0.0.1:9"
@@ -132,6 +134,43 @@ def test_external_schedule_with_commands_is_accepted():
         {"at_s": 9, "action": "rolling_restart"},
     ], external=True, commands={"kill": "k {node}", "start": "s {node}", "restart": "r {node}"})
     assert len(faults) == 4
+
+
+def test_a_parsed_schedule_is_checked_again_but_not_parsed_again():
+    schedule = parse_faults([{"at_s": 1, "action": "kill", "target": "4", "duration_s": 2}])
+    assert isinstance(schedule, FaultSchedule) and schedule == (Fault(1.0, "kill", 4, 2.0),)
+    assert parse_faults(schedule) is schedule
+    assert parse_faults(schedule, run_s=3, node_ids=[4], external=True, commands={"kill": "k", "start": "s"}) is schedule
+    with pytest.raises(ConfigError, match=r"faults\[0\].target=4: the cluster has no node 4; its nodes are \[1, 2\]"):
+        parse_faults(schedule, node_ids=[2, 1])
+    with pytest.raises(ConfigError, match=r"faults\[0\]: at_s=1 \+ duration_s=2 ends after the run \(2.5 s"):
+        parse_faults(schedule, run_s=2.5)
+    with pytest.raises(ConfigError, match=r"faults\[0\].command: kill on a cluster kafkabench did not start"):
+        parse_faults(schedule, external=True)
+
+
+def test_a_workload_keeps_its_schedule_parsed_once():
+    w = load_workload({"name": "f", "duration_s": 10, "fault_commands": {"kill": "k {node}"},
+                       "faults": [{"at_s": 1, "action": "kill", "target": "2", "duration_s": 2}]})
+    assert isinstance(w.faults, FaultSchedule) and w.faults == (Fault(1.0, "kill", 2, 2.0),)
+    # What a run does with it: check it against the cluster, without parsing it again.
+    assert parse_faults(w.faults, node_ids=[1, 2, 3], commands=w.fault_commands) is w.faults
+    assert replace(w, duration_s=5).faults is w.faults
+    with pytest.raises(ConfigError, match=r"faults\[0\]: at_s=1 \+ duration_s=2 ends after the run \(2 s"):
+        replace(w, duration_s=2)
+    assert replace(w, duration_s=0, message_count=10).faults is w.faults  # no length to check
+    copy = pickle.loads(pickle.dumps(w))
+    assert copy == w and type(copy.faults) is FaultSchedule
+    assert Workload.from_dict(w.to_dict()) == w
+    assert w.to_dict()["faults"] == [{"at_s": 1.0, "action": "kill", "target": 2, "duration_s": 2.0}]
+    assert json.loads(w.as_flat_dict()["workload.faults"]) == w.to_dict()["faults"]
+
+
+def test_a_workload_refuses_a_schedule_that_is_not_a_list():
+    for bad in ("kill", {"at_s": 1}, 3):
+        with pytest.raises(ConfigError, match=r"workload faults=.*expected a list of faults"):
+            Workload(faults=bad)
+    assert Workload(faults=None).faults == ()
 
 
 # ------------------------------------------------------------------------- shell commands

@@ -24,9 +24,9 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from conftest import explain, run_child
-from kafkabench.cluster import offsets
 from kafkabench.cluster.admin import create_topic
 from kafkabench.core.errors import ClusterError, ConfigError
+from kafkabench.experiments import offsets  # the offset commands and the replay experiment
 
 ROOT = Path(__file__).parent.parent
 # A fixed time, so record timestamps and reset times are exact. Recent: retention (7 days by

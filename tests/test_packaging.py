@@ -94,7 +94,7 @@ def test_cli_and_every_module_but_widgets_import_without_the_jupyter_stack(tmp_p
         "for m in pkgutil.iter_modules(kafkabench.__path__):\n"
         "    if m.name != 'widgets':\n"
         "        importlib.import_module(f'kafkabench.{m.name}')\n"
-        "from kafkabench.cli.commands import main\n"
+        "from kafkabench.cli import main\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
         "    main(['--help'])\n"

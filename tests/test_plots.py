@@ -660,3 +660,40 @@ def test_client_and_broker_without_broker_metrics_shows_the_client_side():
 
     fig = plots.client_and_broker(_timeseries(), RunResult().broker_metrics)
     assert _names(fig) == ["delivered (client)", "publish p99 (client)"]
+
+
+# ------------------------------------------------------------------ what the figures draw is computed in analysis
+
+
+def test_tornado_bars_are_computed_outside_the_figure():
+    from kafkabench.analysis.sensitivity import tornado
+
+    bars = tornado(_sensitivity(), "partitions")
+    assert (bars.low, bars.high) == (0.5, 1.5)
+    assert bars.bars.to_dict("records") == [
+        {"input": "target_mb_s", "factor": 0.5, "base": 10.0, "output": 5.0, "value": 50.0},
+        {"input": "target_mb_s", "factor": 1.5, "base": 10.0, "output": 15.0, "value": 150.0}]
+    assert tornado(_sensitivity(), "brokers").bars.empty
+
+
+def test_down_spans_take_a_frame_or_its_rows():
+    from kafkabench.analysis.downtime import down_spans, started_s
+
+    faults = _faults(_KILL_AND_BACK)
+    assert down_spans(faults) == down_spans(faults.to_dict("records")) == [(1.25, 2.75)]
+    assert math.isnan(started_s({"started_s": math.nan})) and started_s({"started_s": 2}) == 2.0
+
+
+def test_broker_series_per_broker_or_across_with_gaps():
+    from kafkabench.analysis.broker_series import broker_series
+
+    metric = "jvm_gc_collection_seconds_sum"
+    per_broker = broker_series(_broker_metrics(), metric, across=None)
+    assert list(per_broker.columns) == ["1", "2"]
+    assert per_broker["2"].loc[3.0:4.0].isna().all()  # broker 2's silence stays a gap
+    worst = broker_series(_broker_metrics(), "kafka_network_requestmetrics_totaltimems",
+                          labels="quantile=0.99,request=Produce", across="max")
+    assert list(worst.columns) == ["brokers"] and worst["brokers"].max() == 20.0
+    assert broker_series(_broker_metrics().iloc[:0], metric).empty
+    with pytest.raises(ValueError, match="across"):
+        broker_series(_broker_metrics(), metric, across="mean")

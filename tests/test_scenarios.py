@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import explain, run_child
-from kafkabench.cli.commands import main
+from kafkabench.cli import main
 from kafkabench.core.errors import ClusterError, ConfigError
 from kafkabench.experiments import scenarios
 from kafkabench.experiments.scenarios import (

@@ -92,3 +92,44 @@ def test_ack_timeline_keeps_one_byte_a_bucket_and_gives_back_the_buckets_with_ac
     assert sorted(timeline.items()) == [(("t", 0, 998), 1), (("t", 0, 1000), 255), (("t", 0, 1005), 2),
                                         (("t", 1, 1002), 1)]
     assert len(timeline) == 8 + 1  # buckets 998..1005 of partition 0, 1002 of partition 1
+
+
+class _ProducerSeconds:
+    """A tally part: the seconds each producer's interval reports closed, and its final count."""
+
+    name = "producer_seconds"
+
+    def __init__(self):
+        self.seconds: dict[str, set[int]] = {}
+        self.sent: dict[str, int] = {}
+
+    def merge(self, report, tally):
+        if report.role != "producer":
+            return
+        if report.kind == "interval":
+            self.seconds.setdefault(report.worker, set()).add(tally.t(report.wall))
+        elif report.kind == "done":
+            self.sent[report.worker] = report.counts["sent"]
+
+
+class _Registering(RunObserver):
+    """Registers its part before any worker starts and reads it back at the end."""
+
+    def on_start(self, session):
+        self.part = session.tally.register(_ProducerSeconds())
+
+    def contribute(self, result):
+        result.summary["parts_seen"] = sorted(self.part.seconds)
+
+
+def test_an_observer_registers_a_tally_part_that_gets_every_workers_reports(bootstrap):
+    watcher = _Registering()
+    result = run_workload({"name": "part", "partitions": 2, "producers": 2, "producer_rate": 300,
+                           "duration_s": 3, "consumer_groups": 1}, None, bootstrap=bootstrap,
+                          progress=False, mode="thread", observers=[watcher])
+    part = watcher.part
+    assert result.summary.pop("parts_seen") == ["producer-0", "producer-1"]
+    # Every producer's final report, and interval reports from each over several seconds (a
+    # late report on a loaded machine may close the same second as the next one).
+    assert sum(part.sent.values()) == result.summary["produced"] > 0
+    assert all(len(seconds) >= 2 for seconds in part.seconds.values())

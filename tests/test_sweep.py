@@ -54,6 +54,19 @@ def test_bad_grid_is_a_config_error_naming_it(grid, match):
         SweepSpec("bad", TINY, None, grid).validate()
 
 
+@pytest.mark.parametrize("fields, match", [
+    ({"name": "a b"}, r"^sweep name='a b': use letters, digits"),
+    ({"grid": 3}, r"^sweep 'tiny': grid=3: expected a mapping of parameter -> list of values"),
+    ({"repetitions": 0}, r"^sweep 'tiny': repetitions=0: expected an integer >= 1"),
+    ({"run_options": 3}, r"^sweep 'tiny': run=3: expected a mapping"),
+    ({"run_options": {"mode": "thread", "x": 1}}, r"^sweep 'tiny': run: unknown keys \['x'\]; expected some of"),
+    ({"workload": {"partitons": 1}}, r"unknown workload keys \['partitons'\]"),
+])
+def test_bad_sweep_fields_are_config_errors_naming_them(fields, match):
+    with pytest.raises(ConfigError, match=match):
+        _spec(**fields)
+
+
 def test_every_point_is_checked_before_anything_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(kafkabench.runner, "run_workload", lambda *a, **k: pytest.fail("ran"))
     spec = SweepSpec("bad", TINY, None, {"message_size": [100, 200], "linger.ms": [0, -1]})

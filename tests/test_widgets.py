@@ -224,9 +224,11 @@ def _lagging_group(bootstrap, per_partition=150, committed=50):
 def test_lag_monitor_draws_live_lag_and_stops_by_itself(bootstrap):
     topic, group = _lagging_group(bootstrap)
     try:
-        monitor = kw.lag_monitor(group, bootstrap=bootstrap, interval_s=0.3, max_duration_s=2.0)
+        # The sampler runs in a child process, which takes a second or two to start on a
+        # busy machine: long enough for a few samples after it.
+        monitor = kw.lag_monitor(group, bootstrap=bootstrap, interval_s=0.3, max_duration_s=6.0)
         assert monitor.running and monitor.start_button.disabled
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while monitor.running and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not monitor.running, "monitor did not stop after max_duration_s"

@@ -1,6 +1,7 @@
 """Workload: validation, key sequences, payload pools, OMB workload YAML."""
 
 import collections
+import json
 import logging
 import zlib
 from pathlib import Path
@@ -392,3 +393,74 @@ def test_omb_warnings_describe_the_workload_after_overrides(caplog):
     with pytest.raises(ConfigError, match=r"unknown workload keys \['partitons'\]"):
         load_workload(path, overrides={"partitons": 2})
     assert load_workload(Workload(), overrides={"duration_s": "1m"}).duration_s == 60
+
+
+@pytest.mark.parametrize(("fields", "says"), [
+    ({"duration_s": -1}, "workload duration_s=-1: expected seconds >= 0 or a duration such as 90s, 5m, 1h30m"),
+    ({"key_count": 2_000_000}, "workload key_count=2000000: expected an integer between 1 and 1000000"),
+    ({"key_skew": -1}, "workload key_skew=-1: expected a number > 0"),
+    ({"random_bytes_ratio": float("nan")}, "workload random_bytes_ratio=nan: expected a number between 0 and 1"),
+    ({"verify": "yes"}, "workload verify='yes': expected true or false"),
+    ({"fault_commands": {"kill": ""}}, "workload fault_commands={'kill': ''}: expected a mapping of fault "
+                                       "actions to shell commands"),
+    ({"topic_config": ["a"]}, "workload topic_config=['a']: expected a mapping"),
+    ({"name": ""}, "workload name='': expected a non-empty string"),
+    ({"transaction_messages": -1}, "workload transaction_messages=-1: expected an integer >= 0"),
+    ({"message_count": 0}, "workload message_count=0: expected an integer >= 1"),
+    ({"payload": 3}, "workload payload=3: expected 'random', 'text' or a file path"),
+    ({"message_size": {"choices": 3}}, "message_size={'choices': 3}: expected bytes >= 1"),
+    ({"membership": [{"at_s": 10, "action": "crash"}]}, "membership[0]: at_s=10 is not within the run (10 s)"),
+    ({"membership": [{"at_s": 1, "action": "crash", "group": 1}]},
+     "membership[0]: group=1 but the workload has 1 group(s) per run"),
+])
+def test_each_field_is_refused_with_its_whole_message(fields, says):
+    with pytest.raises(ConfigError) as err:
+        Workload(**fields)
+    assert str(err.value).startswith(says)
+
+
+def test_fields_take_their_normal_form():
+    w = Workload(producer_rate=5, key_skew=2, random_bytes_ratio=1, topic_config={"segment.ms": 1000},
+                 headers={"a": ""}, payload=Path("text"), replication_factor=2, message_count=9)
+    assert [type(v) for v in (w.producer_rate, w.key_skew, w.random_bytes_ratio)] == [float] * 3
+    assert w.topic_config == {"segment.ms": "1000"} and w.payload == "text"
+    assert hash(w) == hash(Workload(**{**w.to_dict(), "faults": [], "membership": []}))
+    # a run capped by message count has no length to hold the membership schedule to
+    assert Workload(duration_s=0, message_count=5, membership=[{"at_s": 99, "action": "crash"}]).membership
+
+
+def test_saved_form_is_unchanged():
+    # The mappings saved results and sweeps are keyed on (point ids hash `to_dict`).
+    w = Workload(name="full", topics=2, topic_config={"retention.ms": 60000}, headers={"v": "1"},
+                 message_size={"choices": [100, 300], "weights": [3, 1]}, consumers_per_group=2,
+                 duration_s="1m", warmup_s=5, processing={"time_ms": {"uniform": [1, 2]}, "poison_fraction": 0.01},
+                 faults=[{"at_s": 10, "action": "kill", "target": "leader", "duration_s": 5}],
+                 fault_commands={"kill": "k {node}"},
+                 membership=[{"at_s": 30, "action": "crash", "member": 1}, {"at_s": 3, "action": "join"}])
+    data = w.to_dict()
+    assert data == {
+        "name": "full", "topics": 2, "partitions": 1, "replication_factor": None,
+        "topic_config": {"retention.ms": "60000"}, "message_size": {"choices": [100, 300], "weights": [3.0, 1.0]},
+        "payload": "random", "random_bytes_ratio": 1.0, "payload_pool_size": 1000, "key_distribution": "none",
+        "key_count": 10000, "key_skew": 1.0, "producers": 1, "producer_rate": 0.0, "consumer_groups": 1,
+        "consumers_per_group": 2, "duration_s": 60.0, "warmup_s": 5.0, "backlog_messages": 0,
+        "topic_prefix": "kb", "message_count": None, "headers": {"v": "1"}, "verify": False,
+        "faults": [{"at_s": 10.0, "action": "kill", "target": "leader", "duration_s": 5.0}],
+        "fault_commands": {"kill": "k {node}"},
+        "processing": {"time_ms": {"uniform": [1.0, 2.0]}, "transient_fraction": 0.0, "transient_failures": 1,
+                       "poison_fraction": 0.01, "retry": "inline",
+                       "backoff": {"initial_ms": 100.0, "multiplier": 2.0, "max_ms": 10000.0, "jitter": 0.0,
+                                   "max_attempts": 3},
+                       "dead_letter": True, "filter_fraction": 0.0, "filter_header": None, "output": False,
+                       "seed": 0, "exactly_once": False, "transaction_messages": 100, "transaction_ms": 100.0},
+        "transaction_messages": 0,
+        "membership": [{"at_s": 3.0, "action": "join", "member": 0, "group": 0, "topic": 0},
+                       {"at_s": 30.0, "action": "crash", "member": 1, "group": 0, "topic": 0}],
+    }
+    row = w.as_flat_dict()
+    assert row["workload.message_size"] == 150 and row["workload.duration_s"] == 60.0
+    assert row["workload.topic_config.retention.ms"] == "60000" and row["workload.headers.v"] == "1"
+    assert row["workload.faults"] == json.dumps(data["faults"])
+    assert row["workload.membership"] == json.dumps(data["membership"])
+    assert row["workload.processing"] == json.dumps(data["processing"])
+    assert load_workload(data) == w

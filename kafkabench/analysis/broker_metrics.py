@@ -1,4 +1,9 @@
-"""TODO: docstring of kafkabench.analysis.broker_metrics."""
+"""Broker metrics scraped during a run, reshaped (pure): `is_counter` tells a counter family from
+a gauge, `to_wide` turns the long `broker_metrics` frame into one column per broker (or label),
+counters as per-second rates.
+
+May import: pandas only.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""TODO: docstring of kafkabench.analysis.cluster_state."""
+"""The cluster-state sampler's samples as frames and figures (pure): `cluster_state_frame` (one row
+per partition per sample: leader, ISR, under-replicated), `cluster_state_per_second` and
+`cluster_state_figures` (leader changes, seconds under-replicated or offline).
+
+May import: `kafkabench.core`.
+"""
 
 from __future__ import annotations
 

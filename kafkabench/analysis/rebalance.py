@@ -1,4 +1,10 @@
-"""TODO: docstring of kafkabench.analysis.rebalance."""
+"""Consumer-group rebalances analysed (pure, from a run's frames): `ownership` (who owned which
+partition when), `read_traces` (the members' consumption traces), and `event_figures`, per
+membership event: time to detect it, to a stable assignment, the longest pause of a partition
+and of the group, partitions moved, records consumed twice, and the lag peak and its drain.
+
+May import: `kafkabench.core`, `kafkabench.engine` (the trace format).
+"""
 
 from __future__ import annotations
 
@@ -30,16 +36,30 @@ def ownership(rebalances: pd.DataFrame, membership: pd.DataFrame | None = None, 
     columns = ["group", "topic", "partition", "member", "start_t", "end_t"]
     if rebalances is None or not len(rebalances):
         return pd.DataFrame(columns=columns)
+    marks = _ownership_marks(rebalances, membership, group)
+    end = end_t if end_t is not None else (marks[-1][0] if marks else 0.0)
+    return pd.DataFrame(_ownership_intervals(marks, end), columns=columns).sort_values(
+        ["group", "topic", "partition", "start_t"], ignore_index=True)
+
+
+def _ownership_marks(rebalances: pd.DataFrame, membership: pd.DataFrame | None,
+                     group: str | None) -> list[tuple[float, str, str, str, str]]:
+    """(t, assign|revoke|gone, group, member, "topic:partition,...") in time order."""
     ev = rebalances if group is None else rebalances[rebalances["group"] == group]
     marks = [(t, "assign" if e == "assign" else "revoke", g, m, str(parts))
-             for t, g, m, e, parts in zip(ev["t"], ev["group"], ev["member"], ev["event"], ev["partitions"].fillna(""))]
+             for t, g, m, e, parts in zip(ev["t"], ev["group"], ev["member"], ev["event"],
+                                          ev["partitions"].fillna(""))]
     if membership is not None and len(membership):
-        for row in membership[membership["action"].isin(["crash", "leave"]) & membership["t_s"].notna()].itertuples():
-            marks.append((row.t_s, "gone", row.group_id, row.worker, ""))
+        gone = membership[membership["action"].isin(["crash", "leave"]) & membership["t_s"].notna()]
+        marks.extend((row.t_s, "gone", row.group_id, row.worker, "") for row in gone.itertuples())
     marks.sort(key=lambda x: x[0])
-    end = end_t if end_t is not None else (marks[-1][0] if marks else 0.0)
+    return marks
+
+
+def _ownership_intervals(marks: list[tuple[float, str, str, str, str]], end: float) -> list[tuple]:
+    """The (group, topic, partition, member, start_t, end_t) intervals the marks make."""
     open_: dict[tuple[str, str, int], tuple[str, float]] = {}
-    rows = []
+    rows: list[tuple] = []
 
     def close(key: tuple[str, str, int], t: float) -> None:
         member, since = open_.pop(key)
@@ -59,8 +79,7 @@ def ownership(rebalances: pd.DataFrame, membership: pd.DataFrame | None = None, 
                 open_[key] = (member, t)
     for key in list(open_):
         close(key, max(end, open_[key][1]))
-    return pd.DataFrame(rows, columns=columns).sort_values(["group", "topic", "partition", "start_t"],
-                                                           ignore_index=True)
+    return rows
 
 
 def member_identity(worker: str) -> str:

@@ -90,11 +90,13 @@ def recovery_figures(faults: pd.DataFrame, acks: Mapping[tuple[str, int, int], i
     Args:
         faults: the `faults` frame (`FaultObserver.frame()`).
         acks: the 10 ms acknowledgement timeline, {(topic, partition, centisecond): n} with
-            centisecond = floor(unix time * 100) (`Tally.acks`).
+            centisecond = floor(unix time * 100): the producers' `kafkabench.run.timeline.AckTimeline`
+            (`tally.acks`).
         timeseries: the run's per-second frame (index `t`; column `delivered`).
         intervals: per-second histograms, {(t, histogram name): LatencyRecorder}
             (`Tally.histograms`).
-        errors: delivery errors, {(unix second, error code name): n} (`Tally.error_timeline`).
+        errors: delivery errors, {(unix second, error code name): n}: the producers'
+            `kafkabench.run.timeline.ErrorTimeline` (`tally.error_timeline`).
         t0_wall: Unix time of the run's t=0 (`Tally.t0_wall`).
         window_s: longest window after a fault, in seconds.
 

@@ -1,4 +1,8 @@
-"""TODO: docstring of kafkabench.analysis.sweeps."""
+"""A sweep's runs as one row each (pure): `summarize` picks the swept parameters and the summary
+metrics (`DEFAULT_METRICS`: publish rate and MB/s, latency percentiles, ...) out of every run.
+
+May import: `kafkabench.core`.
+"""
 
 #: Metrics `summarize` aggregates by default.
 from __future__ import annotations

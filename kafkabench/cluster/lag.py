@@ -32,6 +32,7 @@ from kafkabench.cluster.admin import admin_client, describe_topics
 from kafkabench.core.errors import ClusterError, ConfigError
 from kafkabench.core.log import librdkafka_logger
 from kafkabench.core.sidecar import Restart, Sidecar
+from kafkabench.core.threads import Periodic
 
 # Names of the flat module `kafkabench.lag`, which now points here.
 from kafkabench.measure.lagmath import (
@@ -302,8 +303,7 @@ class LagSampler(LagHistory):
         self._deleted: set[str] = set()
         self._produced_at: dict[tuple[str, int, int], float] = {}
         self._sampling = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = Periodic(self.sample_once, interval_s, name="kafkabench-lag")
 
     # ------------------------------------------------------------------ requests
 
@@ -620,30 +620,13 @@ class LagSampler(LagHistory):
 
     def start(self) -> LagSampler:
         """Sample every `interval_s` in a daemon thread until `stop()`; returns self."""
-        if self._thread is not None:
-            return self
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="kafkabench-lag", daemon=True)
         self._thread.start()
         return self
-
-    def _run(self) -> None:
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            self.sample_once()
-            next_t += self.interval_s
-            # A slow sample (timeouts) skips ticks rather than sampling back to back.
-            if next_t < time.monotonic():
-                next_t = time.monotonic() + self.interval_s
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
 
     def stop(self, timeout_s: float | None = None) -> None:
         """Stop the thread, waiting for a sample in progress (at most a few request timeouts),
         and close the reader's consumer."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s if timeout_s is not None else 5 * self.request_timeout_s + 5)
-            self._thread = None
+        self._thread.stop(timeout_s if timeout_s is not None else 5 * self.request_timeout_s + 5)
         self.close()
 
     def close(self) -> None:

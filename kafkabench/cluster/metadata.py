@@ -1,4 +1,10 @@
-"""TODO: docstring of kafkabench.cluster.metadata."""
+"""`MetadataProbe`: leader and ISR of every partition of the run's topics, read with Metadata
+requests only (never a coordinator request, see docs/librdkafka-coordinator-abort.md). It runs
+in a supervised child process (`kafkabench.core.sidecar.Sidecar`) for the cluster-state sampler,
+so a librdkafka abort costs a sample, not the run.
+
+May import: `kafkabench.core`, `kafkabench.cluster.admin`.
+"""
 
 from __future__ import annotations
 

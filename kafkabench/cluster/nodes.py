@@ -1,4 +1,10 @@
-"""TODO: docstring of kafkabench.cluster.nodes."""
+"""Node control for fault schedules: which embedded cluster a bootstrap string names
+(`find_local_cluster`), the KRaft active controller from the nodes' quorum-state files
+(`active_controller`), starting a stopped node and waiting until it serves (`start_node`), and
+the user's own shell commands for clusters kafkabench did not start (`run_command`).
+
+May import: `kafkabench.core`, `kafkabench.cluster.local`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""TODO: docstring of kafkabench.core.log."""
+"""librdkafka's log lines routed into Python logging: `librdkafka_logger()` is the one `logger`
+object every client config gets, writing to the `kafkabench.librdkafka` logger (its warnings and errors at
+INFO, the rest at DEBUG), so they show with kafkabench's own `-v`, not on stderr.
+
+May import: the standard library only.
+"""
 
 from __future__ import annotations
 

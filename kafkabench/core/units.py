@@ -7,6 +7,7 @@ import re
 from kafkabench.core.errors import ConfigError
 
 _SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds"}
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
 # Units largest first, each at most once, as Locust and Go write durations: 1h30m, 2m30s.
 _DURATION = re.compile("".join(f"(?:(?P<{u}>{_NUMBER}){u})?" for u in ("h", "m", "s", "ms")))
@@ -34,5 +35,3 @@ def parse_duration(text: str | float, *, unit: str = "s") -> float:
                           "number with units h, m, s, ms, e.g. 90, 90s, 5m, 1h30m")
     return sum(float(n) * _SECONDS[u] for u, n in match.groupdict().items() if n is not None)
 
-
-_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds"}

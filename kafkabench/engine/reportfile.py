@@ -1,4 +1,11 @@
-"""TODO: docstring of kafkabench.engine.reportfile."""
+"""A worker's reports on disk (the run's journal, see `kafkabench.run.journal`).
+
+`ReportFile` appends each report a worker sends as one length-prefixed pickle record and
+flushes it (never raising: a full disk must not stop the measurement), so a run whose main process dies still has every report that was sent;
+`read_records` reads a file back, stopping quietly at a record cut short by a crash.
+
+May import: nothing of kafkabench (the engine's lowest part).
+"""
 
 from __future__ import annotations
 

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from kafkabench.core.errors import ClusterError, ConfigError
+from kafkabench.spec.faults import parse_faults
 from kafkabench.spec.profile import ClientProfile, FrozenDict, load_profile
+from kafkabench.spec.workload import load_workload
 
 if TYPE_CHECKING:
     from kafkabench.cluster.local import LocalCluster
@@ -488,14 +490,14 @@ def _run_one(scenario: Scenario, seconds: float, bootstrap: str, cluster: LocalC
              out: str | Path | None, progress: bool, fault_commands: Mapping[str, str] | None,
              common: Mapping[str, Any] | None, healthy_timeout_s: float) -> ScenarioResult:
     """Check the schedule, wait for a healthy cluster, run, and evaluate."""
-    from kafkabench.spec.faults import parse_faults
-
     workload = {**scenario.workload_for(seconds), "fault_commands": dict(fault_commands or {})}
     profile = scenario.client_profile(common)
-    # The run's own check, done before anything is created on the cluster.
-    parse_faults(workload["faults"], run_s=seconds, external=cluster is None,
+    # The run's own checks, done before anything is created on the cluster: the workload
+    # parses its schedule and holds it to the run's length, then this cluster's nodes.
+    checked = load_workload(workload)
+    parse_faults(checked.faults, external=cluster is None,
                  node_ids=[n.id for n in cluster.nodes] if cluster is not None else None,
-                 commands=workload["fault_commands"])
+                 commands=checked.fault_commands)
     wait_healthy(bootstrap, cluster, conf=profile.common, timeout_s=healthy_timeout_s)
     result = _run_isolated(workload, profile, bootstrap, cluster, out=out, progress=progress)
     row, checks = scenario_row(scenario, seconds, result)

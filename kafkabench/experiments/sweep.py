@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -32,6 +30,17 @@ import pandas as pd
 
 from kafkabench.analysis.sweeps import DEFAULT_METRICS, _json_value, summarize
 from kafkabench.cluster.local import resolve_bootstrap
+from kafkabench.core.checks import (
+    Check,
+    check_fields,
+    integer,
+    known_keys,
+    mapping,
+    number,
+    parsed_by,
+    refuse,
+    safe_name,
+)
 from kafkabench.core.contract import summary_names
 from kafkabench.core.errors import ConfigError
 from kafkabench.engine.consumer import check_commit_mode
@@ -77,6 +86,49 @@ def _canonical(param: Any) -> str:
     return f"producer.{param}"
 
 
+def _grid(label: str, grid: Any) -> FrozenDict:
+    """The grid with canonical parameter names (`_canonical`), each with a list of distinct values."""
+    if not isinstance(grid, Mapping):
+        refuse(label, grid, "expected a mapping of parameter -> list of values")
+    checked: dict[str, tuple] = {}
+    for param, values in grid.items():
+        column = _canonical(param)
+        if column in checked:
+            raise ConfigError(f"{label} parameter {param!r} is given twice (as {column!r})")
+        checked[column] = _values(f"{label} parameter {param!r}", values)
+    return FrozenDict(checked)
+
+
+def _values(where: str, values: Any) -> tuple:
+    """One grid parameter's values: a non-empty list, no value twice."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
+        raise ConfigError(f"{where}: expected a list of values, got {values!r}")
+    if not values:
+        raise ConfigError(f"{where} has no values")
+    keys = [json.dumps(_json_value(v), sort_keys=True) for v in values]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"{where} repeats a value in {list(values)!r}")
+    return tuple(values)
+
+
+def _run_options(label: str, options: Any) -> FrozenDict:
+    """`run_workload` options, by name (`RUN_OPTIONS`); their values are checked per point."""
+    options = mapping(label, options)
+    known_keys(label, options, RUN_OPTIONS)
+    return FrozenDict(options)
+
+
+#: Each field's check, in the order they run (`core.checks`).
+_FIELDS: dict[str, Check] = {
+    "workload": parsed_by(load_workload),
+    "profile": parsed_by(load_profile),
+    "grid": _grid,
+    "repetitions": integer(1),
+    "run_options": _run_options,
+    "warmup_run_s": number(0, finite=True, noun="seconds"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class SweepSpec:
     """A grid of runs: the base load and tuning, what to vary, and how often to repeat.
@@ -104,45 +156,8 @@ class SweepSpec:
     warmup_run_s: float = 0.0
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
-            raise ConfigError(f"sweep name={self.name!r}: use letters, digits, '.', '_' and '-'")
-        set_(self, "workload", load_workload(self.workload))
-        set_(self, "profile", load_profile(self.profile))
-        if not isinstance(self.grid, Mapping):
-            raise ConfigError(f"sweep {self.name!r}: grid={self.grid!r}: expected a mapping "
-                              "of parameter -> list of values")
-        grid: dict[str, tuple] = {}
-        for param, values in self.grid.items():
-            column = _canonical(param)
-            if column in grid:
-                raise ConfigError(f"sweep {self.name!r}: grid parameter {param!r} is given twice "
-                                  f"(as {column!r})")
-            if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
-                raise ConfigError(f"sweep {self.name!r}: grid parameter {param!r}: expected a list "
-                                  f"of values, got {values!r}")
-            if not values:
-                raise ConfigError(f"sweep {self.name!r}: grid parameter {param!r} has no values")
-            keys = [json.dumps(_json_value(v), sort_keys=True) for v in values]
-            if len(set(keys)) != len(keys):
-                raise ConfigError(f"sweep {self.name!r}: grid parameter {param!r} repeats a value "
-                                  f"in {list(values)!r}")
-            grid[column] = tuple(values)
-        set_(self, "grid", FrozenDict(grid))
-        reps = self.repetitions
-        if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
-            raise ConfigError(f"sweep {self.name!r}: repetitions={reps!r}: expected an integer >= 1")
-        if not isinstance(self.run_options, Mapping):
-            raise ConfigError(f"sweep {self.name!r}: run={self.run_options!r}: expected a mapping")
-        unknown = sorted(set(self.run_options) - set(RUN_OPTIONS))
-        if unknown:
-            raise ConfigError(f"sweep {self.name!r}: unknown run options {unknown}; "
-                              f"expected some of {', '.join(RUN_OPTIONS)}")
-        set_(self, "run_options", FrozenDict(self.run_options))
-        warm = self.warmup_run_s
-        if isinstance(warm, bool) or not isinstance(warm, (int, float)) or not 0 <= warm < math.inf:
-            raise ConfigError(f"sweep {self.name!r}: warmup_run_s={warm!r}: expected seconds >= 0")
-        set_(self, "warmup_run_s", float(warm))
+        safe_name("sweep name", self.name)
+        check_fields(self, _FIELDS, f"sweep {self.name!r}: ", labels={"run_options": "run"})
 
     @property
     def params(self) -> list[str]:
@@ -248,6 +263,16 @@ def _apply(spec: SweepSpec, params: Mapping[str, Any],
         workload = replace(spec.workload, name=spec.name, **changes)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    profile = _point_profile(spec, params, cache, where)
+    options = {**spec.run_options,
+               **{k.partition(".")[2]: v for k, v in params.items() if k.startswith("run.")}}
+    _check_options(where, options, workload)
+    return workload, profile, options
+
+
+def _point_profile(spec: SweepSpec, params: Mapping[str, Any], cache: dict[str, ClientProfile],
+                   where: str) -> ClientProfile:
+    """The base profile with the point's client settings laid over it, built once per setting."""
     client = {k: v for k, v in params.items() if k.partition(".")[0] in _SECTIONS}
     layers: dict[str, dict[str, Any]] = {section: {} for section in _SECTIONS}
     for column, value in client.items():
@@ -264,10 +289,7 @@ def _apply(spec: SweepSpec, params: Mapping[str, Any],
                     f"producer setting unless it is a Workload field: {', '.join(_WORKLOAD_FIELDS)})"
                     if bare else "")
             raise ConfigError(f"{where}: {exc}{hint}") from None
-    options = {**spec.run_options,
-               **{k.partition(".")[2]: v for k, v in params.items() if k.startswith("run.")}}
-    _check_options(where, options, workload)
-    return workload, cache[key], options
+    return cache[key]
 
 
 def _check_options(where: str, options: Mapping[str, Any], workload: Workload) -> None:

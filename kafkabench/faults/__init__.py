@@ -23,6 +23,7 @@ from kafkabench.spec.faults import (
     TARGETS_HELP,
     UNDO,
     Fault,
+    FaultSchedule,
     Target,
     command_for,
     parse_faults,
@@ -31,7 +32,7 @@ from kafkabench.spec.faults import (
 
 __all__ = [
     "ACTIONS", "COLUMNS", "COMMAND_TIMEOUT_S", "CONTROLLER_TIMEOUT_S", "JOIN_TIMEOUT_S", "KEYS",
-    "METADATA_TIMEOUT_S", "QUORUM_STATE", "TARGETS_HELP", "UNDO", "Fault", "FaultObserver", "Target",
+    "METADATA_TIMEOUT_S", "QUORUM_STATE", "TARGETS_HELP", "UNDO", "Fault", "FaultObserver", "FaultSchedule", "Target",
     "active_controller", "command_for", "find_local_cluster", "parse_faults", "parse_target",
     "run_command", "start_node",
 ]

@@ -5,6 +5,7 @@ before anything runs. `FaultObserver` carries the schedule out during a run, on 
 its own: on the embedded cluster through `LocalCluster`'s node control, on any other cluster
 by running the shell command the user gave for the action. Every action is one row of the
 `faults` frame, and the run never ends with a node the schedule took down still down.
+`RecoveryObserver` then adds how long each fault held up acknowledgements and throughput.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from kafkabench.analysis.recovery import recovery_figures, recovery_summary
 from kafkabench.cluster.local import LocalCluster
 from kafkabench.cluster.nodes import _refresh, active_controller, find_local_cluster, run_command, start_node
 from kafkabench.core.contract import dtypes
 from kafkabench.core.errors import ClusterError
 from kafkabench.run.session import RunObserver
+from kafkabench.run.timeline import AckTimeline, ErrorTimeline
 from kafkabench.spec.faults import (
     _TAKES_DOWN,
     UNDO,
@@ -410,3 +413,32 @@ class FaultObserver(RunObserver):
         for action, items in (("resume", paused), ("start", down)):
             for node, fault in items:
                 self._carry_out(_Step(self._now(), 0, -1, action, "cleanup", fault, node))
+
+
+class RecoveryObserver(RunObserver):
+    """Adds the `recovery` frame and the worst recovery figures (outage_s, recovery_s,
+    first_ack_s) of a faulted run: per disruptive fault, from the producers' 10 ms
+    acknowledgement timeline (`kafkabench.analysis.recovery`).
+
+    It reads the `faults` frame a `FaultObserver` contributed before it: give it after that
+    observer. The producers must record their timelines (`ProducerSpec.timeline`, which
+    `plan_run` turns on for a workload with faults).
+    """
+
+    def __init__(self) -> None:
+        self._tally: Any = None
+        self._acks: AckTimeline | None = None
+        self._errors: ErrorTimeline | None = None
+
+    def on_start(self, session: RunSession) -> None:
+        self._tally = session.tally
+        self._acks = session.tally.register(AckTimeline())
+        self._errors = session.tally.register(ErrorTimeline())
+
+    def contribute(self, result: RunResult) -> None:
+        if self._tally is None:
+            return
+        result.recovery = recovery_figures(result.faults, self._acks,
+                                           result.timeseries, result.intervals, self._errors,
+                                           t0_wall=self._tally.t0_wall)
+        result.summary.update(recovery_summary(result.recovery))

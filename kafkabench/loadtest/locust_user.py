@@ -37,7 +37,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 import gevent
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from gevent.lock import Semaphore
 from locust import LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
@@ -48,11 +48,12 @@ from kafkabench.cluster.admin import admin_client, create_topic
 from kafkabench.cluster.local import check_reachable, resolve_bootstrap
 from kafkabench.core.errors import ConfigError, KafkabenchError, NoClusterError
 from kafkabench.core.log import LIBRDKAFKA_LOG, librdkafka_logger
-from kafkabench.engine.stage import Stage, Stopped
+from kafkabench.engine.batches import store_offsets
+from kafkabench.engine.stage import Handled, Outcome, Stage, Stopped
 from kafkabench.engine.workers import fewer_gc_pauses
 from kafkabench.loadtest.orders import order_messages
 from kafkabench.loadtest.shapes import DEFAULT_SHAPE, DEFAULT_STEPS, SHAPES, options_tick
-from kafkabench.spec.processing import Processing, dlq_topic, load_processing_file, processing_from_spec
+from kafkabench.spec.processing import Processing, load_processing_file, processing_from_spec
 from kafkabench.spec.profile import ClientProfile, load_profile, parse_kv, route_settings
 
 log = logging.getLogger(__name__)
@@ -451,19 +452,13 @@ def _delivery_reporter(fire: Any, request_type: str, name: str | None = None):
 
 class _StageProducer:
     """The stage's producer as `processing.Stage` uses it, without blocking the hub: a wait
-    for room in a full queue (`poll(t)`) sleeps in gevent. Keeps the `error` header of the
-    last dead letter, the text of the Locust failure."""
+    for room in a full queue (`poll(t)`) sleeps in gevent."""
 
-    def __init__(self, producer: Producer, dead_letter_topics: set[str]):
-        self.producer, self.dead_letter_topics = producer, dead_letter_topics
-        self.dead_letter_error = ""
+    def __init__(self, producer: Producer):
+        self.producer = producer
 
     def produce(self, topic: str, **kwargs: Any) -> None:
         self.producer.produce(topic, **kwargs)
-        if topic in self.dead_letter_topics:
-            self.dead_letter_error = next(
-                (v.decode(errors="replace") for k, v in reversed(kwargs.get("headers") or [])
-                 if k == "error" and v is not None), "")
 
     def poll(self, timeout: float = 0.0) -> int:
         served = self.producer.poll(0)  # 0: never wait in librdkafka
@@ -493,8 +488,7 @@ class _LocustStage:
     def __init__(self, processing: Processing, inputs: Sequence[str], *, consumer: Consumer,
                  producer: Producer | None, fire: Any, stopping: Callable[[], bool]):
         self._fire, self._stopping, self.consumer = fire, stopping, consumer
-        self.producer = (None if producer is None else
-                         _StageProducer(producer, {dlq_topic(t) for t in inputs}))
+        self.producer = None if producer is None else _StageProducer(producer)
         self.stage = Stage(processing, tuple(inputs), producer=self.producer, consumer=consumer,
                            sleep=self._sleep, on_error=self._on_error,
                            seed=random.getrandbits(32))
@@ -529,7 +523,7 @@ class _LocustStage:
             The messages handled (and errors); a retry record not due yet is left out (its
             partition was rewound to it).
         """
-        fire, stage, counts = self._fire, self.stage, self.stage.counts
+        fire, stage = self._fire, self.stage
         now_ms = time.time() * 1000.0
         done: dict[tuple[str, int], int] = {}
         out = []
@@ -545,50 +539,25 @@ class _LocustStage:
                     continue
                 if stage.is_paused(msg):  # rewound earlier in this batch: read again later
                     continue
-                before = (counts["failed"], counts["forwarded"], counts["filtered"])
-                started = time.monotonic()
-                if not stage.handle(msg):
+                outcome = stage.handle(msg)
+                if not outcome.settled:
                     continue
-                elapsed_ms = (time.monotonic() - started) * 1000.0
                 done[(msg.topic(), msg.partition())] = msg.offset() + 1
                 topic, size = name or msg.topic(), len(msg)
                 fire(request_type="consume", name=topic,
                      response_time=max(0.0, now_ms - msg.timestamp()[1]), response_length=size,
                      exception=None, context={})
-                request_type, exception = self._outcome(before)
-                fire(request_type=request_type, name=topic, response_time=elapsed_ms,
+                request_type, exception = _request_of(outcome)
+                fire(request_type=request_type, name=topic, response_time=outcome.latency_s * 1000.0,
                      response_length=size, exception=exception, context={})
                 out.append(msg)
         except Stopped:
             pass  # the user is stopping: the message in hand is read again by whoever owns it
         finally:
             # Also when the user's greenlet is killed mid-message (GreenletExit).
-            self._store(done)
+            store_offsets(self.consumer, done)
         stage.resume_due()
         return out
-
-    def _outcome(self, before: tuple[int, int, int]) -> tuple[str, Exception | None]:
-        """(request type, exception) of the message just handled, from the stage's counts."""
-        counts = self.stage.counts
-        if counts["failed"] > before[0]:
-            return "process", ProcessingError(
-                (self.producer.dead_letter_error if self.stage.p.dead_letter else "")
-                or "failed its last attempt (dropped: dead_letter is false)")
-        if counts["forwarded"] > before[1]:
-            return "retry", None
-        if counts["filtered"] > before[2]:
-            return "filter", None
-        return "process", None
-
-    def _store(self, done: dict[tuple[str, int], int]) -> None:
-        if not done:
-            return
-        try:
-            self.consumer.store_offsets(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in done.items()])
-        except KafkaException as exc:  # a partition revoked meanwhile: its offsets are not ours
-            if exc.args[0].code() != KafkaError._STATE:
-                raise
 
     def idle(self) -> None:
         """Nothing to read: resume the retry partitions that are due."""
@@ -597,6 +566,19 @@ class _LocustStage:
     def forget(self, partitions: list[Any]) -> None:
         """Partitions revoked or lost: not this member's to resume."""
         self.stage.forget(partitions)
+
+
+#: Locust request types of a stage's outcomes other than "process".
+_REQUEST_TYPES = {Handled.FORWARDED: "retry", Handled.FILTERED: "filter"}
+
+
+def _request_of(outcome: Outcome) -> tuple[str, Exception | None]:
+    """(request type, exception) Locust records for a message the stage settled."""
+    if outcome.kind is Handled.DEAD_LETTERED:  # the failure as the dead letter's error header
+        return "process", ProcessingError(outcome.error)
+    if outcome.kind is Handled.FAILED:
+        return "process", ProcessingError("failed its last attempt (dropped: dead_letter is false)")
+    return _REQUEST_TYPES.get(outcome.kind, "process"), None
 
 
 # --- the client ----------------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""TODO: docstring of kafkabench.measure.lagmath."""
+"""Consumer lag arithmetic, with no client (pure): `LagTable` (offsets and high watermarks to lag
+in messages and, interpolated from the watermark's history, in seconds, as kafka-lag-exporter
+does), Burrow's partition and group status rules (`partition_status`, `group_status`) over a
+window of `Observation`s, and the `lag` frame (`lag_frame`).
+
+May import: `kafkabench.core`.
+"""
 
 from __future__ import annotations
 

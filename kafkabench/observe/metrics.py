@@ -42,8 +42,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kafkabench.cluster.lag import IsolatedLagSampler, LagHistory
 from kafkabench.core.errors import ClusterError, ConfigError
+from kafkabench.core.threads import Periodic
 from kafkabench.measure.lagmath import STATUSES, group_status
 from kafkabench.run.session import RunObserver
+from kafkabench.run.timeline import ErrorTimeline
 
 if TYPE_CHECKING:
     from kafkabench.measure.stats import LatencyRecorder
@@ -358,14 +360,13 @@ class LagExporter:
         self.endpoint = MetricsEndpoint(port, host=host, what="the lag exporter",
                                         collectors=[LagCollector(lambda: self._sampler, cluster_name)])
         self.port, self.url = self.endpoint.port, self.endpoint.url
-        self._stop = threading.Event()
         try:
             self._tick()  # the first scrape already has a sample
         except BaseException:
             self.endpoint.close()
             raise
-        self._thread = threading.Thread(target=self._run, name="kafkabench-lag-exporter", daemon=True)
-        self._thread.start()
+        self._thread = Periodic(self._tick, self.interval_s, name="kafkabench-lag-exporter",
+                                first_now=False).start()
 
     @property
     def groups(self) -> list[str]:
@@ -398,17 +399,9 @@ class LagExporter:
             if old is not None:
                 old.close()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self._tick()
-            except Exception:  # noqa: BLE001 - an exporter thread survives a bad sample
-                log.exception("kafkabench: lag sample failed")
-
     def close(self) -> None:
         """Stop sampling and serving (idempotent)."""
-        self._stop.set()
-        self._thread.join(5 * self._timeout_s + 5)
+        self._thread.stop(5 * self._timeout_s + 5)
         self.endpoint.close()
         if self._sampler is not None:
             self._sampler.close()
@@ -489,6 +482,7 @@ class RunMetrics(RunObserver):
         self._lag = lag
         self._lock = threading.Lock()
         self._snapshot = _RunSnapshot()
+        self._errors = ErrorTimeline()  # the run's, from on_start
         self._folded: dict[str, Buckets] = {}
         self._folded_keys: set[tuple[int, str]] = set()
         self._topics: list[str] = []
@@ -510,6 +504,8 @@ class RunMetrics(RunObserver):
             self._lag = next((o.sampler for o in session.observers if isinstance(o, LagObserver)), None)
         self._topics = list(session.plan.topics)
         self._topic_of_group = dict(session.plan.topic_of_group)
+        # The producers' errors by second (the plan registers the part in runs with producers).
+        self._errors = session.tally.register(ErrorTimeline())
         self._take(session.tally, final=False)
 
     def on_second(self, session: RunSession) -> None:
@@ -557,7 +553,7 @@ class RunMetrics(RunObserver):
         last = counts.get(max(counts, default=0) - 1, Counter()) if counts else Counter()
         snap.rates = {k: int(last.get(k, 0)) for k in ("sent", "delivered", "consumed")}
         snap.errors = dict(tally.errors.counts)
-        for (_, code), n in tally.error_timeline.items():
+        for (_, code), n in self._errors.items():
             snap.errors[code] = max(snap.errors.get(code, 0), int(n))
         snap.histograms = self._histograms(tally, final)
         with self._lock:

@@ -13,26 +13,36 @@ topic carries its original partition and offset in headers, so its fate follows 
 
 Topics (per input topic `T`): `T.retry.1` .. `T.retry.N` (retry-topic mode, N = attempts - 1),
 `T.dlq` (dead letters), `T.out` (output).
+
+`ProcessingObserver` adds the stage's frames and figures to a run; what the members' stages
+add to their reports is the stage's own part of the run's tally (`StageTally`), which the
+observer registers and reads.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafkabench.engine.stage import _header_dict
 from kafkabench.run.session import RunObserver
 from kafkabench.spec.processing import (
     DLQ_HEADERS,
     SOURCE_HEADER,
+    STAGE_FINISHED,
     Processing,
     dlq_topic,
     output_topic,
 )
+
+if TYPE_CHECKING:
+    from kafkabench.engine.workers import Report
+    from kafkabench.run.tally import Tally
 
 # ----------------------------------------------------------------------------- after the run
 
@@ -105,8 +115,6 @@ def read_records(bootstrap: str, topics: list[str], *, conf: Mapping[str, Any] |
 
 def dead_letters_frame(messages: list[Any]) -> Any:
     """The `dead_letters` frame of dead-letter records (`kafkabench.contract`)."""
-    import json
-
     import pandas as pd
 
     from kafkabench.core.contract import empty_frame
@@ -132,6 +140,73 @@ def dead_letters_frame(messages: list[Any]) -> Any:
 
 
 _STAGE_COUNTS = ("processed", "filtered", "retried", "forwarded", "failed", "dead_lettered", "output")
+#: What an exactly-once stage counts of its transactions.
+_TRANSACTION_COUNTS = ("transactions_committed", "transactions_aborted", "aborted_messages")
+#: What the summary takes from the members' final reports only.
+_FINAL_COUNTS = ("delayed", "stage_produce_errors", "stage_unflushed")
+#: A member's final report counts the messages that took n attempts as `attempts_<n>`.
+_ATTEMPTS_PREFIX = "attempts_"
+
+
+class StageTally:
+    """The processing stage's part of a run's tally (`kafkabench.run.tally.TallyPart`): what
+    the members' stages add to their reports, per second and in total, and what each group
+    is done with (`GroupProgress`).
+
+    Args:
+        exactly_once: The stage runs in transactions: only committed offsets at the log end
+            say a group is done (it reads messages again after every abort).
+
+    Attributes:
+        per_second: The stage's counts by whole second of the run.
+        totals: The members' final counts (a member killed on purpose sent none).
+        attempts: Messages done by the number of attempts they took.
+        done_by_group: Messages each group processed, failed or filtered.
+        offsets_only: `exactly_once`.
+    """
+
+    name = "processing"
+
+    def __init__(self, *, exactly_once: bool = False):
+        self.per_second: dict[int, Counter] = {}
+        self.totals: Counter = Counter()
+        self.attempts: Counter = Counter()
+        self.done_by_group: Counter = Counter()
+        self.offsets_only = exactly_once
+
+    def merge(self, report: Report, tally: Tally) -> None:
+        """Take the stage's counts of a member's interval or final report."""
+        if report.role != "consumer":
+            return
+        if report.kind == "interval":
+            self._interval(report, tally)
+        elif report.kind == "done":
+            self._done(report)
+
+    def _interval(self, report: Report, tally: Tally) -> None:
+        counts = {k: report.counts[k] for k in (*_STAGE_COUNTS, *_TRANSACTION_COUNTS)
+                  if report.counts.get(k)}
+        if not counts:
+            return
+        self.per_second.setdefault(tally.t(report.wall), Counter()).update(counts)
+        # A processing stage reads retry-topic records, and some twice (not yet due): what it
+        # is done with is what counts for catching up.
+        finished = sum(counts.get(k, 0) for k in STAGE_FINISHED)
+        if finished:
+            self.done_by_group[tally.group_of[report.worker]] += finished
+
+    def _done(self, report: Report) -> None:
+        for k, v in report.counts.items():
+            if k.startswith(_ATTEMPTS_PREFIX):
+                self.attempts[int(k.removeprefix(_ATTEMPTS_PREFIX))] += int(v)
+            elif k in _STAGE_COUNTS or k in _TRANSACTION_COUNTS or k in _FINAL_COUNTS:
+                self.totals[k] += v
+
+    def count(self, key: str) -> int:
+        """A stage count over the run: the members' final counts, or what their seconds added
+        up to when that is more (a member killed on purpose sent no final report)."""
+        return max(int(self.totals.get(key, 0)),
+                   sum(int(c.get(key, 0)) for c in self.per_second.values()))
 
 
 class OutputLatency:
@@ -238,9 +313,11 @@ class ProcessingObserver(RunObserver):
         self.output: dict[str, int] = {}
         self.error = ""
         self.reader: OutputLatency | None = None
+        self.stage: StageTally | None = None
 
     def on_start(self, session: Any) -> None:
         self.session = session
+        self.stage = session.tally.register(StageTally(exactly_once=self.p.exactly_once))
         if self.p.output:
             tally = session.tally  # its clock (t0_wall) restarts when the producers start
             self.reader = OutputLatency(self.bootstrap, [output_topic(t) for t in self.topics], conf=self.conf,
@@ -266,42 +343,42 @@ class ProcessingObserver(RunObserver):
             self.error = f"could not read the stage's dead-letter or output topics: {exc}"
 
     def contribute(self, result: Any) -> None:
-        import json
-
-        tally = self.session.tally if self.session is not None else None
-        if tally is None:
+        if self.session is None or self.stage is None:
             return
-        reader = self.reader
+        tally, reader = self.session.tally, self.reader
         result.processing = processing_frame(tally, reader.by_second if reader is not None else None)
         result.dead_letters = dead_letters_frame(self.dead)
-        totals = tally.totals["consumer"]
-        # Per-second counts: a member killed on purpose sent no final report.
-        per_second = Counter()
-        for counts in tally.counts.values():
-            per_second.update({k: v for k, v in counts.items() if k.startswith("consumed_")})
-        summary = {f"processing_{k}": max(int(totals.get(k, 0)), per_second[f"consumed_{k}"])
-                   for k in _STAGE_COUNTS}
+        result.summary.update(self._counts())
+        result.summary.update(self._latencies(tally))
+        for error in (self.error, reader.error if reader is not None else ""):
+            if error:
+                result.summary.setdefault("warnings", []).append(error)
+
+    def _counts(self) -> dict[str, Any]:
+        """The processing_* counts: what the stage did, read back from its topics, attempts."""
+        stage = self.stage
+        summary = {f"processing_{k}": stage.count(k) for k in _STAGE_COUNTS}
         summary.update({f"processing_output_{k}": v for k, v in self.output.items()})
-        summary["processing_delayed"] = int(totals.get("delayed", 0))
+        summary["processing_delayed"] = int(stage.totals["delayed"])
         if self.p.exactly_once:
-            for k in ("transactions_committed", "transactions_aborted", "aborted_messages"):
-                summary[f"processing_{k}"] = max(int(totals.get(k, 0)), per_second[f"consumed_{k}"])
-        summary["processing_stage_errors"] = int(totals.get("stage_produce_errors", 0))
-        summary["processing_unflushed"] = int(totals.get("stage_unflushed", 0))
-        attempts = {int(k.split("_", 1)[1]): int(v) for k, v in totals.items() if k.startswith("attempts_")}
-        summary["processing_attempts"] = json.dumps(dict(sorted(attempts.items())))
+            summary.update({f"processing_{k}": stage.count(k) for k in _TRANSACTION_COUNTS})
+        summary["processing_stage_errors"] = int(stage.totals["stage_produce_errors"])
+        summary["processing_unflushed"] = int(stage.totals["stage_unflushed"])
+        summary["processing_attempts"] = json.dumps({n: int(stage.attempts[n]) for n in sorted(stage.attempts)})
+        return summary
+
+    def _latencies(self, tally: Any) -> dict[str, Any]:
+        """Processing and done latencies in the members, and output end-to-end latency (ms)."""
+        summary: dict[str, Any] = {}
         for name, prefix in (("processing_latency_us", "processing_latency_ms"),
                              ("processing_done_latency_us", "processing_done_latency_ms")):
             values = tally.merged(name).percentiles("ms", ("p50", "p99", "max"))
             summary.update({f"{prefix}_{k}": v for k, v in values.items()})
-        if reader is not None:
-            summary["processing_output_e2e_read"] = reader.read
-            values = reader.latency.percentiles("ms", ("p50", "p99", "max"))
+        if self.reader is not None:
+            summary["processing_output_e2e_read"] = self.reader.read
+            values = self.reader.latency.percentiles("ms", ("p50", "p99", "max"))
             summary.update({f"processing_output_e2e_latency_ms_{k}": v for k, v in values.items()})
-        result.summary.update(summary)
-        for error in (self.error, reader.error if reader is not None else ""):
-            if error:
-                result.summary.setdefault("warnings", []).append(error)
+        return summary
 
 
 def output_counts(bootstrap: str, topics: list[str], *, conf: Mapping[str, Any] | None = None,
@@ -325,29 +402,34 @@ def output_counts(bootstrap: str, topics: list[str], *, conf: Mapping[str, Any] 
 
 
 def processing_frame(tally: Any, output_latency: Mapping[int, Any] | None = None) -> Any:
-    """The `processing` frame from a run's tally (consumer counts are kept as `consumed_<k>`)
-    and `OutputLatency.by_second` (None: no output topic)."""
+    """The `processing` frame from a run's tally (its `StageTally` part's counts, its
+    histograms) and `OutputLatency.by_second` (None: no output topic); no rows when no
+    `StageTally` was registered."""
     import pandas as pd
 
     from kafkabench.core.contract import empty_frame
 
     empty = empty_frame("processing")
-    seconds = sorted(t for t, c in tally.counts.items()
-                     if any(c.get(f"consumed_{k}") for k in _STAGE_COUNTS))
+    per_second = getattr(tally.parts.get(StageTally.name), "per_second", {})
+    seconds = sorted(t for t, c in per_second.items() if any(c.get(k) for k in _STAGE_COUNTS))
     if not seconds:
         return empty
-    rows = []
-    for t in seconds:
-        c = tally.counts[t]
-        row = {"t": t, **{k: int(c.get(f"consumed_{k}", 0)) for k in _STAGE_COUNTS}}
-        for name, column, key in (("processing_latency_us", "processing_latency_ms_p99", "p99"),
-                                  ("processing_done_latency_us", "done_latency_ms_p50", "p50"),
-                                  ("processing_done_latency_us", "done_latency_ms_p99", "p99")):
-            rec = tally.histograms.get((t, name))
-            row[column] = rec.percentiles("ms", (key,))[key] if rec is not None and rec.count else math.nan
-        out = (output_latency or {}).get(t)
-        for key in ("p50", "p99"):
-            row[f"output_e2e_latency_ms_{key}"] = (out.percentiles("ms", (key,))[key]
-                                                   if out is not None and out.count else math.nan)
-        rows.append(row)
+    rows = [_processing_row(t, per_second[t], tally.histograms, (output_latency or {}).get(t))
+            for t in seconds]
     return pd.DataFrame(rows, columns=list(empty.columns)).astype(empty.dtypes.to_dict())
+
+
+def _processing_row(t: int, counts: Mapping[str, int], histograms: Mapping[tuple[int, str], Any],
+                    output_latency: Any) -> dict[str, Any]:
+    """One second of the `processing` frame: the stage's counts, its latencies, the output's."""
+    row: dict[str, Any] = {"t": t, **{k: int(counts.get(k, 0)) for k in _STAGE_COUNTS}}
+    for name, column, key in (("processing_latency_us", "processing_latency_ms_p99", "p99"),
+                              ("processing_done_latency_us", "done_latency_ms_p50", "p50"),
+                              ("processing_done_latency_us", "done_latency_ms_p99", "p99")):
+        rec = histograms.get((t, name))
+        row[column] = rec.percentiles("ms", (key,))[key] if rec is not None and rec.count else math.nan
+    for key in ("p50", "p99"):
+        row[f"output_e2e_latency_ms_{key}"] = (output_latency.percentiles("ms", (key,))[key]
+                                               if output_latency is not None and output_latency.count
+                                               else math.nan)
+    return row

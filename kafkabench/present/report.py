@@ -222,32 +222,43 @@ def _comparison(doc: _Html, runs: Sequence[RunResult], labels: Sequence[str],
         # Settings as text, so that unset values get a bar of their own.
         frame[column] = frame[column].map(_setting_text)
     for column in differ[:_MAX_COMPARISONS]:
-        color = next((c for c in differ[:2] if c != column), None)
-        keys = [column] + ([color] if color else [])
-        title = f"publish throughput by {plots.axis_title(column)}"
-        if _repeats(frame, keys):
-            # Runs that differ in more settings share a bar: show their median, min to max.
-            points = summarize(frame.drop(columns="point", errors="ignore"), keys, metrics=["publish_mb_s"])
-            doc.figure(plots.throughput_vs(points, column, "publish_mb_s_median", color, error_y=True,
-                                           hover_data=["runs"], title=f"{title} (median of runs)"))
-        else:
-            doc.figure(plots.throughput_vs(frame, column, "publish_mb_s", color,
-                                           hover_data=["run", "run_id"], title=title))
+        _throughput_by_setting(doc, frame, column, next((c for c in differ[:2] if c != column), None))
     spectra = [r.spectrum().assign(run=label) for r, label in zip(runs, labels)]
     spectra = [s for s in spectra if not s.empty]
     if spectra:
         doc.figure(plots.latency_spectrum(pd.concat(spectra, ignore_index=True), log_y=True,
                                           title="latency by percentile, all runs"))
+    _latency_by_rate(doc, frame)
+
+
+def _throughput_by_setting(doc: _Html, frame: pd.DataFrame, column: str, color: str | None) -> None:
+    """Publish throughput of the runs against one setting they differ in, coloured by another."""
+    keys = [column] + ([color] if color else [])
+    title = f"publish throughput by {plots.axis_title(column)}"
+    if _repeats(frame, keys):
+        # Runs that differ in more settings share a bar: show their median, min to max.
+        points = summarize(frame.drop(columns="point", errors="ignore"), keys, metrics=["publish_mb_s"])
+        doc.figure(plots.throughput_vs(points, column, "publish_mb_s_median", color, error_y=True,
+                                       hover_data=["runs"], title=f"{title} (median of runs)"))
+    else:
+        doc.figure(plots.throughput_vs(frame, column, "publish_mb_s", color,
+                                       hover_data=["run", "run_id"], title=title))
+
+
+def _latency_by_rate(doc: _Html, frame: pd.DataFrame) -> None:
+    """End-to-end (else publish) latency of the runs against their publish rate, each run's
+    target rate marked when every run had one."""
     y = [c for c in ("e2e_latency_ms_p50", "e2e_latency_ms_p99") if c in frame and frame[c].notna().any()]
     y = y or [c for c in ("publish_latency_ms_p50", "publish_latency_ms_p99") if c in frame]
-    if y and "publish_rate" in frame:
-        targets = pd.to_numeric(frame.get("target_rate"), errors="coerce") if "target_rate" in frame else None
-        # Max-rate runs have target 0: no target to mark.
-        rate_limited = targets is not None and bool((targets > 0).all())
-        ordered = frame.sort_values("target_rate", kind="stable") if rate_limited else frame
-        doc.figure(plots.rate_vs_latency(ordered, "publish_rate", y,
-                                         target="target_rate" if rate_limited else None,
-                                         hover_data=["run"], title="latency vs publish rate, all runs"))
+    if not y or "publish_rate" not in frame:
+        return
+    targets = pd.to_numeric(frame.get("target_rate"), errors="coerce") if "target_rate" in frame else None
+    # Max-rate runs have target 0: no target to mark.
+    rate_limited = targets is not None and bool((targets > 0).all())
+    ordered = frame.sort_values("target_rate", kind="stable") if rate_limited else frame
+    doc.figure(plots.rate_vs_latency(ordered, "publish_rate", y,
+                                     target="target_rate" if rate_limited else None,
+                                     hover_data=["run"], title="latency vs publish rate, all runs"))
 
 
 def _repeats(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
@@ -270,24 +281,10 @@ def _sweep(doc: _Html, sweep: pd.DataFrame, sweep_x: str | Sequence[str] | None)
     if not params or sweep.empty:
         doc.text('<p class="note">No swept setting found to plot against.</p>')
         return
-    x, color = params[0], (params[1] if len(params) > 1 else None)
-    keys = [x] + ([color] if color else [])
     for metric in ("publish_rate", "publish_mb_s"):
         y = next((c for c in (f"{metric}_median", f"{metric}_mean", metric) if c in sweep), None)
-        if y is None:
-            continue
-        if _repeats(sweep, keys):
-            # Points that differ in the other swept settings: the median over them.
-            points = summarize(sweep.drop(columns="point", errors="ignore"), keys, metrics=[y])
-            points = points.rename(columns={f"{y}_median": y})
-            doc.figure(plots.throughput_vs(points, x, y, color, error_y=(f"{y}_min", f"{y}_max"),
-                                           title=f"{plots.axis_title(y)} vs {plots.axis_title(x)}, "
-                                                 f"median over {', '.join(params[len(keys):])}"))
-            continue
-        base = y.rsplit("_", 1)[0] if y != metric else metric
-        bars = (f"{base}_min", f"{base}_max")
-        error_y = bars if all(b in sweep for b in bars) else None
-        doc.figure(plots.throughput_vs(sweep, x, y, color, error_y=error_y))
+        if y is not None:
+            _sweep_throughput(doc, sweep, params, metric, y)
     latency = [c for c in ("e2e_latency_ms_p50_median", "e2e_latency_ms_p99_median",
                            "e2e_latency_ms_p50", "e2e_latency_ms_p99")
                if c in sweep and sweep[c].notna().any()]
@@ -295,6 +292,24 @@ def _sweep(doc: _Html, sweep: pd.DataFrame, sweep_x: str | Sequence[str] | None)
     if latency and rate:
         doc.figure(plots.rate_vs_latency(sweep, rate, latency[:2], hover_data=params,
                                          title="latency vs publish rate over the sweep"))
+
+
+def _sweep_throughput(doc: _Html, sweep: pd.DataFrame, params: Sequence[str], metric: str, y: str) -> None:
+    """Column `y` (of `metric`) against the first swept setting, a line per value of the second."""
+    x, color = params[0], (params[1] if len(params) > 1 else None)
+    keys = [x] + ([color] if color else [])
+    if _repeats(sweep, keys):
+        # Points that differ in the other swept settings: the median over them.
+        points = summarize(sweep.drop(columns="point", errors="ignore"), keys, metrics=[y])
+        points = points.rename(columns={f"{y}_median": y})
+        doc.figure(plots.throughput_vs(points, x, y, color, error_y=(f"{y}_min", f"{y}_max"),
+                                       title=f"{plots.axis_title(y)} vs {plots.axis_title(x)}, "
+                                             f"median over {', '.join(params[len(keys):])}"))
+        return
+    base = y.rsplit("_", 1)[0] if y != metric else metric
+    bars = (f"{base}_min", f"{base}_max")
+    error_y = bars if all(b in sweep for b in bars) else None
+    doc.figure(plots.throughput_vs(sweep, x, y, color, error_y=error_y))
 
 
 def _run_section(doc: _Html, i: int, run: RunResult, label: str) -> None:

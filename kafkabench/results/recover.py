@@ -50,6 +50,43 @@ def _workers(folder: Path) -> dict[str, tuple[int, list[Any]]]:
     return out
 
 
+def _meta(folder: Path, run_folder: str | os.PathLike) -> dict[str, Any]:
+    """What the journal in `folder` says the run is (`Journal.write_meta`).
+
+    Raises:
+        KafkabenchError: no journal there, or a damaged one.
+    """
+    try:
+        return pickle.loads((folder / META_FILE).read_bytes())
+    except FileNotFoundError:
+        raise KafkabenchError(f"no run journal in {str(run_folder)!r}") from None
+    except Exception as exc:  # noqa: BLE001 - unpickling raises many types
+        raise KafkabenchError(f"the run journal in {str(run_folder)!r} is damaged: {exc}") from None
+
+
+def _replayed(plan: Any, folder: Path) -> RunSession:
+    """A session of `plan` whose tally took every report of the journal in `folder`, in the
+    order they were made, its clock and `failure` set as the dead run left them."""
+    session = RunSession(plan)
+    clock = folder / CLOCK_FILE
+    t0 = json.loads(clock.read_text())["t0_wall"] if clock.is_file() else 0.0
+    session.tally.t0_wall = t0
+    reports = sorted((r for _, rs in _workers(folder).values() for r in rs), key=lambda r: r.wall)
+    for r in reports:
+        if r.kind in ("done", "error"):
+            session.pool.done.add(r.worker)
+        session.tally.add(r)
+    last = max((r.wall for r in reports), default=t0)
+    session.t_go, session.t_end = 0.0, max(0.0, last - t0) if t0 else 0.0
+    expected = {s.worker for s in (*plan.producers, *plan.consumers)}
+    missing = sorted(expected - session.pool.done)
+    died = datetime.fromtimestamp(last).astimezone().strftime("%H:%M:%S")
+    session.failure = (f"the run's main process ended without saving its result (killed or "
+                       f"aborted; last report at {died}); this partial result was recovered from "
+                       f"its journal" + (f"; no final report from {', '.join(missing)}" if missing else ""))
+    return session
+
+
 def rebuild(run_folder: str | os.PathLike, *, wait_s: float = WORKERS_EXIT_TIMEOUT_S) -> RunResult:
     """The partial result of a run whose main process died, from its journal (not saved:
     `kafkabench.results.store.recover` saves it).
@@ -66,38 +103,15 @@ def rebuild(run_folder: str | os.PathLike, *, wait_s: float = WORKERS_EXIT_TIMEO
         KafkabenchError: no journal there, or the run's main process still runs (the run is
             in progress, not dead).
     """
-
     folder = Path(run_folder) / JOURNAL_DIR
-    try:
-        meta = pickle.loads((folder / META_FILE).read_bytes())
-    except FileNotFoundError:
-        raise KafkabenchError(f"no run journal in {str(run_folder)!r}") from None
-    except Exception as exc:  # noqa: BLE001 - unpickling raises many types
-        raise KafkabenchError(f"the run journal in {str(run_folder)!r} is damaged: {exc}") from None
+    meta = _meta(folder, run_folder)
     if _alive(meta["pid"], meta.get("pid_started")):
         raise KafkabenchError(f"run {meta['plan'].run_id} is still running (process {meta['pid']}); "
                               "its result is saved when it ends")
     deadline = time.monotonic() + wait_s
     while any(_alive(pid, None) for pid, _ in _workers(folder).values()) and time.monotonic() < deadline:
         time.sleep(0.5)
-    workers = _workers(folder)
-    session = RunSession(meta["plan"])
-    clock = folder / CLOCK_FILE
-    t0 = json.loads(clock.read_text())["t0_wall"] if clock.is_file() else 0.0
-    session.tally.t0_wall = t0
-    reports = sorted((r for _, rs in workers.values() for r in rs), key=lambda r: r.wall)
-    for r in reports:
-        if r.kind in ("done", "error"):
-            session.pool.done.add(r.worker)
-        session.tally.add(r)
-    last = max((r.wall for r in reports), default=t0)
-    session.t_go, session.t_end = 0.0, max(0.0, last - t0) if t0 else 0.0
-    expected = {s.worker for s in (*session.plan.producers, *session.plan.consumers)}
-    missing = sorted(expected - session.pool.done)
-    died = datetime.fromtimestamp(last).astimezone().strftime("%H:%M:%S")
-    session.failure = (f"the run's main process ended without saving its result (killed or "
-                       f"aborted; last report at {died}); this partial result was recovered from "
-                       f"its journal" + (f"; no final report from {', '.join(missing)}" if missing else ""))
+    session = _replayed(meta["plan"], folder)
     session.warnings.append(session.failure)
     if session.plan.created:
         topics = [*session.plan.topics, *session.plan.stage_topics]

@@ -16,6 +16,7 @@ from kafkabench.core.errors import ConfigError
 from kafkabench.engine.consumer import ConsumerSpec, check_commit_mode
 from kafkabench.engine.producer import VERIFY_HEADER, VERIFY_ID_BYTES, ProducerSpec
 from kafkabench.engine.workers import check_mode
+from kafkabench.run.timeline import AckTimeline, ErrorTimeline
 from kafkabench.spec.profile import ClientProfile
 from kafkabench.spec.workload import Workload, key_sequence, payload_pool
 
@@ -77,6 +78,14 @@ class RunPlan:
         """Names of the producer workers."""
         return {s.worker for s in self.producers}
 
+    def tally_parts(self) -> list[Any]:
+        """The tally parts (`kafkabench.run.tally.TallyPart`) for what this plan's workers add
+        to their reports beyond every worker's counts: the producers' acknowledgement and error
+        timelines (`kafkabench.run.timeline`), which fault recovery and the live metrics read;
+        empty unless a producer records them (`ProducerSpec.timeline`: the plan turns it on for
+        faults and verification)."""
+        return [AckTimeline(), ErrorTimeline()] if self.producers else []
+
     def backlog_producers(self, messages: int) -> tuple[ProducerSpec, ...]:
         """The producers' specs for a backlog of `messages` sent before the consumers start
         (verified producers get ids of their own: their sequences start again at 0)."""
@@ -129,51 +138,84 @@ def plan_run(workload: Workload, profile: ClientProfile, *, bootstrap: str, run_
     strategy, extra_p = _partitioning(partitioner, workload.partitions, extra)
     payloads = tuple(payload_pool(workload, seed=0))
     headers = tuple((k, v.encode()) for k, v in workload.headers.items()) or None
+    producer_conf = profile.producer_config(bootstrap, **extra_p)
+    size, compressed = _checked_message_size(workload, payloads, headers, producer_conf)
+    shared = {"config": producer_conf, "payloads": payloads, "headers": headers,
+              "partitioner": strategy, "record_latency": record_latency,
+              "rate": workload.rate_per_producer, **_producer_bounds(workload),
+              "timeline": workload.verify or bool(workload.faults),
+              "transaction_messages": workload.transaction_messages}
+    names = tuple(topics) if topics is not None else tuple(workload.topic_names(run_id))
+    producers: list[ProducerSpec] = []
+    consumers: list[ConsumerSpec] = []
+    topic_of: dict[str, str] = {}
+    for ti, topic in enumerate(names):
+        made = [_producer(workload, run_id, topic, ti, p, len(producers) + p, shared)
+                for p in range(workload.producers)]
+        members = [spec if commit_on_revoke else replace(spec, commit_on_revoke=False)
+                   for spec in _group_members(workload, profile, bootstrap, run_id, topic, commit,
+                                              record_latency, extra)]
+        producers += made
+        consumers += members
+        topic_of.update((spec.worker, topic) for spec in (*made, *members))
+    return RunPlan(run_id=run_id, topics=names, created=topics is None,
+                   mode=_resolved_mode(mode, workload), partitions=workload.partitions,
+                   producers=tuple(producers), consumers=tuple(consumers), topic_of=topic_of,
+                   group_of={spec.worker: spec.group for spec in consumers},
+                   max_message_size=size, compressed=compressed,
+                   stage_topics=_stage_topics(workload, names) if consumers else ())
+
+
+def _checked_message_size(workload: Workload, payloads: tuple[bytes, ...], headers: Any,
+                          producer_conf: dict[str, Any]) -> tuple[int, bool]:
+    """(the largest message the producers send, whether they compress), after refusing
+    messages the producer would refuse and transactions it cannot have."""
     size = max_message_size(payloads, key_sequence(workload, seed=0), headers)
     if workload.verify:
         size += len(VERIFY_HEADER) + VERIFY_ID_BYTES + 8
-    producer_conf = profile.producer_config(bootstrap, **extra_p)
     compressed = str(producer_conf.get("compression.type",
                                        producer_conf.get("compression.codec", "none"))) != "none"
     check_message_size(size, producer_conf, {}, compressed)
     if workload.transaction_messages:
         check_transactional(producer_conf, "transaction_messages")
         check_transaction_span(workload.transaction_messages, workload.rate_per_producer, producer_conf)
+    return size, compressed
 
-    names = tuple(topics) if topics is not None else tuple(workload.topic_names(run_id))
-    n_workers = workload.total_producers + workload.total_consumers
-    per_producer_cap = (None if workload.message_count is None
-                        else max(1, workload.message_count // workload.total_producers))
-    duration = (workload.warmup_s + workload.duration_s if workload.message_count is None
-                else UNBOUNDED_S)
-    producers, consumers, topic_of, group_of = [], [], {}, {}
-    for ti, topic in enumerate(names):
-        for p in range(workload.producers):
-            keys = key_sequence(workload, seed=1000 * ti + p)
-            spec = ProducerSpec(
-                worker=producer_name(ti, p, workload.topics), config=producer_conf, topics=(topic,),
-                payloads=payloads, keys=None if keys == [None] else tuple(keys),
-                rate=workload.rate_per_producer, duration_s=duration, max_messages=per_producer_cap,
-                record_latency=record_latency, partitioner=strategy, headers=headers,
-                verify_id=verify_id(run_id, len(producers)) if workload.verify else None,
-                timeline=workload.verify or bool(workload.faults),
-                transaction_messages=workload.transaction_messages)
-            if workload.transaction_messages:
-                spec = replace(spec, config={**producer_conf,
-                                             "transactional.id": f"kb-{run_id}-{spec.worker}"})
-            producers.append(spec)
-            topic_of[spec.worker] = topic
-        for spec in _group_members(workload, profile, bootstrap, run_id, topic, commit,
-                                   record_latency, extra):
-            consumers.append(spec if commit_on_revoke else replace(spec, commit_on_revoke=False))
-            group_of[spec.worker], topic_of[spec.worker] = spec.group, topic
-    return RunPlan(run_id=run_id, topics=names, created=topics is None,
-                   mode=mode if mode != "auto" else ("process" if n_workers > 1 else "thread"),
-                   partitions=workload.partitions, producers=tuple(producers),
-                   consumers=tuple(consumers), topic_of=topic_of, group_of=group_of,
-                   max_message_size=size, compressed=compressed,
-                   stage_topics=tuple(t for name in names for t in workload.processing.extra_topics(name))
-                   if workload.processing is not None and consumers else ())
+
+def _producer_bounds(workload: Workload) -> dict[str, Any]:
+    """Each producer's `duration_s` and `max_messages`: warm-up + duration, or its share of
+    the message count (with a duration that never ends first)."""
+    if workload.message_count is None:
+        return {"duration_s": workload.warmup_s + workload.duration_s, "max_messages": None}
+    return {"duration_s": UNBOUNDED_S,
+            "max_messages": max(1, workload.message_count // workload.total_producers)}
+
+
+def _producer(workload: Workload, run_id: str, topic: str, ti: int, p: int, index: int,
+              shared: dict[str, Any]) -> ProducerSpec:
+    """The spec of producer `p` of topic number `ti`, the run's producer number `index`."""
+    keys = key_sequence(workload, seed=1000 * ti + p)
+    spec = ProducerSpec(worker=producer_name(ti, p, workload.topics), topics=(topic,),
+                        keys=None if keys == [None] else tuple(keys),
+                        verify_id=verify_id(run_id, index) if workload.verify else None, **shared)
+    if workload.transaction_messages:
+        spec = replace(spec, config={**spec.config, "transactional.id": f"kb-{run_id}-{spec.worker}"})
+    return spec
+
+
+def _resolved_mode(mode: str, workload: Workload) -> str:
+    """"process" or "thread": "auto" is processes when there is more than one worker."""
+    if mode != "auto":
+        return mode
+    return "process" if workload.total_producers + workload.total_consumers > 1 else "thread"
+
+
+def _stage_topics(workload: Workload, topics: tuple[str, ...]) -> tuple[str, ...]:
+    """The processing stage's retry, dead-letter and output topics of every topic (none
+    without a stage)."""
+    if workload.processing is None:
+        return ()
+    return tuple(t for name in topics for t in workload.processing.extra_topics(name))
 
 
 def _partitioning(partitioner: Any, partitions: int, extra: dict[str, Any]) -> tuple[Any, dict[str, Any]]:

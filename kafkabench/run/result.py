@@ -1,4 +1,10 @@
-"""TODO: docstring of kafkabench.run.result."""
+"""`RunResult`, what a run returns and `kafkabench.results` saves: the summary, the per-second
+timeseries, lag, rebalances, librdkafka statistics, the merged latency histograms and every
+feature's frames; `make_run_id`; the empty frames of each kind (`empty_timeseries`, ...), typed
+by `kafkabench.core.contract`.
+
+May import: `kafkabench.core`, `kafkabench.measure`.
+"""
 
 from __future__ import annotations
 

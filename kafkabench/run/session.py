@@ -5,7 +5,10 @@ Its one loop is `drain(until=...)`: take reports, check for dead workers, and ca
 observers once a second, until a condition holds or a timeout passes. What happens around a
 run (lag sampling, a progress bar; later fault schedules, delivery checks, metrics exporters)
 is a `RunObserver` the session calls at start, every second and at the end, and that adds
-its frames and figures to the result: never another branch in the runner.
+its frames and figures to the result: never another branch in the runner. What a feature adds
+to the workers' reports is a part of the tally (`kafkabench.run.tally.TallyPart`) that its
+observer registers in `on_start`, or the plan in `RunPlan.tally_parts`: the session and the
+tally know no feature by name.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ class RunObserver:
     """
 
     def on_start(self, session: RunSession) -> None:
-        """Before any worker starts."""
+        """Before any worker starts: where an observer registers the tally parts it reads
+        (`session.tally.register(...)`)."""
 
     def on_go(self, session: RunSession) -> None:
         """When the producers are released (t = 0 of the measured run)."""
@@ -79,10 +83,9 @@ class RunSession:
         self.plan = plan
         #: The run's journal (`kafkabench.journal.Journal`): workers' reports on disk.
         self.journal = journal
-        self.tally = Tally(topic_of=dict(plan.topic_of), group_of=dict(plan.group_of),
-                           staged=any(s.processing is not None for s in plan.consumers),
-                           transactional=any(s.processing is not None and s.processing.exactly_once
-                                             for s in plan.consumers))
+        self.tally = Tally(topic_of=dict(plan.topic_of), group_of=dict(plan.group_of))
+        for part in plan.tally_parts():
+            self.tally.register(part)
         self.observers = list(observers)
         self.pool = WorkerPool(plan.mode, journal=journal)
         self.warnings: list[str] = []
@@ -143,8 +146,10 @@ class RunSession:
         take their last reports and end the observers. Ctrl-C and `WorkerDied` are recorded
         (`interrupted`, `failure`), not raised."""
         self._cpu0 = sum(self._me.cpu_times()[:2])
+        started = False
         try:
             self._notify("on_start")
+            started = True
             yield self
         except KeyboardInterrupt:
             self.interrupted = True
@@ -161,6 +166,8 @@ class RunSession:
                 # Stopped early (Ctrl-C, a dead worker): the run lasted until now.
                 self.t_end = time.monotonic()
             self._notify("on_end")
+        if not started:  # Ctrl-C while the observers started: nothing ran, nothing to return
+            raise KeyboardInterrupt
         if self.failure is not None:
             self.tally.errors.add("worker_died", self.failure)
 
@@ -236,9 +243,10 @@ class RunSession:
 
         def caught_up_or_stuck() -> bool:
             behind = self.tally.behind(topic_of_group)
-            if self.tally.transactional:
-                # Exactly-once stages read messages again after every abort: only committed
-                # offsets at the log end say a group is done.
+            if self.tally.offsets_only:
+                # The counts cannot say a group is done (a part says so, e.g. an exactly-once
+                # stage reads messages again after every abort): committed offsets at the log
+                # end can.
                 behind = [g for g in topic_of_group if not self._committed_to_end(g)]
             elif behind and self.pool.killed:
                 # A member killed on purpose never sent its last second of counts: judge its

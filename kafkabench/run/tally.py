@@ -1,65 +1,70 @@
-"""TODO: docstring of kafkabench.run.tally."""
+"""The tally: every worker's reports merged into the run's counts, histograms and events.
+
+`Tally` merges what every worker sends: per-second counts and histograms, totals, errors,
+rebalance events, CPU. What a feature adds to a worker's report (a producer's acknowledgement
+timeline, its delivery ledger, a processing stage's counts) is the feature's own: it registers
+a `TallyPart` (a name and `merge(report, tally)`, as OpenMessaging Benchmark's `PeriodStats` is
+a typed report of its own) and reads its figures from it; the tally merges every report into
+every registered part and knows none of their names. A registered part is also an attribute of
+its name: `tally.acks` is the part registered as "acks".
+
+A part that redefines when a consumer group is done (a processing stage is done with what it
+processed, failed or filtered, not with what it read) is a `GroupProgress` too.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from kafkabench.engine.workers import ErrorCounts, Report
 from kafkabench.measure.stats import LatencyRecorder, SecondHistograms
 
-if TYPE_CHECKING:
-    pass
+# Names of the flat module `kafkabench.session` (and of this module before the parts moved out).
+from kafkabench.run.timeline import AckTimeline as AckTimeline
+from kafkabench.spec.processing import STAGE_FINISHED as STAGE_FINISHED
 
 
-#: A processing stage's counts of messages it is done with (`kafkabench.processing`).
-STAGE_FINISHED = ("processed", "failed", "filtered")
+class TallyPart(Protocol):
+    """What a feature adds to workers' reports, and how to merge it.
+
+    Attributes:
+        name: The part's name, unique in a tally (`Tally.parts`, `tally.<name>`).
+    """
+
+    name: str
+
+    def merge(self, report: Report, tally: Tally) -> None:
+        """Merge one report (any kind, any role: a part takes what is its own and ignores
+        the rest). Runs after the tally merged the report's counts, so `tally.t(report.wall)`
+        and `tally.group_of` are there to use; never raises for a report it cannot read."""
 
 
-class AckTimeline:
-    """Which 10 ms buckets had acknowledgements, per (topic, partition): one byte a bucket
-    (acknowledgements in it, up to 255), so a 30-minute run over 6 partitions keeps ~1 MB,
-    not a dict entry per bucket. `items()` gives ((topic, partition, centisecond), n) for
-    the buckets with acknowledgements, as `kafkabench.recovery` reads it."""
+@runtime_checkable
+class GroupProgress(Protocol):
+    """A tally part that says what each consumer group is done with, when that is not what
+    it consumed (`Tally.behind`).
 
-    def __init__(self) -> None:
-        self._buckets: dict[tuple[str, int], tuple[int, bytearray]] = {}
+    Attributes:
+        done_by_group: Messages each group is done with, by group id.
+        offsets_only: Only committed offsets at the log end can say a group is done (the
+            counts cannot: e.g. messages read again after an aborted transaction).
+    """
 
-    def update(self, acks: dict[tuple[str, int, int], int]) -> None:
-        """Add a producer report's {(topic, partition, centisecond): n}."""
-        for (topic, partition, cs), n in acks.items():
-            base, counts = self._buckets.get((topic, partition)) or (cs, bytearray())
-            if cs < base:  # an earlier bucket than any so far: shift
-                counts[:0] = bytes(base - cs)
-                base = cs
-            i = cs - base
-            if i >= len(counts):
-                counts.extend(bytes(i + 1 - len(counts)))
-            counts[i] = min(255, counts[i] + n)
-            self._buckets[(topic, partition)] = (base, counts)
-
-    def items(self) -> Iterator[tuple[tuple[str, int, int], int]]:
-        """((topic, partition, centisecond), acknowledgements) of every non-empty bucket."""
-        for (topic, partition), (base, counts) in self._buckets.items():
-            for i in _nonzero(counts):
-                yield (topic, partition, base + i), counts[i]
-
-    def __len__(self) -> int:
-        return sum(len(c) for _, c in self._buckets.values())
+    done_by_group: Mapping[str, int]
+    offsets_only: bool
 
 
-def _nonzero(counts: bytearray) -> Iterator[int]:
-    import numpy as np
-
-    return iter(np.flatnonzero(np.frombuffer(bytes(counts), np.uint8)).tolist())
+P = TypeVar("P", bound=TallyPart)
 
 
 @dataclass(slots=True)
 class Tally:
-    """Merges workers' reports: per-second counts and histograms, totals, events."""
+    """Merges workers' reports: per-second counts and histograms, totals, events, and the
+    registered parts (`register`)."""
 
     topic_of: dict[str, str] = field(default_factory=dict)
     group_of: dict[str, str] = field(default_factory=dict)
@@ -75,16 +80,32 @@ class Tally:
     worker_errors: list[str] = field(default_factory=list)
     assigned: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     consumed_by_group: Counter = field(default_factory=Counter)
-    finished_by_group: Counter = field(default_factory=Counter)
     caught_up_by_offsets: set = field(default_factory=set)
-    transactional: bool = False
-    staged: bool = False
     delivered_by_topic: Counter = field(default_factory=Counter)
     failed_by_topic: Counter = field(default_factory=Counter)
-    # Opt-in extras of producer reports (see `kafkabench.producer.ProducerSpec`).
-    acks: AckTimeline = field(default_factory=lambda: AckTimeline())
-    error_timeline: Counter = field(default_factory=Counter)
-    verify_parts: list[dict] = field(default_factory=list)
+    #: Features' parts by name, in the order they were registered.
+    parts: dict[str, TallyPart] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names that are not fields: a registered part by its name.
+        if name != "parts" and not name.startswith("__"):
+            try:
+                return self.parts[name]
+            except (KeyError, AttributeError):
+                pass
+        raise AttributeError(f"{type(self).__name__!r} has no attribute or registered part {name!r}")
+
+    def register(self, part: P) -> P:
+        """Merge every report from now on into `part` as well.
+
+        Args:
+            part: A `TallyPart`.
+
+        Returns:
+            The part registered under `part.name`: `part`, or the one registered before it
+            under that name (two features that read the same part share it).
+        """
+        return self.parts.setdefault(part.name, part)  # type: ignore[return-value]
 
     def t(self, wall: float) -> int:
         """The whole second of the run a report sent at `wall` closes."""
@@ -92,11 +113,13 @@ class Tally:
         return max(0, math.floor(wall - self.t0_wall - 0.5)) if self.t0_wall else 0
 
     def add(self, r: Report) -> None:
-        """Merge one report."""
+        """Merge one report, then give it to every registered part."""
         handler = {"interval": self._interval, "rebalance": self._rebalance, "done": self._done,
                    "error": self._error}.get(r.kind)
         if handler is not None:
             handler(r)
+        for part in self.parts.values():
+            part.merge(r, self)
 
     def _interval(self, r: Report) -> None:
         t = self.t(r.wall)
@@ -107,17 +130,8 @@ class Tally:
         if r.role == "producer":
             self.delivered_by_topic[self.topic_of[r.worker]] += r.counts.get("delivered", 0)
             self.failed_by_topic[self.topic_of[r.worker]] += r.counts.get("failed", 0)
-            if r.extras:
-                self.acks.update(r.extras.get("acks", {}))
-                self.error_timeline.update(r.extras.get("errors", {}))
         else:
-            group = self.group_of[r.worker]
-            self.consumed_by_group[group] += r.counts.get("consumed", 0)
-            # A processing stage reads retry-topic records, and some twice (not yet due):
-            # what it is done with is what counts for catching up.
-            finished = sum(r.counts.get(k, 0) for k in STAGE_FINISHED)
-            if finished:
-                self.finished_by_group[group] += finished
+            self.consumed_by_group[self.group_of[r.worker]] += r.counts.get("consumed", 0)
         for name, encoded in r.histograms.items():
             h = LatencyRecorder.decode(encoded)
             if not h.count:
@@ -151,8 +165,6 @@ class Tally:
         self.errors.merge(r.errors, r.error_messages)
         if r.stats:
             self.stats.append((r.worker, r.stats))
-        if "verify" in r.extras:
-            self.verify_parts.append(r.extras["verify"])
 
     def _error(self, r: Report) -> None:
         self.worker_errors.append(f"{r.worker} failed: {r.message.strip().splitlines()[0]}")
@@ -166,10 +178,21 @@ class Tally:
                 total.merge(self.histograms[key])
         return total
 
+    @property
+    def progress(self) -> GroupProgress | None:
+        """The registered part that says what groups are done with (None: what they consumed)."""
+        return next((p for p in self.parts.values() if isinstance(p, GroupProgress)), None)
+
+    @property
+    def offsets_only(self) -> bool:
+        """Whether only committed offsets at the log end can say a group is done
+        (`GroupProgress.offsets_only`)."""
+        progress = self.progress
+        return progress is not None and progress.offsets_only
+
     def behind(self, topic_of_group: dict[str, str]) -> list[str]:
-        """Groups that consumed fewer messages than were delivered to their topic (with a
-        processing stage: that it finished, processed, failed or filtered)."""
-        done = self.finished_by_group if self.staged else self.consumed_by_group
-        return [g for g, t in topic_of_group.items() if done[g] < self.delivered_by_topic[t]]
-
-
+        """Groups that are done with fewer messages than were delivered to their topic: that
+        consumed fewer, or, with a `GroupProgress` part, that it counts done with fewer."""
+        progress = self.progress
+        done = self.consumed_by_group if progress is None else progress.done_by_group
+        return [g for g, t in topic_of_group.items() if done.get(g, 0) < self.delivered_by_topic[t]]

@@ -1,17 +1,21 @@
-"""TODO: docstring of kafkabench.spec.faults."""
+"""What a fault schedule is: `Fault`s (kill, stop, pause and restart brokers at set times of a
+run), their targets, and `parse_faults`, which refuses a bad schedule before anything runs.
+
+A workload holds its schedule parsed once (`Workload.faults`, a `FaultSchedule`); the run
+checks it against the cluster (`parse_faults(workload.faults, node_ids=...)`) without
+parsing it again. `kafkabench.faults` carries a schedule out.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
+from kafkabench.core.checks import number
 from kafkabench.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
-
 
 ACTIONS: tuple[str, ...] = ("kill", "stop", "start", "pause", "resume", "restart", "rolling_restart")
 
@@ -33,6 +37,9 @@ TARGETS_HELP = ("a node id (e.g. 2), 'leader' (partition 0 of the run's first to
 
 # Kafka topic names: letters, digits, '.', '_' and '-' (so ':' separates the target's parts).
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]+$")
+
+_SECONDS = number(noun="a number of seconds")
+_EXAMPLE = "{at_s: 10, action: kill, target: leader, duration_s: 5}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,18 @@ class Fault:
         return "" if self.target is None else str(self.target)
 
 
+class FaultSchedule(tuple):
+    """Faults as `parse_faults` returns them: parsed and checked, in the order given (a fault's
+    index is its id in the `faults` frame).
+
+    `parse_faults` does not parse a schedule again: given one, it applies only the checks its
+    keyword arguments ask for (the run's length, the cluster's nodes, an external cluster's
+    commands). Only `parse_faults` makes them.
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """A parsed fault target: kind 'node', 'leader', 'controller' or 'any'."""
@@ -108,12 +127,13 @@ def parse_target(target: int | str) -> Target:
 
 def parse_faults(items: Iterable[Mapping[str, Any] | Fault] | None, *, run_s: float | None = None,
                  node_ids: Iterable[int] | None = None, external: bool = False,
-                 commands: Mapping[str, str] | None = None) -> tuple[Fault, ...]:
+                 commands: Mapping[str, str] | None = None) -> FaultSchedule:
     """Validate a fault schedule; pure, no broker.
 
     Args:
         items: Faults as mappings (keys at_s, action, target, duration_s, command, as in a
-            workload YAML) or `Fault`s.
+            workload YAML) or `Fault`s; or a `FaultSchedule` (e.g. `Workload.faults`), which is
+            not parsed again, only checked against the other arguments.
         run_s: The run's length (warm-up + duration): every fault, with its duration, must
             end within it. None: not checked.
         node_ids: The cluster's node ids: a node target must be one. None: not checked.
@@ -128,18 +148,41 @@ def parse_faults(items: Iterable[Mapping[str, Any] | Fault] | None, *, run_s: fl
         ConfigError: naming the fault (its index and key) and how to fix it.
     """
     commands = _check_commands(commands)
-    nodes = None if node_ids is None else sorted(node_ids)
     if items is None:
-        return ()
-    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
-        raise ConfigError(f"faults={items!r}: expected a list of faults, each like "
-                          "{at_s: 10, action: kill, target: leader, duration_s: 5}")
-    faults = tuple(_parse_fault(i, item, run_s, nodes) for i, item in enumerate(items))
-    _check_role_undo(faults)
+        return FaultSchedule()
+    fits = partial(_fits, nodes=None if node_ids is None else sorted(node_ids), run_s=run_s)
+    if isinstance(items, FaultSchedule):
+        faults = items
+        for i, fault in enumerate(faults):
+            fits(i, fault)
+    else:
+        faults = _parse_schedule(items, fits)
     if external:
-        for i, f in enumerate(faults):
-            _check_external(i, f, commands)
+        for i, fault in enumerate(faults):
+            _check_external(i, fault, commands)
     return faults
+
+
+def _parse_schedule(items: Any, fits: Callable[[int, Fault], Fault]) -> FaultSchedule:
+    """Each fault parsed and checked with `fits`, then the rules between the faults."""
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise ConfigError(f"faults={items!r}: expected a list of faults, each like {_EXAMPLE}")
+    faults = FaultSchedule(fits(i, _parse_fault(i, item)) for i, item in enumerate(items))
+    _check_role_undo(faults)
+    return faults
+
+
+def _fits(i: int, fault: Fault, *, nodes: list[int] | None, run_s: float | None) -> Fault:
+    """The fault, if it fits the cluster's `nodes` and a run of `run_s` (None: any)."""
+    if nodes is not None and isinstance(fault.target, int) and fault.target not in nodes:
+        raise ConfigError(f"faults[{i}].target={fault.target!r}: the cluster has no node "
+                          f"{fault.target}; its nodes are {nodes}")
+    if run_s is not None and fault.at_s + (fault.duration_s or 0.0) > run_s:
+        what = f"at_s={fault.at_s:g}" + (f" + duration_s={fault.duration_s:g}"
+                                         if fault.duration_s else "")
+        raise ConfigError(f"faults[{i}]: {what} ends after the run ({run_s:g} s of warm-up and "
+                          "duration): schedule it earlier or make the run longer")
+    return fault
 
 
 def _check_commands(commands: Mapping[str, str] | None) -> dict[str, str]:
@@ -158,54 +201,56 @@ def _check_commands(commands: Mapping[str, str] | None) -> dict[str, str]:
     return dict(commands)
 
 
-def _parse_fault(i: int, item: Mapping[str, Any] | Fault, run_s: float | None,
-                 nodes: list[int] | None) -> Fault:
+def _parse_fault(i: int, item: Mapping[str, Any] | Fault) -> Fault:
     where = f"faults[{i}]"
-    if isinstance(item, Fault):
-        item = asdict(item)
-    if not isinstance(item, Mapping):
-        raise ConfigError(f"{where}={item!r}: expected a mapping like "
-                          "{at_s: 10, action: kill, target: leader, duration_s: 5}")
-    unknown = [k for k in item if k not in KEYS]
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key; a fault has the keys "
-                          f"{', '.join(KEYS)}")
+    item = _fault_mapping(where, item)
     action = item.get("action")
     if action not in ACTIONS:
         raise ConfigError(f"{where}.action={action!r}: not a fault action; use one of "
                           f"{', '.join(ACTIONS)}")
-    at_s = _number(where, "at_s", item.get("at_s"), required=True)
-    duration_s = _number(where, "duration_s", item.get("duration_s"))
-    target = _target(where, action, item.get("target"), nodes)
+    at_s = _SECONDS(f"{where}.at_s", item.get("at_s"))
+    duration_s = item.get("duration_s")
+    duration_s = None if duration_s is None else _SECONDS(f"{where}.duration_s", duration_s)
+    target = _target(where, action, item.get("target"))
     if at_s < 0:
         raise ConfigError(f"{where}.at_s={at_s!r}: must be >= 0 (seconds after the producers start)")
-    if duration_s is not None:
-        if action not in UNDO:
-            raise ConfigError(f"{where}.duration_s: only kill, stop (then start) and pause "
-                              f"(then resume) take a duration, not {action!r}; remove it")
-        if duration_s <= 0:
-            raise ConfigError(f"{where}.duration_s={duration_s!r}: must be > 0 seconds")
-    end = at_s + (duration_s or 0.0)
-    if run_s is not None and end > run_s:
-        what = f"at_s={at_s:g}" + (f" + duration_s={duration_s:g}" if duration_s else "")
-        raise ConfigError(f"{where}: {what} ends after the run ({run_s:g} s of warm-up and "
-                          "duration): schedule it earlier or make the run longer")
-    command = item.get("command")
+    _check_duration(where, action, duration_s)
+    return Fault(at_s=at_s, action=action, target=target, duration_s=duration_s,
+                 command=_command(where, item.get("command")))
+
+
+def _fault_mapping(where: str, item: Any) -> Mapping[str, Any]:
+    """A fault as a mapping of known keys."""
+    if isinstance(item, Fault):
+        item = asdict(item)
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{where}={item!r}: expected a mapping like {_EXAMPLE}")
+    unknown = [k for k in item if k not in KEYS]
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown key; a fault has the keys "
+                          f"{', '.join(KEYS)}")
+    return item
+
+
+def _check_duration(where: str, action: str, duration_s: float | None) -> None:
+    if duration_s is None:
+        return
+    if action not in UNDO:
+        raise ConfigError(f"{where}.duration_s: only kill, stop (then start) and pause "
+                          f"(then resume) take a duration, not {action!r}; remove it")
+    if duration_s <= 0:
+        raise ConfigError(f"{where}.duration_s={duration_s!r}: must be > 0 seconds")
+
+
+def _command(where: str, command: Any) -> str | None:
     if command is not None and (not isinstance(command, str) or not command.strip()):
         raise ConfigError(f"{where}.command={command!r}: expected a shell command "
                           "(a non-empty string; {node} and {action} are replaced)")
-    return Fault(at_s=at_s, action=action, target=target, duration_s=duration_s, command=command)
+    return command
 
 
-def _number(where: str, key: str, value: Any, required: bool = False) -> float | None:
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ConfigError(f"{where}.{key}={value!r}: expected a number of seconds")
-    return float(value)
-
-
-def _target(where: str, action: str, target: Any, nodes: list[int] | None) -> int | str | None:
+def _target(where: str, action: str, target: Any) -> int | str | None:
+    """A node id, a role as written (stripped), or None for rolling_restart."""
     if action == "rolling_restart":
         if target is not None:
             raise ConfigError(f"{where}.target={target!r}: rolling_restart restarts every node "
@@ -217,12 +262,7 @@ def _target(where: str, action: str, target: Any, nodes: list[int] | None) -> in
         parsed = parse_target(target)
     except ValueError:
         raise ConfigError(f"{where}.target={target!r}: not a target; use {TARGETS_HELP}") from None
-    if parsed.kind != "node":
-        return target.strip()
-    if nodes is not None and parsed.node not in nodes:
-        raise ConfigError(f"{where}.target={target!r}: the cluster has no node {parsed.node}; "
-                          f"its nodes are {nodes}")
-    return parsed.node
+    return parsed.node if parsed.kind == "node" else target.strip()
 
 
 def _check_role_undo(faults: tuple[Fault, ...]) -> None:

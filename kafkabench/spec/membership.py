@@ -1,12 +1,15 @@
-"""TODO: docstring of kafkabench.spec.membership."""
+"""What a consumer-group membership schedule is: `MemberEvent`s (a member crashes, restarts,
+joins or leaves at a set time of the run) and `parse_member_events`, which refuses a bad
+schedule before anything runs. `kafkabench.groups` carries a schedule out.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from kafkabench.core.checks import check_fields, integer, known_keys, number, one_of
 from kafkabench.core.errors import ConfigError
 
 ACTIONS = ("crash", "restart", "join", "leave")
@@ -31,16 +34,13 @@ class MemberEvent:
     topic: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.at_s, bool) or not isinstance(self.at_s, (int, float)) \
-                or math.isnan(self.at_s) or self.at_s < 0:
-            raise ConfigError(f"membership at_s={self.at_s!r}: expected seconds >= 0")
-        object.__setattr__(self, "at_s", float(self.at_s))
-        if self.action not in ACTIONS:
-            raise ConfigError(f"membership action={self.action!r}: expected one of {', '.join(ACTIONS)}")
-        for name in ("member", "group", "topic"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"membership {name}={value!r}: expected an index >= 0")
+        check_fields(self, _FIELDS, "membership ")
+
+
+_INDEX = integer(0, noun="an index")
+_FIELDS = {"at_s": number(0, noun="seconds"), "action": one_of(ACTIONS),
+           "member": _INDEX, "group": _INDEX, "topic": _INDEX}
+_KEYS = list(_FIELDS)
 
 
 def parse_member_events(items: Iterable[Any] | None, *, members: int | None = None,
@@ -61,39 +61,45 @@ def parse_member_events(items: Iterable[Any] | None, *, members: int | None = No
     if isinstance(items, (str, bytes, Mapping)) or not hasattr(items, "__iter__"):
         raise ConfigError(f"workload membership={items!r}: expected a list of events, "
                           "e.g. [{at_s: 5, action: crash, member: 0}]")
-    known = [f for f in MemberEvent.__dataclass_fields__]
+    limits = {"member": members, "group": groups, "topic": topics}
     events = []
     for i, item in enumerate(items):
-        if isinstance(item, MemberEvent):
-            event = item
-        elif isinstance(item, Mapping):
-            unknown = sorted(set(item) - set(known))
-            if unknown:
-                raise ConfigError(f"membership[{i}]: unknown keys {unknown}; expected some of {known}")
-            try:
-                event = MemberEvent(**item)
-            except TypeError as exc:
-                raise ConfigError(f"membership[{i}]={dict(item)!r}: {exc}") from exc
-            except ConfigError as exc:
-                raise ConfigError(f"membership[{i}]: {exc}") from exc
-        else:
-            raise ConfigError(f"membership[{i}]={item!r}: expected a mapping")
-        for name, limit in (("member", members), ("group", groups), ("topic", topics)):
-            if limit is None or (name == "member" and event.action == "join"):
-                continue
-            if getattr(event, name) >= limit:
-                raise ConfigError(f"membership[{i}]: {name}={getattr(event, name)} but the "
-                                  f"workload has {limit} {name}(s) per {'group' if name == 'member' else 'run'} "
-                                  "(indexes from 0)")
-        if run_s is not None and event.at_s >= run_s:
-            raise ConfigError(f"membership[{i}]: at_s={event.at_s:g} is not within the run "
-                              f"({run_s:g} s)")
+        event = _event(i, item)
+        _check_within(i, event, limits, run_s)
         events.append(event)
     return tuple(sorted(events, key=lambda e: e.at_s))
+
+
+def _event(i: int, item: Any) -> MemberEvent:
+    """Entry `i` of a schedule as a `MemberEvent`."""
+    if isinstance(item, MemberEvent):
+        return item
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"membership[{i}]={item!r}: expected a mapping")
+    known_keys(f"membership[{i}]", item, _KEYS)
+    try:
+        return MemberEvent(**item)
+    except TypeError as exc:
+        raise ConfigError(f"membership[{i}]={dict(item)!r}: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"membership[{i}]: {exc}") from exc
+
+
+def _check_within(i: int, event: MemberEvent, limits: Mapping[str, int | None],
+                  run_s: float | None) -> None:
+    """The event's indexes exist in the workload, and it happens within the run."""
+    for name, limit in limits.items():
+        if limit is None or (name == "member" and event.action == "join"):
+            continue
+        if getattr(event, name) >= limit:
+            per = "group" if name == "member" else "run"
+            raise ConfigError(f"membership[{i}]: {name}={getattr(event, name)} but the "
+                              f"workload has {limit} {name}(s) per {per} (indexes from 0)")
+    if run_s is not None and event.at_s >= run_s:
+        raise ConfigError(f"membership[{i}]: at_s={event.at_s:g} is not within the run "
+                          f"({run_s:g} s)")
 
 
 def event_dict(event: MemberEvent) -> dict[str, Any]:
     """An event as the mapping a workload file holds."""
     return asdict(event)
-
-

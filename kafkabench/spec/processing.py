@@ -1,9 +1,22 @@
-"""TODO: docstring of kafkabench.spec.processing."""
+"""What a consumer-group processing stage is: `Processing` (a workload's `processing` section)
+and its `Backoff`, data and validation; the stage that runs it is `kafkabench.engine`'s.
+
+A `Processing` says what a consumer member does with each message: spend `time_ms` on it, drop
+it (filtering), fail on it (injected transient or poison failures), retry it inline with
+exponential backoff or through retry topics, send it to a dead-letter topic after the last
+attempt, and optionally produce a record per processed message to an output topic.
+
+Which messages fail is decided from the message's place in the log, `(partition, offset)` of
+the input topic, hashed with `seed`: runs are repeatable, and a test can count the injected
+failures exactly by asking `fate()` about every offset it produced.
+
+Topics (per input topic `T`): `T.retry.1` .. `T.retry.N` (retry-topic mode, N = attempts - 1),
+`T.dlq` (dead letters), `T.out` (output).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import random
 import struct
@@ -12,31 +25,44 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from kafkabench.core.checks import (
+    Rule,
+    check_fields,
+    check_rules,
+    flag,
+    fraction,
+    integer,
+    known_keys,
+    number,
+    one_of,
+    optional,
+    refuse,
+    str_mapping,
+)
 from kafkabench.core.errors import ConfigError
+from kafkabench.spec.profile import read_yaml
 
 RETRY_MODES = ("inline", "topics", "none")
+
+#: A processing stage's counts of messages it is done with (`kafkabench.patterns`: its tally
+#: part counts them as what a group finished).
+STAGE_FINISHED = ("processed", "failed", "filtered")
 
 # What a message is to the stage (see `Processing.fate`).
 OK, TRANSIENT, POISON, FILTERED = "ok", "transient", "poison", "filtered"
 
-
-
 TIME_DISTRIBUTIONS = ("fixed", "uniform", "exponential")
-
 
 # Dead-letter headers, as the design source's DLQ handler writes them (plus where and when).
 DLQ_HEADERS = ("error", "retry_count", "original_topic", "original_partition", "original_offset",
                "failed_at")
 
-
-#: Header names the stage adds to the records it forwards to retry topics.
 #: The header of an output record naming its input: b"<partition>:<offset>".
 SOURCE_HEADER = "kb-src"
 
-
+#: Header names the stage adds to the records it forwards to retry topics.
 RETRY_HEADERS = ("retry_count", "original_topic", "original_partition", "original_offset",
                  "error", "failed_at")
-
 
 _UNIT = 2.0 ** -64
 
@@ -61,19 +87,8 @@ class Backoff:
     max_attempts: int = 3
 
     def __post_init__(self) -> None:
-        for name, minimum in (("initial_ms", 0.0), ("multiplier", 1.0), ("max_ms", 0.0)):
-            _check_number(f"processing.backoff.{name}", getattr(self, name), minimum)
-            object.__setattr__(self, name, float(getattr(self, name)))
-        _check_number("processing.backoff.jitter", self.jitter, 0.0, 1.0)
-        object.__setattr__(self, "jitter", float(self.jitter))
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) \
-                or self.max_attempts < 1:
-            raise ConfigError(f"processing.backoff.max_attempts={self.max_attempts!r}: expected "
-                              "an integer >= 1 (attempts in all, the first included)")
-        if self.max_ms < self.initial_ms:
-            raise ConfigError(f"processing.backoff.max_ms={self.max_ms!r} is less than "
-                              f"initial_ms={self.initial_ms!r}: the longest delay must be at "
-                              "least the first")
+        check_fields(self, _BACKOFF_FIELDS, "processing.backoff.")
+        check_rules(self, _BACKOFF_RULES)
 
     def delay_ms(self, attempt: int, rng: random.Random | None = None) -> float:
         """The wait after failed attempt `attempt` (1-based), jitter drawn from `rng`."""
@@ -131,59 +146,8 @@ class Processing:
     transaction_ms: float = 100.0
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "time_ms", _time_spec(self.time_ms))
-        for name in ("transient_fraction", "poison_fraction", "filter_fraction"):
-            _check_number(f"processing.{name}", getattr(self, name), 0.0, 1.0)
-            set_(self, name, float(getattr(self, name)))
-        if self.transient_fraction + self.poison_fraction > 1.0:
-            raise ConfigError(f"processing.transient_fraction={self.transient_fraction!r} plus "
-                              f"poison_fraction={self.poison_fraction!r} is more than 1")
-        if isinstance(self.transient_failures, bool) or not isinstance(self.transient_failures, int) \
-                or self.transient_failures < 1:
-            raise ConfigError(f"processing.transient_failures={self.transient_failures!r}: "
-                              "expected an integer >= 1")
-        if self.retry not in RETRY_MODES:
-            raise ConfigError(f"processing.retry={self.retry!r}: expected one of "
-                              f"{', '.join(RETRY_MODES)}")
-        if isinstance(self.backoff, Mapping):
-            unknown = sorted(set(self.backoff) - {f.name for f in fields(Backoff)})
-            if unknown:
-                raise ConfigError(f"processing.backoff: unknown keys {unknown}; expected some of "
-                                  f"{[f.name for f in fields(Backoff)]}")
-            set_(self, "backoff", Backoff(**self.backoff))
-        elif not isinstance(self.backoff, Backoff):
-            raise ConfigError(f"processing.backoff={self.backoff!r}: expected a mapping such as "
-                              "{initial_ms: 100, multiplier: 2, max_ms: 10000, max_attempts: 3}")
-        for name in ("dead_letter", "output"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"processing.{name}={getattr(self, name)!r}: expected true or false")
-        if self.filter_header is not None:
-            fh = self.filter_header
-            if not isinstance(fh, Mapping) or len(fh) != 1 or not all(
-                    isinstance(k, str) and k and isinstance(v, str) for k, v in fh.items()):
-                raise ConfigError(f"processing.filter_header={fh!r}: expected one header name "
-                                  "and its text value, e.g. {event-type: OrderCancelled}")
-            set_(self, "filter_header", dict(fh))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"processing.seed={self.seed!r}: expected an integer")
-        if not isinstance(self.exactly_once, bool):
-            raise ConfigError(f"processing.exactly_once={self.exactly_once!r}: expected true or false")
-        if isinstance(self.transaction_messages, bool) or not isinstance(self.transaction_messages, int) \
-                or self.transaction_messages < 1:
-            raise ConfigError(f"processing.transaction_messages={self.transaction_messages!r}: "
-                              "expected an integer >= 1")
-        _check_number("processing.transaction_ms", self.transaction_ms, 1.0)
-        set_(self, "transaction_ms", float(self.transaction_ms))
-        if self.exactly_once and self.retry == "topics":
-            raise ConfigError("processing.exactly_once with retry=topics: a failed attempt aborts "
-                              "the transaction and is read again; use retry: inline or none")
-        if self.transient_fraction and self.transient_failures >= self.backoff.max_attempts \
-                and self.retry != "none":
-            raise ConfigError(
-                f"processing.transient_failures={self.transient_failures} needs backoff."
-                f"max_attempts > {self.transient_failures} (it is {self.backoff.max_attempts}): "
-                "otherwise no transient message ever succeeds")
+        check_fields(self, _FIELDS, "processing.")
+        check_rules(self, _RULES)
 
     # ------------------------------------------------------------------ the injection
 
@@ -271,10 +235,7 @@ def processing_from_spec(spec: Processing | Mapping[str, Any] | None) -> Process
     if not isinstance(spec, Mapping):
         raise ConfigError(f"workload processing={spec!r}: expected a mapping such as "
                           "{time_ms: 1, poison_fraction: 0.01, retry: inline}")
-    known = [f.name for f in fields(Processing)]
-    unknown = sorted(set(spec) - set(known))
-    if unknown:
-        raise ConfigError(f"processing: unknown keys {unknown}; expected some of {known}")
+    known_keys("processing", spec, [f.name for f in fields(Processing)])
     return Processing(**spec)
 
 
@@ -289,8 +250,6 @@ def load_processing_file(path: str | os.PathLike, what: str) -> Processing:
         ConfigError: a missing, empty or bad file, an unknown key or a bad value, named
             with `what` and the path.
     """
-    from kafkabench.spec.profile import read_yaml
-
     spec = read_yaml(path, what)
     if spec is None:
         raise ConfigError(f"{what} {str(path)!r} is empty: expected a mapping such as "
@@ -316,31 +275,77 @@ def output_topic(topic: str) -> str:
     return f"{topic}.out"
 
 
-def _time_spec(value: Any) -> tuple[str, float, float]:
+_MS = number(0)
+
+
+def _time_spec(label: str, value: Any) -> tuple[str, float, float]:
     """`time_ms` as (kind, a, b)."""
     if isinstance(value, tuple) and len(value) == 3 and value[0] in TIME_DISTRIBUTIONS:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        _check_number("processing.time_ms", value, 0.0)
-        return ("fixed", float(value), 0.0)
+        return ("fixed", _MS(label, value), 0.0)
     if isinstance(value, Mapping) and len(value) == 1:
         (kind, arg), = value.items()
         if kind == "uniform" and isinstance(arg, (list, tuple)) and len(arg) == 2:
-            lo, hi = arg
-            _check_number("processing.time_ms.uniform[0]", lo, 0.0)
-            _check_number("processing.time_ms.uniform[1]", hi, float(lo))
-            return ("uniform", float(lo), float(hi))
+            lo = _MS(f"{label}.uniform[0]", arg[0])
+            return ("uniform", lo, number(lo)(f"{label}.uniform[1]", arg[1]))
         if kind == "exponential":
-            _check_number("processing.time_ms.exponential", arg, 0.0)
-            return ("exponential", float(arg), 0.0)
-    raise ConfigError(f"processing.time_ms={value!r}: expected milliseconds (a number), "
-                      "{uniform: [lo, hi]} or {exponential: mean}")
+            return ("exponential", _MS(f"{label}.exponential", arg), 0.0)
+    refuse(label, value, "expected milliseconds (a number), {uniform: [lo, hi]} or "
+                         "{exponential: mean}")
 
 
-def _check_number(name: str, value: Any, minimum: float, maximum: float = math.inf) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) \
-            or not minimum <= value <= maximum:
-        bound = f"between {minimum:g} and {maximum:g}" if maximum < math.inf else f">= {minimum:g}"
-        raise ConfigError(f"{name}={value!r}: expected a number {bound}")
+def _backoff(label: str, value: Any) -> Backoff:
+    """`backoff` as a `Backoff`, from its mapping."""
+    if isinstance(value, Mapping):
+        known_keys(label, value, [f.name for f in fields(Backoff)])
+        return Backoff(**value)
+    if not isinstance(value, Backoff):
+        refuse(label, value, "expected a mapping such as "
+                             "{initial_ms: 100, multiplier: 2, max_ms: 10000, max_attempts: 3}")
+    return value
 
 
+_BACKOFF_FIELDS = {
+    "initial_ms": number(0),
+    "multiplier": number(1),
+    "max_ms": number(0),
+    "jitter": fraction,
+    "max_attempts": integer(1, note="attempts in all, the first included"),
+}
+_BACKOFF_RULES: list[Rule] = [
+    (lambda b: b.max_ms >= b.initial_ms,
+     "processing.backoff.max_ms={max_ms!r} is less than initial_ms={initial_ms!r}: the longest "
+     "delay must be at least the first"),
+]
+_FIELDS = {
+    "time_ms": _time_spec,
+    "transient_fraction": fraction,
+    "poison_fraction": fraction,
+    "filter_fraction": fraction,
+    "transient_failures": integer(1),
+    "retry": one_of(RETRY_MODES),
+    "backoff": _backoff,
+    "dead_letter": flag,
+    "output": flag,
+    "filter_header": optional(str_mapping(
+        "one header name and its text value, e.g. {event-type: OrderCancelled}",
+        nonempty_keys=True, size=1)),
+    "seed": integer(),
+    "exactly_once": flag,
+    "transaction_messages": integer(1),
+    "transaction_ms": number(1),
+}
+_RULES: list[Rule] = [
+    (lambda p: p.transient_fraction + p.poison_fraction <= 1.0,
+     "processing.transient_fraction={transient_fraction!r} plus "
+     "poison_fraction={poison_fraction!r} is more than 1"),
+    (lambda p: not (p.exactly_once and p.retry == "topics"),
+     "processing.exactly_once with retry=topics: a failed attempt aborts the transaction and is "
+     "read again; use retry: inline or none"),
+    (lambda p: not p.transient_fraction or p.retry == "none"
+     or p.transient_failures < p.backoff.max_attempts,
+     "processing.transient_failures={transient_failures} needs backoff.max_attempts > "
+     "{transient_failures} (it is {backoff.max_attempts}): otherwise no transient message "
+     "ever succeeds"),
+]

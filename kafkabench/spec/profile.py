@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from confluent_kafka import Consumer, KafkaException, Producer
 
+from kafkabench.core.checks import check_fields, integer, optional
 from kafkabench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -97,15 +98,7 @@ class ClientProfile:
     topic_config: Mapping[str, str] = field(default_factory=FrozenDict)
 
     def __post_init__(self) -> None:
-        for section in _SECTIONS:
-            object.__setattr__(self, section, _settings(section, getattr(self, section)))
-        if not isinstance(self.topic_config, Mapping):
-            raise ConfigError(f"topic_config must be a mapping, got {self.topic_config!r}")
-        topic_config = FrozenDict({str(k): _topic_value(v) for k, v in self.topic_config.items()})
-        object.__setattr__(self, "topic_config", topic_config)
-        rf = self.replication_factor
-        if rf is not None and (isinstance(rf, bool) or not isinstance(rf, int) or rf < 1):
-            raise ConfigError(f"replication_factor must be an integer >= 1, got {rf!r}")
+        check_fields(self, _FIELDS, "")
 
     def producer_config(self, bootstrap: str, **overrides: Any) -> dict[str, Any]:
         """Settings for `confluent_kafka.Producer`.
@@ -356,6 +349,18 @@ def _settings(section: str, settings: Any) -> FrozenDict:
     return FrozenDict(settings)
 
 
+def _topic_config(label: str, value: Any) -> FrozenDict:
+    """Topic configs, frozen, their values as strings."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{label} must be a mapping, got {value!r}")
+    return FrozenDict({str(k): _topic_value(v) for k, v in value.items()})
+
+
+#: Each field's check, in the order they run (`core.checks`).
+_FIELDS = {"common": _settings, "producer": _settings, "consumer": _settings,
+           "topic_config": _topic_config, "replication_factor": optional(integer(1))}
+
+
 def _topic_value(value: Any) -> str:
     """Topic configs travel to the broker as strings."""
     if isinstance(value, bool):
@@ -442,27 +447,33 @@ def _validate_role(name: str, role: str, sections: Mapping[str, Mapping[str, Any
             log.warning("profile %r, %s: librdkafka: %s", name, role, warning)
         return
     # Find the culprit one key at a time: librdkafka names aliases by their canonical name
-    # (linger.ms -> queue.buffering.max.ms) and does not quote the value. A key is the culprit
-    # only if it fails alone with the same error: security.protocol=SASL_SSL alone fails for
-    # want of a sasl.mechanism the profile does set, which is not the profile's problem.
+    # (linger.ms -> queue.buffering.max.ms) and does not quote the value.
     owner = {k: section for section, settings in sections.items() for k in settings}
     for key, value in merged.items():
-        alone_error, alone_warnings = _probe(role, {key: value})
-        shown = f"{key}={redact({key: value})[key]!r}"
-        if alone_error is not None and alone_error == error:
-            raise ConfigError(f"profile {name!r}, {owner[key]}: {shown}: {alone_error}")
-        mismatch = next((w for w in alone_warnings if _ROLE_WARNING.search(w)), None)
-        if mismatch is not None:
-            other = "producer" if role == "consumer" else "consumer"
-            raise ConfigError(
-                f"profile {name!r}, {owner[key]}: {shown} is a {other} setting that a "
-                f"{role} ignores; put it under {other}:"
-            )
+        _check_alone(f"profile {name!r}, {owner[key]}", role, key, value, error)
     # Settings that are fine one by one and wrong together (TLS/SASL, mostly).
     raise ConfigError(
         f"profile {name!r}: librdkafka rejects these {role} settings together: "
         f"{redact(merged)!r}: {error}"
     )
+
+
+def _check_alone(where: str, role: str, key: str, value: Any, error: str | None) -> None:
+    """Raise ConfigError if `key=value` alone fails as the whole profile did, or belongs to the
+    other role.
+
+    A key is the culprit only if it fails alone with the same error: security.protocol=SASL_SSL
+    alone fails for want of a sasl.mechanism the profile does set, which is not the profile's
+    problem.
+    """
+    alone_error, alone_warnings = _probe(role, {key: value})
+    shown = f"{key}={redact({key: value})[key]!r}"
+    if alone_error is not None and alone_error == error:
+        raise ConfigError(f"{where}: {shown}: {alone_error}")
+    if any(_ROLE_WARNING.search(w) for w in alone_warnings):
+        other = "producer" if role == "consumer" else "consumer"
+        raise ConfigError(f"{where}: {shown} is a {other} setting that a {role} ignores; "
+                          f"put it under {other}:")
 
 
 def read_yaml(path: str | Path, what: str = "YAML file") -> Any:

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -19,8 +18,29 @@ from typing import Any
 
 import yaml
 
+from kafkabench.core.checks import (
+    Check,
+    Rule,
+    check_fields,
+    check_rules,
+    duration,
+    flag,
+    fraction,
+    integer,
+    is_int,
+    number,
+    one_of,
+    optional,
+    parsed_by,
+    refuse,
+    safe_name,
+    str_mapping,
+    text,
+)
 from kafkabench.core.errors import ConfigError
-from kafkabench.core.units import parse_duration
+from kafkabench.spec.faults import FaultSchedule, parse_faults
+from kafkabench.spec.membership import parse_member_events
+from kafkabench.spec.processing import processing_from_spec
 from kafkabench.spec.profile import ClientProfile, FrozenDict, read_yaml, resolve_yaml
 
 log = logging.getLogger(__name__)
@@ -90,35 +110,42 @@ def message_size_from_spec(spec: Any) -> MessageSize:
     Returns:
         An int, `UniformSize` or `WeightedSizes`, each size >= 1.
     """
-    bad = ConfigError(
-        f"message_size={spec!r}: expected bytes >= 1, {{distribution: uniform, min, max}} "
-        "or {choices: [...], weights: [...]}"
-    )
-    if isinstance(spec, (UniformSize, WeightedSizes)):
-        spec = spec.to_spec()
-    if isinstance(spec, Mapping) and spec.get("distribution") == "uniform" and len(spec) == 3:
+    parsed = isinstance(spec, (UniformSize, WeightedSizes))
+    size = _size(spec.to_spec() if parsed else spec)
+    if size is None:
+        raise ConfigError(f"message_size={spec!r}: expected bytes >= 1, {{distribution: uniform, "
+                          "min, max} or {choices: [...], weights: [...]}")
+    return size
+
+
+def _size(spec: Any) -> MessageSize | None:
+    """A message size from its YAML form; None if it is not one."""
+    if not isinstance(spec, Mapping):
+        return spec if _is_bytes(spec) else None
+    if spec.get("distribution") == "uniform" and len(spec) == 3:
         lo, hi = spec.get("min"), spec.get("max")
-        if not (_is_int(lo) and _is_int(hi) and 1 <= lo <= hi):
-            raise bad
-        return UniformSize(lo, hi)
-    if isinstance(spec, Mapping) and set(spec) in ({"choices"}, {"choices", "weights"}):
+        return UniformSize(lo, hi) if _is_bytes(lo) and _is_bytes(hi) and lo <= hi else None
+    if set(spec) in ({"choices"}, {"choices", "weights"}):
+        return _weighted(spec)
+    return None
+
+
+def _weighted(spec: Mapping[str, Any]) -> WeightedSizes | None:
+    """`{choices: [...], weights: [...]}` as `WeightedSizes`; None if it is not one."""
+    try:
         choices = tuple(spec["choices"] or ())
         weights = tuple(spec.get("weights") or [1.0] * len(choices))
-        if (
-            not choices
-            or len(weights) != len(choices)
-            or not all(_is_int(c) and c >= 1 for c in choices)
-            or not all(isinstance(w, (int, float)) and w > 0 for w in weights)
-        ):
-            raise bad
-        return WeightedSizes(choices, tuple(float(w) for w in weights))
-    if not (_is_int(spec) and spec >= 1):
-        raise bad
-    return spec
+    except TypeError:  # not lists
+        return None
+    if not choices or len(weights) != len(choices) or not all(map(_is_bytes, choices)) \
+            or not all(isinstance(w, (int, float)) and w > 0 for w in weights):
+        return None
+    return WeightedSizes(choices, tuple(float(w) for w in weights))
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_bytes(value: Any) -> bool:
+    """A size in bytes: an int >= 1."""
+    return is_int(value) and value >= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +188,9 @@ class Workload:
             failed (`kafkabench.verify`).
         faults: A fault schedule: entries `{at_s, action, target, duration_s, command}`
             (`kafkabench.faults.parse_faults`), e.g. `{"at_s": 10, "action": "kill",
-            "target": "leader", "duration_s": 10}`.
+            "target": "leader", "duration_s": 10}`. Kept parsed, as a `FaultSchedule`: a run
+            checks it against its cluster with `parse_faults(workload.faults, node_ids=...)`,
+            which does not parse it again.
         fault_commands: For a cluster kafkabench did not start: the shell command of each
             fault action, e.g. `{"kill": "ssh kafka{node} pkill -9 java"}` (`{node}` and
             `{action}` are filled in).
@@ -205,88 +234,15 @@ class Workload:
     membership: tuple = ()
 
     def __post_init__(self) -> None:
-        from kafkabench.spec.processing import processing_from_spec
-
-        set_ = object.__setattr__
-        self._check_faults()
-        set_(self, "processing", processing_from_spec(self.processing))
-        set_(self, "message_size", message_size_from_spec(self.message_size))
-        if not isinstance(self.topic_config, Mapping):
-            raise ConfigError(f"workload topic_config={self.topic_config!r}: expected a mapping")
-        topic_config = FrozenDict({str(k): str(v) for k, v in self.topic_config.items()})
-        set_(self, "topic_config", topic_config)
-        if not isinstance(self.headers, Mapping) or not all(
-                isinstance(k, str) and k and isinstance(v, str) for k, v in self.headers.items()):
-            raise ConfigError(f"workload headers={self.headers!r}: expected a mapping of "
-                              "non-empty header names to text values")
-        set_(self, "headers", FrozenDict(self.headers))
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"workload name={self.name!r}: expected a non-empty string")
-        for name, minimum in (
-            ("topics", 1), ("partitions", 1), ("payload_pool_size", 1),
-            ("key_count", 1), ("producers", 1), ("consumer_groups", 0),
-            ("consumers_per_group", 0), ("backlog_messages", 0), ("transaction_messages", 0),
-        ):  # fmt: skip
-            _check_int(name, getattr(self, name), minimum)
-        if self.replication_factor is not None:
-            _check_int("replication_factor", self.replication_factor, 1)
-        for name in DURATION_FIELDS:
-            set_(self, name, _duration(name, getattr(self, name)))
-        for name in ("producer_rate", "warmup_s", "duration_s", "random_bytes_ratio", "key_skew"):
-            _check_number(name, getattr(self, name), 0.0)
-            set_(self, name, float(getattr(self, name)))
-        if self.message_count is not None:
-            _check_int("message_count", self.message_count, 1)
-        elif self.duration_s <= 0:
-            raise ConfigError(f"workload duration_s={self.duration_s!r}: must be > 0 "
-                              "unless message_count is set")
-        _check_number("random_bytes_ratio", self.random_bytes_ratio, 0.0, 1.0)
-        if self.key_skew <= 0:
-            raise ConfigError(f"workload key_skew={self.key_skew!r}: must be > 0")
-        if self.key_count > KEY_COUNT_MAX:
-            raise ConfigError(f"workload key_count={self.key_count!r}: at most {KEY_COUNT_MAX}")
-        if self.key_distribution not in KEY_DISTRIBUTIONS:
-            raise ConfigError(f"workload key_distribution={self.key_distribution!r}: "
-                              f"expected one of {', '.join(KEY_DISTRIBUTIONS)}")
-        prefix = self.topic_prefix
-        if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", prefix):
-            raise ConfigError(f"workload topic_prefix={self.topic_prefix!r}: "
-                              "use letters, digits, '.', '_' and '-'")
-        if isinstance(self.payload, Path):
-            set_(self, "payload", str(self.payload))
-        if not isinstance(self.payload, str) or not self.payload:
-            raise ConfigError(f"workload payload={self.payload!r}: expected 'random', 'text' "
-                              "or a file path")
-        if self.payload not in PAYLOAD_KINDS:
-            _check_payload_file(self.payload, self.message_size)
-        from kafkabench.spec.membership import parse_member_events
-
-        set_(self, "membership", parse_member_events(
+        check_fields(self, _FIELDS, "workload ")
+        check_rules(self, _RULES)
+        # The schedules are checked against the counts and the run's length checked above; a
+        # run that stops after message_count messages has no length to check them against.
+        run_s = self.run_s if self.message_count is None else None
+        object.__setattr__(self, "membership", parse_member_events(
             self.membership, members=self.consumers_per_group, groups=self.consumer_groups,
-            topics=self.topics, run_s=self.run_s if self.message_count is None else None))
-        if self.faults and self.message_count is None:
-            from kafkabench.spec.faults import parse_faults
-
-            parse_faults(list(self.faults), run_s=self.run_s)
-
-    def _check_faults(self) -> None:
-        """Validate `verify`, `faults` (into `Fault`s) and `fault_commands`; the duration
-        bound is checked once the durations are numbers (end of `__post_init__`)."""
-        from kafkabench.spec.faults import parse_faults
-
-        if not isinstance(self.verify, bool):
-            raise ConfigError(f"workload verify={self.verify!r}: expected true or false")
-        if not isinstance(self.fault_commands, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) and v for k, v in self.fault_commands.items()):
-            raise ConfigError(f"workload fault_commands={self.fault_commands!r}: expected a "
-                              "mapping of fault actions to shell commands")
-        object.__setattr__(self, "fault_commands", FrozenDict(self.fault_commands))
-        if self.faults is None:
-            object.__setattr__(self, "faults", ())
-        if isinstance(self.faults, (str, bytes, Mapping)) or not hasattr(self.faults, "__iter__"):
-            raise ConfigError(f"workload faults={self.faults!r}: expected a list of faults, "
-                              "e.g. [{at_s: 10, action: kill, target: leader}]")
-        object.__setattr__(self, "faults", parse_faults(list(self.faults)))
+            topics=self.topics, run_s=run_s))
+        parse_faults(self.faults, run_s=run_s)
 
     @property
     def run_s(self) -> float:
@@ -435,38 +391,88 @@ def fault_dict(fault: Any) -> dict[str, Any]:
     return {k: v for k, v in asdict(fault).items() if v is not None}
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
-        raise ConfigError(f"workload {name}={value!r}: expected an integer >= {minimum}")
+def _frozen(check: Check) -> Check:
+    """`check`, its mapping frozen (a workload is hashable)."""
+    return lambda label, value: FrozenDict(check(label, value))
 
 
-def _check_number(name: str, value: Any, minimum: float, maximum: float = math.inf) -> None:
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not is_number or not minimum <= value <= maximum:
-        bounds = f">= {minimum}" if maximum == math.inf else f"in [{minimum}, {maximum}]"
-        raise ConfigError(f"workload {name}={value!r}: expected a number {bounds}")
+def _topic_config(label: str, value: Any) -> FrozenDict:
+    """Topic configs travel to the broker as strings."""
+    if not isinstance(value, Mapping):
+        refuse(label, value, "expected a mapping")
+    return FrozenDict({str(k): str(v) for k, v in value.items()})
 
 
-def _duration(name: str, value: Any) -> Any:
-    """A duration field's text ("5m") in seconds; anything else as it is, for `_check_number`."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return parse_duration(value)
-    except ConfigError:
-        raise ConfigError(f"workload {name}={value!r}: expected seconds or a duration such as "
-                          "90s, 5m, 1h30m") from None
+def _faults(label: str, value: Any) -> FaultSchedule:
+    """The schedule parsed (once: a `FaultSchedule` is kept as it is)."""
+    if value is None:
+        return FaultSchedule()
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        refuse(label, value, "expected a list of faults, e.g. [{at_s: 10, action: kill, "
+                             "target: leader}]")
+    return parse_faults(value)
 
 
-def _check_payload_file(path: str, message_size: MessageSize) -> None:
-    file = Path(path)
+def _payload(label: str, value: Any) -> str:
+    """"random", "text" or a file path, as a string."""
+    value = str(value) if isinstance(value, Path) else value
+    if not isinstance(value, str) or not value:
+        refuse(label, value, "expected 'random', 'text' or a file path")
+    return value
+
+
+def _payload_file_fits(workload: Workload) -> None:
+    """A payload file exists and message_size is its size (every message is the file)."""
+    if workload.payload in PAYLOAD_KINDS:
+        return
+    file = Path(workload.payload)
     if not file.is_file():
-        raise ConfigError(f"workload payload={path!r}: no such file "
+        raise ConfigError(f"workload payload={workload.payload!r}: no such file "
                           f"(or use 'random' or 'text')")
     size = file.stat().st_size
-    if message_size != size:
-        raise ConfigError(f"workload payload={path!r} is {size} bytes but "
-                          f"message_size={message_size!r}; set message_size: {size}")
+    if workload.message_size != size:
+        raise ConfigError(f"workload payload={workload.payload!r} is {size} bytes but "
+                          f"message_size={workload.message_size!r}; set message_size: {size}")
+
+
+_POSITIVE, _COUNT = integer(1), integer(0)
+#: Each field's check, in the order they run (`core.checks`).
+_FIELDS: dict[str, Check] = {
+    "verify": flag,
+    "fault_commands": _frozen(str_mapping("a mapping of fault actions to shell commands",
+                                          nonempty_values=True)),
+    "faults": _faults,
+    "processing": parsed_by(processing_from_spec),
+    "message_size": parsed_by(message_size_from_spec),
+    "topic_config": _topic_config,
+    "headers": _frozen(str_mapping("a mapping of non-empty header names to text values",
+                                   nonempty_keys=True)),
+    "name": text,
+    "topics": _POSITIVE,
+    "partitions": _POSITIVE,
+    "payload_pool_size": _POSITIVE,
+    "key_count": integer(1, KEY_COUNT_MAX),
+    "producers": _POSITIVE,
+    "consumer_groups": _COUNT,
+    "consumers_per_group": _COUNT,
+    "backlog_messages": _COUNT,
+    "transaction_messages": _COUNT,
+    "replication_factor": optional(_POSITIVE),
+    **{name: duration for name in DURATION_FIELDS},
+    "producer_rate": number(0),
+    "random_bytes_ratio": fraction,
+    "key_skew": number(above=0),
+    "message_count": optional(_POSITIVE),
+    "key_distribution": one_of(KEY_DISTRIBUTIONS),
+    "topic_prefix": safe_name,
+    "payload": _payload,
+}
+#: Rules across fields, checked after `_FIELDS`.
+_RULES: list[Rule] = [
+    (lambda w: w.message_count is not None or w.duration_s > 0,
+     "workload duration_s={duration_s!r}: must be > 0 unless message_count is set"),
+    _payload_file_fits,
+]
 
 
 def load_workload(spec: Workload | Mapping[str, Any] | str | Path | None = None, *,
@@ -523,8 +529,7 @@ def effective_replication_factor(workload: Workload, profile: ClientProfile, *,
         (f"workload {workload.name!r}", workload.replication_factor),
         (f"client profile {profile.name!r}", profile.replication_factor)]
     if override is not None:
-        if not _is_int(override) or override < 1:
-            raise ConfigError(f"replication_factor={override!r}: expected an integer >= 1")
+        integer(1)("replication_factor", override)
         for source, value in sources:
             if value is not None and value != override:
                 log.warning("replication_factor=%d as set explicitly, not the %d of %s",
@@ -647,8 +652,7 @@ def _from_omb_workload(data: Mapping[str, Any], base_dir: Path,
     if data.get("backlogDrainRatio", 1.0) != 1.0:
         raise ConfigError(f"{where}: backlogDrainRatio={data['backlogDrainRatio']!r}: kafkabench "
                           "always drains the whole backlog; remove it or set 1.0")
-    message_size = data.get("messageSize")
-    _check_int("messageSize", message_size, 1)
+    message_size = integer(1)("workload messageSize", data.get("messageSize"))
     payload: dict[str, Any] = {}
     if data.get("useRandomizedPayloads"):
         # OMB ignores payloadFile when payloads are randomized.
@@ -669,7 +673,7 @@ def _from_omb_workload(data: Mapping[str, Any], base_dir: Path,
     test_min = data.get("testDurationMinutes", 0)
     warmup_min = data.get("warmupDurationMinutes", 1)  # OMB's default: 1 minute
     for key, value in (("testDurationMinutes", test_min), ("warmupDurationMinutes", warmup_min)):
-        _check_number(key, value, 0.0)
+        number(0)(f"workload {key}", value)
     # OMB builds the backlog until subscriptions * sent messages * messageSize reaches it.
     backlog_bytes = data.get("consumerBacklogSizeGB", 0) * 1024**3
     backlog = math.ceil(backlog_bytes / (message_size * max(subscriptions, 1)))

@@ -1,4 +1,13 @@
-"""TODO: docstring of kafkabench.verify.ledger."""
+"""Delivery verification's bookkeeping: the producers' ledgers against what was read back.
+
+`Ledger` holds, per producer, one outcome byte per sequence number (acked, failed, none, from
+the delivery ledger each verified producer sends in its final report) and counts every
+`kb-seq` value read back from the topic into it; `VerifyReport` turns that into lost,
+duplicated, reordered and failed-but-present counts per (topic, partition, producer).
+`seq_value` picks a record's `kb-seq` header. Pure: no broker, no clients.
+
+May import: `kafkabench.engine.delivery` (the header and outcome codes).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from kafkabench.engine.producer import ACKED, FAILED, VERIFY_HEADER, VERIFY_ID_BYTES
+from kafkabench.engine.delivery import ACKED, FAILED, VERIFY_HEADER, VERIFY_ID_BYTES
 
 if TYPE_CHECKING:
 
