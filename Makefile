@@ -78,9 +78,24 @@ run: setup
 	$(KB) quickstart --out $(RESULTS)
 	@echo "The embedded cluster is still running: \`make down\` stops it, \`make lab\` opens the notebooks."
 
+# The suite on TEST_WORKERS pytest-xdist workers sharing one 1-broker and one 3-broker cluster
+# (conftest.py); node-killing tests and each notebook's cells stay on one worker, in order.
+# Most tests wait on a broker or a timed run, not on a core, so 4 workers suit 2 cores. Then,
+# alone: the tests marked `quiet` (they assert on timing) and the browser test, which opens the
+# notebooks nbval saved executed (EXECUTED_NOTEBOOKS) in JupyterLab: no notebook runs twice.
+# PYTEST_ARGS go to both phases (a second phase that selects nothing passes).
+TEST_WORKERS ?= 4
+EXECUTED_NOTEBOOKS ?= $(VENV)/executed-notebooks
+TEST_ENV = KAFKABENCH_CHROMIUM=$(CHROMIUM) KAFKABENCH_EXECUTED_NOTEBOOKS=$(abspath $(EXECUTED_NOTEBOOKS))
 test: setup browser-deps kcat
 	$(BIN)/ruff check .
-	KAFKABENCH_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:cacheprovider tests notebooks --nbval-lax $(PYTEST_ARGS)
+	@rm -rf $(EXECUTED_NOTEBOOKS)
+	@start=$$(date +%s); \
+	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup \
+		--durations=30 -m "not browser and not quiet" tests notebooks --nbval-lax $(PYTEST_ARGS); status=$$?; \
+	$(TEST_ENV) $(BIN)/python -m pytest -p no:cacheprovider --durations=10 -m "browser or quiet" tests $(PYTEST_ARGS); \
+	browser=$$?; [ $$browser = 5 ] && browser=0; [ $$status = 0 ] && status=$$browser; \
+	echo "make test: $$(( $$(date +%s) - start )) s wall time (exit $$status)"; exit $$status
 
 lab: setup
 	@$(KB) cluster status >/dev/null 2>&1 || $(KB) cluster up

@@ -86,6 +86,7 @@ def test_rates_must_be_positive():
         rate_latency_curve([0, 100], LIVE, bootstrap="127.0.0.1:1")
 
 
+@pytest.mark.quiet  # asserts on timing: runs alone (make test)
 def test_live_strategies_scaling_and_capacity_check(bootstrap):
     live = compare_strategies_live(["murmur2_random", "fnv1a-rr"], LIVE, bootstrap=bootstrap, progress=False)
     assert len(live) == 6 and set(live["strategy"]) == {"murmur2_random", "fnv1a-rr"}

@@ -21,6 +21,7 @@ from kafkabench.cluster.lag import LagSampler
 from kafkabench.cluster.local import LocalCluster
 from kafkabench.core.errors import ConfigError
 from kafkabench.results.store import load
+from kafkabench.run.session import RunObserver
 from kafkabench.runner import consume_topic, run_workload
 
 
@@ -213,21 +214,36 @@ def own_cluster(tmp_path):
         yield cluster
 
 
-def test_paused_broker_shows_in_delay_and_end_to_end(own_cluster):
-    def pause_for_a_while():
-        time.sleep(2.5)
-        own_cluster.pause(1)
-        time.sleep(3)
-        own_cluster.resume(1)
+class _PauseFromOutside(RunObserver):
+    """Freezes the broker (SIGSTOP) from a thread of its own, as another shell would, 2.5 s after
+    the producers start (not after the test starts: on a busy machine setting up can take
+    that long), and thaws it 3 s later."""
 
+    def __init__(self, cluster: LocalCluster):
+        self.cluster = cluster
+        self.thread: threading.Thread | None = None
+
+    def on_go(self, session) -> None:
+        def pause_for_a_while():
+            time.sleep(2.5)
+            self.cluster.pause(1)
+            time.sleep(3)
+            self.cluster.resume(1)
+
+        self.thread = threading.Thread(target=pause_for_a_while, daemon=True)
+        self.thread.start()
+
+
+@pytest.mark.quiet  # asserts on timing: runs alone (make test)
+def test_paused_broker_shows_in_delay_and_end_to_end(own_cluster):
     # A small local queue makes the producer block while the broker is frozen, as a real
     # service would: that is when sends fall behind schedule (publish delay).
     profile = {"producer": {"queue.buffering.max.messages": 500}}
-    pauser = threading.Thread(target=pause_for_a_while)
-    pauser.start()
+    pauser = _PauseFromOutside(own_cluster)
     result = run_workload(_workload(producer_rate=1000, duration_s=9), profile,
-                          bootstrap=own_cluster.bootstrap_servers, progress=False)
-    pauser.join()
+                          bootstrap=own_cluster.bootstrap_servers, progress=False, observers=[pauser])
+    assert pauser.thread is not None
+    pauser.thread.join(timeout=30)
     s = result.summary
     assert s["failed"] == 0 and s["consumed"] == s["delivered"]
     assert s["e2e_latency_ms_max"] > 2500

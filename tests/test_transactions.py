@@ -77,26 +77,28 @@ def test_without_transactions_the_summary_has_no_transaction_figures(bootstrap):
 
 
 def test_settings_a_transactional_producer_cannot_have_are_refused_before_any_topic(bootstrap):
+    prefix = f"kbtxn{uuid.uuid4().hex[:8]}"  # other tests create topics on this cluster meanwhile
+
     def run_topics() -> set[str]:
         topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
-        return {t for t in topics if t.startswith("kb-")}
+        return {t for t in topics if t.startswith(prefix)}
 
     before = run_topics()
-    workload = _workload(message_count=10, transaction_messages=5)
+    workload = _workload(topic_prefix=prefix, message_count=10, transaction_messages=5)
     with pytest.raises(ConfigError, match="acks=1"):
         run_workload(workload, {"producer": {"acks": 1}}, bootstrap=bootstrap, progress=False)
     with pytest.raises(ConfigError, match="enable.idempotence"):
         run_workload(workload, {"producer": {"enable.idempotence": False}}, bootstrap=bootstrap,
                      progress=False)
     with pytest.raises(ConfigError, match="transaction_messages"):
-        run_workload(_workload(message_count=10, transaction_messages=-1), None,
+        run_workload(_workload(topic_prefix=prefix, message_count=10, transaction_messages=-1), None,
                      bootstrap=bootstrap, progress=False)
     # 1000 messages at 10/s: 100 s open, past librdkafka's 60 s transaction.timeout.ms.
     with pytest.raises(ConfigError, match=r"transaction_messages=1000 at 10 msgs/s .* transaction.timeout.ms=60000"):
-        run_workload(_workload(duration_s=5, producer_rate=10, transaction_messages=1000), None,
+        run_workload(_workload(topic_prefix=prefix, duration_s=5, producer_rate=10, transaction_messages=1000), None,
                      bootstrap=bootstrap, progress=False)
     with pytest.raises(ConfigError, match="transaction.timeout.ms=5000"):
-        run_workload(_workload(duration_s=5, producer_rate=100, transaction_messages=600),
+        run_workload(_workload(topic_prefix=prefix, duration_s=5, producer_rate=100, transaction_messages=600),
                      {"producer": {"transaction.timeout.ms": 5000}}, bootstrap=bootstrap, progress=False)
     assert run_topics() == before
 

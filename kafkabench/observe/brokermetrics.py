@@ -26,6 +26,7 @@ import pandas as pd
 from kafkabench.analysis.broker_metrics import is_counter as is_counter
 from kafkabench.analysis.broker_metrics import to_wide as to_wide
 from kafkabench.core.errors import ClusterError
+from kafkabench.core.threads import Periodic
 from kafkabench.run.session import RunObserver
 
 if TYPE_CHECKING:
@@ -151,8 +152,7 @@ class BrokerMetrics(RunObserver):
         self._rows: list[tuple[float, str, str, str, float]] = []
         self._warned: set[str] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Periodic | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._t0_wall = 0.0
 
@@ -179,28 +179,18 @@ class BrokerMetrics(RunObserver):
             return
         self._pool = ThreadPoolExecutor(max_workers=len(self.urls), thread_name_prefix="kb-scrape")
         self.scrape_once()
-        self._thread = threading.Thread(target=self._loop, name="kb-broker-metrics", daemon=True)
-        self._thread.start()
+        self._thread = Periodic(self.scrape_once, self.interval_s, name="kb-broker-metrics",
+                                first_now=False).start()
 
     def stop(self) -> None:
         """Stop the thread and scrape once more, so the last rows follow the run's end."""
         if self._pool is None:
             return
-        self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.timeout_s + 5)
+            self._thread.stop(self.timeout_s + 5)
         self.scrape_once()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = None
-
-    def _loop(self) -> None:
-        next_at = time.monotonic() + self.interval_s
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-            next_at = max(next_at + self.interval_s, time.monotonic())
-            try:
-                self.scrape_once()
-            except Exception as exc:  # noqa: BLE001 - the thread must outlive any surprise
-                log.debug("broker metrics scrape failed: %s", exc)
 
     def scrape_once(self) -> None:
         """Scrape every broker in parallel; rows for those that answered, a warning (once per
@@ -262,7 +252,9 @@ def _increase_all_topics(frame: pd.DataFrame, metric: str) -> float:
     rows = frame[(frame["metric"] == metric) & (frame["labels"] == "")]
     if rows.empty:
         return float("nan")
-    return float(sum(_increase(g.sort_values("t")["value"]) for _, g in rows.groupby("broker")))
+    # A stable sort keeps scrape order where two scrapes share a t (the one before the run and
+    # the first in it, on a busy machine): an unstable one could read a counter as reset.
+    return float(sum(_increase(g.sort_values("t", kind="stable")["value"]) for _, g in rows.groupby("broker")))
 
 
 def _max(frame: pd.DataFrame, metric: str) -> float:
