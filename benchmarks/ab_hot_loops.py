@@ -30,9 +30,9 @@ HERE = Path(__file__).resolve().parents[1]
 
 #: (case, workload fields, summary keys to compare)
 CASES = [
-    ("max-rate", {"message_count": 400_000, "duration_s": 0, "producer_rate": 0},
+    ("max-rate", {"message_count": 2_000_000, "duration_s": 0, "producer_rate": 0},
      ["publish_rate", "producer_cpu_us_per_msg"]),
-    ("max-rate-verified", {"message_count": 300_000, "duration_s": 0, "producer_rate": 0, "verify": True},
+    ("max-rate-verified", {"message_count": 1_000_000, "duration_s": 0, "producer_rate": 0, "verify": True},
      ["publish_rate", "producer_cpu_us_per_msg"]),
     ("fixed-rate-20k", {"duration_s": 8, "producer_rate": 20_000},
      ["publish_delay_us_p99", "producer_cpu_us_per_msg", "publish_rate"]),

@@ -253,6 +253,7 @@ def test_bad_input_is_one_clear_line(bootstrap, tmp_path):
     assert result.returncode == 2 and "--set duration_s: duration '5q'" in result.stderr, _says(result)
 
 
+@pytest.mark.quiet  # counts what two rate-paced Locust users sent in 6 s: runs alone (make test)
 def test_locust_command_saves_a_result_like_any_run(bootstrap, tmp_path):
     out = tmp_path / "results"
     ran = _cli("locust", "producer_load", "--bootstrap-server", bootstrap, "-u", "2", "-r", "2", "-t", "6s",
