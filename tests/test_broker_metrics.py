@@ -212,6 +212,7 @@ def _increase_from_baseline(frame: pd.DataFrame, rows: pd.DataFrame) -> float:
     return total
 
 
+@pytest.mark.quiet  # its all-topics total read 1.8-2.3x high twice under 4 busy workers: runs alone
 def test_broker_bytes_in_matches_what_was_produced(metrics_cluster):
     """Bytes in = N records of (S + record overhead) + one 61-byte batch header per batch.
 

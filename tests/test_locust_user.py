@@ -401,6 +401,7 @@ def test_service_consumer_processes_retries_and_dead_letters(bootstrap, tmp_path
                                int(headers["original_offset"])) == POISON
 
 
+@pytest.mark.quiet  # 1 s per message in a 4 s Locust run: runs alone (make test)
 @pytest.mark.parametrize("stop_timeout", [None, "10"])
 def test_stopping_consumer_commits_only_what_it_processed(bootstrap, tmp_path, stop_timeout):
     # 1 s of processing per message: the run ends while a message is in hand. Killed

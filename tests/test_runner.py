@@ -459,17 +459,19 @@ def test_a_killed_worker_fails_the_run_within_seconds_and_keeps_the_partial_resu
 def test_oversized_messages_are_refused_before_anything_runs(bootstrap):
     from confluent_kafka.admin import AdminClient
 
-    def run_topics() -> set[str]:  # a run's topics; other users of a shared cluster aside
+    prefix = f"kbbig{uuid.uuid4().hex[:8]}"  # other tests create topics on this cluster meanwhile
+
+    def run_topics() -> set[str]:
         topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
-        return {t for t in topics if t.startswith("kb-")}
+        return {t for t in topics if t.startswith(prefix)}
 
     before = run_topics()
     with pytest.raises(ConfigError, match=r"message\.max\.bytes \(1,000,000 B\)"):
-        run_workload(_workload(message_size=2_000_000, message_count=10, duration_s=0), None,
-                     bootstrap=bootstrap, progress=False)
+        run_workload(_workload(message_size=2_000_000, message_count=10, duration_s=0, topic_prefix=prefix),
+                     None, bootstrap=bootstrap, progress=False)
     # The producer allows it, the topic (broker default, ~1 MiB) does not: named too.
     with pytest.raises(ConfigError, match="max.message.bytes"):
-        run_workload(_workload(message_size=2_000_000, message_count=10, duration_s=0),
+        run_workload(_workload(message_size=2_000_000, message_count=10, duration_s=0, topic_prefix=prefix),
                      {"producer": {"message.max.bytes": 3_000_000}}, bootstrap=bootstrap,
                      progress=False)
     assert run_topics() == before  # nothing left behind
