@@ -102,3 +102,14 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
     sys.meta_path.append(_MovedModules())
+
+
+def _notebook_warnings() -> None:
+    """In a Jupyter kernel, warnings as one plain line each instead of a stderr box."""
+    from kafkabench.core.log import in_jupyter_kernel, warnings_as_lines
+
+    if in_jupyter_kernel():
+        warnings_as_lines()
+
+
+_notebook_warnings()

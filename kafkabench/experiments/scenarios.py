@@ -523,7 +523,9 @@ def _run_isolated(workload: dict, profile: ClientProfile, bootstrap: str, cluste
         where = (cluster.name, str(cluster.base_dir)) if cluster is not None else None
         aborted = []
         for _attempt in range(2):
-            code, saved = run_in_child(_child_run, (workload, profile, bootstrap, where, str(folder), progress))
+            with _ElapsedBar(workload, progress) as bar:
+                code, saved = run_in_child(_child_run, (workload, profile, bootstrap, where, str(folder)),
+                                           on_wait=bar.update)
             if saved is not None:
                 result = load(saved)
                 if aborted:
@@ -538,21 +540,56 @@ def _run_isolated(workload: dict, profile: ClientProfile, bootstrap: str, cluste
                        f"{aborted}); its stderr says why")
 
 
+class _ElapsedBar:
+    """The parent's progress bar of a run in a child process: the run's seconds, advanced by
+    the time the child has run and completed when it ends (tqdm.auto: a widget in a notebook;
+    the child's own bar would reach a notebook as frozen stderr text)."""
+
+    def __init__(self, workload: dict, show: bool):
+        self.total = max(1, round(float(workload.get("duration_s") or 0) + float(workload.get("warmup_s") or 0)))
+        self.name = str(workload.get("name", "run"))
+        self.show = show
+        self.bar: Any = None
+
+    def __enter__(self) -> _ElapsedBar:
+        if self.show:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.name, unit="s", bar_format=(
+                "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}]"))
+        return self
+
+    def update(self, elapsed_s: float) -> None:
+        if self.bar is not None and min(elapsed_s, self.total) > self.bar.n:
+            self.bar.update(min(elapsed_s, self.total) - self.bar.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            if exc[0] is None:
+                self.update(self.total)
+            self.bar.close()
+
+
 def _child_run(workload: dict, profile: ClientProfile, bootstrap: str,
-               where: tuple[str, str] | None, folder: str, progress: bool) -> str:
-    """In the child process: the run, saved; returns its folder."""
+               where: tuple[str, str] | None, folder: str) -> str:
+    """In the child process: the run, saved; returns its folder. The parent shows the
+    progress (`_ElapsedBar`); warnings are one line each (`warnings_as_lines`)."""
     from kafkabench.cluster.local import LocalCluster
+    from kafkabench.core.log import warnings_as_lines
     from kafkabench.runner import run_workload
 
+    warnings_as_lines()
     cluster = LocalCluster.attach(where[0], base_dir=where[1]) if where else None
-    result = run_workload(workload, profile, bootstrap=bootstrap, out=folder, progress=progress,
+    result = run_workload(workload, profile, bootstrap=bootstrap, out=folder, progress=False,
                           drain_timeout_s=DRAIN_TIMEOUT_S, cluster=cluster)
     return str(Path(folder) / result.run_id)
 
 
-def run_in_child(fn: Callable[..., Any], args: tuple, *, timeout_s: float = 3600.0) -> tuple[int | None, Any]:
+def run_in_child(fn: Callable[..., Any], args: tuple, *, timeout_s: float = 3600.0,
+                 on_wait: Callable[[float], None] | None = None) -> tuple[int | None, Any]:
     """Call `fn(*args)` in a spawned (non-daemon) process: (exit code, its return value), the
-    value None when the process died without one. An exception in `fn` is raised here."""
+    value None when the process died without one. An exception in `fn` is raised here.
+    `on_wait(seconds since the start)` is called about twice a second while it runs."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -561,7 +598,10 @@ def run_in_child(fn: Callable[..., Any], args: tuple, *, timeout_s: float = 3600
     proc.start()
     deadline = time.monotonic() + timeout_s
     outcome = None
+    started = time.monotonic()
     while outcome is None and time.monotonic() < deadline:
+        if on_wait is not None:
+            on_wait(time.monotonic() - started)
         try:
             outcome = results.get(timeout=0.5)
         except Exception:  # noqa: BLE001 - queue.Empty: still running?

@@ -219,8 +219,8 @@ class BrokerMetrics(RunObserver):
             self._warned.add(broker)
         where = (f"the exporter at {broker}" if broker == self.urls[broker]
                  else f"broker {broker}'s exporter at {self.urls[broker]}")
-        message = (f"broker metrics: {where} did not answer ({_reason(exc)}); its rows are missing "
-                   "while it does not")
+        message = (f"broker metrics: {where} did not answer ({_reason(exc)}); the seconds until it "
+                   "answers again have no rows of that broker")
         log.warning("%s", message)
         self.warnings.append(message)
 
