@@ -560,8 +560,8 @@ def test_every_time_series_chart_marks_each_fault_at_its_start_with_a_label():
         lines, labels, spans = _marks(fig)
         assert lines == [1.25, 2.25], name
         assert labels == [(1.25, "kill node 2"), (2.25, "start node 2")], name
-        # The node was down from the kill to the end of the start that brought it back.
-        assert spans == [(1.25, 2.75)], name
+        # The band runs from the kill's line to the line of the start that brought it back.
+        assert spans == [(1.25, 2.25)], name
 
 
 @pytest.mark.parametrize("faults", [None, _faults([])])
@@ -585,11 +585,11 @@ def test_fault_spans_need_the_node_to_come_back():
         (5, "kill", "schedule", 1, math.nan, math.nan, "skipped"),  # never started: not drawn
     ])
     lines, labels, spans = _marks(plots.throughput_over_time(_timeseries(), faults=faults))
-    assert lines == [1.0, 2.0, 3.0, 4.0, 5.0, 12.0]
+    assert lines == [1.0, 2.0, 3.0, 4.0, 5.0, 12.0, 9.0]  # a restart's band ends on its own line
     assert [text for _, text in labels] == [
         "pause node 1", "kill node 3", "stop leader:topic:0 (failed)", "restart node 2",
-        "resume node 1", "cleanup: start node 3"]
-    assert sorted(spans) == [(1.0, 5.0), (2.0, 13.0), (4.0, 9.0)]
+        "resume node 1", "cleanup: start node 3", "restart node 2 ended"]
+    assert sorted(spans) == [(1.0, 5.0), (2.0, 12.0), (4.0, 9.0)]
 
 
 def test_fault_labels_have_details_on_hover():

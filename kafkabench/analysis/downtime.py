@@ -2,13 +2,15 @@
 `FaultObserver.frame()`): when each action started (`started_s`) and the spans during which a
 node was down or paused (`down_spans`), where the frame shows both ends.
 
-Frames in, numbers out; `kafkabench.present.plots.mark_faults` draws them.
+`downtimes` pairs each such span with the rows that began and ended it. Frames in, numbers
+out; `kafkabench.present.plots.mark_faults` draws them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -70,12 +72,64 @@ def _undoes(back: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
         _same_node(back, row)
 
 
-def down_spans(faults: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
-    """(from, to) of each time a node was down or paused, where the faults show both ends.
+@dataclass(frozen=True, slots=True)
+class Downtime:
+    """One time a node was down or paused, in seconds of the run.
+
+    Attributes:
+        start_s: when the action that took it away (kill, stop, pause, restart) started.
+        back_s: when the action that brought it back (start, resume) started, where figures
+            draw its line; a restart, which brings its node back itself, when it ended.
+        end_s: when that action ended (the node answering again): `down_spans`' end.
+        began: the index of the row that took the node away.
+        ended_by: the index of the row that brought it back; None for a restart.
+    """
+
+    start_s: float
+    back_s: float
+    end_s: float
+    began: int
+    ended_by: int | None
+
+
+def downtimes(faults: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[Downtime]:
+    """Each time a node was down or paused, where the faults show both ends.
 
     A kill/stop/pause ends at the first later start/resume of the same node (or the undo
     after its duration_s); a restart ends when it did. A fault that failed, or whose node
-    the frame never shows coming back, gets no span.
+    the frame never shows coming back, gets none.
+
+    Args:
+        faults: A fault frame, or its rows as mappings.
+
+    Returns:
+        The downtimes, in the order the actions that began them started.
+    """
+    rows = faults.to_dict("records") if isinstance(faults, pd.DataFrame) else list(faults)
+    order = sorted((i for i in range(len(rows)) if not math.isnan(started_s(rows[i]))),
+                   key=lambda i: started_s(rows[i]))
+    used: set[int] = set()
+    out = []
+    for i in order:
+        row, start = rows[i], started_s(rows[i])
+        if row.get("outcome") != "ok":
+            continue
+        if row.get("action") in ROUND_TRIPS:
+            if _ended_s(row) > start:
+                out.append(Downtime(start, _ended_s(row), _ended_s(row), i, None))
+            continue
+        back = next((j for j in order if j not in used and started_s(rows[j]) >= start
+                     and _undoes(rows[j], row)), None)
+        if back is not None:
+            used.add(back)
+            out.append(Downtime(start, started_s(rows[back]), max(_ended_s(rows[back]), start), i, back))
+    return out
+
+
+def down_spans(faults: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """(from, to) of each time a node was down or paused, where the faults show both ends:
+    from the start of the action that took it away to the end of the one that brought it back
+    (see `downtimes`).
 
     Args:
         faults: A fault frame, or its rows as mappings.
@@ -83,22 +137,4 @@ def down_spans(faults: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[tuple
     Returns:
         The spans in seconds of the run, in the order the actions that began them started.
     """
-    rows = faults.to_dict("records") if isinstance(faults, pd.DataFrame) else list(faults)
-    order = sorted((i for i in range(len(rows)) if not math.isnan(started_s(rows[i]))),
-                   key=lambda i: started_s(rows[i]))
-    used: set[int] = set()
-    spans = []
-    for i in order:
-        row, start = rows[i], started_s(rows[i])
-        if row.get("outcome") != "ok":
-            continue
-        if row.get("action") in ROUND_TRIPS:
-            if _ended_s(row) > start:
-                spans.append((start, _ended_s(row)))
-            continue
-        back = next((j for j in order if j not in used and started_s(rows[j]) >= start
-                     and _undoes(rows[j], row)), None)
-        if back is not None:
-            used.add(back)
-            spans.append((start, max(_ended_s(rows[back]), start)))
-    return spans
+    return [(d.start_s, d.end_s) for d in downtimes(faults)]

@@ -23,6 +23,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from kafkabench.present.plots.rules import SCALE, gap_limit
+
 #: Okabe-Ito, reordered so the first colours are the most distinct on white, then Paul Tol's
 #: muted colours that Okabe-Ito lacks (both readable by colour-blind readers).
 COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#999999",
@@ -227,6 +229,27 @@ def _missing(value: Any) -> bool:
 def _hover(x_title: str, y_title: str, *, y_format: str = NUMBER_FORMAT, extra: str = "") -> str:
     return (f"<b>%{{fullData.name}}</b><br>{x_title}: %{{x}}<br>{y_title}: %{{y:{y_format}}}"
             f"{extra}<extra></extra>")
+
+
+def _gapped(x: Any, y: Any, *extra: Any) -> tuple[Any, ...]:
+    """x and y with a NaN point inside each step longer than `rules.gap_limit` of the series'
+    steps, so that plotly breaks the line where samples are missing instead of drawing across
+    the silence (draw with connectgaps=False); per-point `extra` arrays (customdata) get None
+    there, and None stays None."""
+    x, y = _num(x), _num(y)
+    joined = np.isfinite(y[:-1]) & np.isfinite(y[1:]) & (np.diff(x) > gap_limit(x))
+    at = np.flatnonzero(joined) + 1
+    if not len(at):
+        return (x, y, *extra)
+    middle = (x[at - 1] + x[at]) / 2
+    return (np.insert(x, at, middle), np.insert(y, at, np.nan),
+            *[None if e is None else np.insert(np.asarray(e, dtype=object), at, None) for e in extra])
+
+
+def _scale(quantity: str) -> dict[str, str]:
+    """A trace's `meta` naming the quantity it draws: lines of one quantity (the partitions of
+    a lag, the brokers of a metric) are compared on one axis on purpose (`rules.SCALE`)."""
+    return {SCALE: quantity}
 
 
 def _time_index(frame: pd.DataFrame) -> np.ndarray:

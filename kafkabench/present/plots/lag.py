@@ -16,19 +16,22 @@ from kafkabench.present.plots._common import (
     COLORS,
     TEMPLATE,
     _empty,
+    _gapped,
     _key,
     _num,
+    _scale,
     axis_title,
     line_style,
 )
-from kafkabench.present.plots.faults import mark_faults
+from kafkabench.present.plots.faults import _run_time_axes, run_x_range
 
 _EVENT_COLORS = {"assign": COLORS[2], "revoke": COLORS[3]}
 
 
 def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
                   by: str = "partition", title: str | None = None,
-                  faults: pd.DataFrame | None = None) -> go.Figure:
+                  faults: pd.DataFrame | None = None,
+                  x_range: tuple[float, float] | None = None) -> go.Figure:
     """Consumer lag over time, in messages (top) and seconds (bottom), with rebalances marked.
 
     Args:
@@ -39,9 +42,11 @@ def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
             legend entry per group (its partitions still get their own line).
         title: figure title.
         faults: `RunResult.faults`: each fault marked (see `mark_faults`).
+        x_range: the time axis' range (default `run_x_range`), to line figures up exactly.
 
     Returns:
-        The figure: two rows sharing the time axis; a line per partition in each.
+        The figure: two rows sharing the time axis; a line per partition in each, broken
+        where the sampler has no samples for a while (a paused broker can stall it).
     """
     if by not in ("partition", "group"):
         raise ValueError(f"by must be 'partition' or 'group', not {by!r}")
@@ -51,8 +56,9 @@ def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
     fig.update_yaxes(title_text=axis_title("lag_s"), row=2, col=1, rangemode="nonnegative")
     fig.update_xaxes(title_text=axis_title("t"), row=2, col=1)
     lag = lag[lag["partition"] >= 0] if "partition" in lag else lag  # -1: a group-level error row
+    x_range = x_range or run_x_range(lag["t"], faults)
     if lag.empty:
-        return mark_faults(_empty(fig, "no lag sampled (no consumer groups)"), faults)
+        return _run_time_axes(_empty(fig, "no lag sampled (no consumer groups)"), faults, x_range)
     groups = list(dict.fromkeys(lag["group"]))
     in_legend: set[Any] = set()
     several_topics = lag["topic"].nunique() > 1
@@ -66,21 +72,27 @@ def lag_over_time(lag: pd.DataFrame, rebalances: pd.DataFrame | None = None, *,
             in_legend.add(group)
         else:
             (colour, dash), legend, show = line_style(i), f"{group}/{topic}/{partition}", True
-        t = _num(part["t"])
-        status = [_key(s) for s in part["status"]] if "status" in part else None
-        for row, column in ((1, "lag_msgs"), (2, "lag_s")):
-            unit = "messages" if column == "lag_msgs" else "s"
-            fig.add_trace(go.Scatter(
-                x=t, y=_num(part[column]), mode="lines", line={"color": colour, "dash": dash, "width": 1.5},
-                name=str(group) if by == "group" else name, legendgroup=legend,
-                showlegend=row == 1 and show,
-                customdata=status,
-                hovertemplate=(f"<b>{name}</b><br>t %{{x:.1f}} s: %{{y:,.4~r}} {unit}"
-                               + ("<br>status %{customdata}" if status else "") + "<extra></extra>")),
-                row=row, col=1)
+        _add_partition(fig, part, name=name, shown=str(group) if by == "group" else name,
+                       legend=legend, show=show, colour=colour, dash=dash)
     if rebalances is not None and not rebalances.empty:
         _mark_rebalances(fig, rebalances)
-    return mark_faults(fig, faults)
+    return _run_time_axes(fig, faults, x_range)
+
+
+def _add_partition(fig: go.Figure, part: pd.DataFrame, *, name: str, shown: str, legend: str,
+                   show: bool, colour: str, dash: str) -> None:
+    """A partition's lag in messages (top row) and seconds (bottom), broken where unsampled."""
+    status = [_key(s) for s in part["status"]] if "status" in part else None
+    for row, column in ((1, "lag_msgs"), (2, "lag_s")):
+        unit = "messages" if column == "lag_msgs" else "s"
+        t, y, custom = _gapped(part["t"], part[column], status)
+        fig.add_trace(go.Scatter(
+            x=t, y=y, mode="lines", line={"color": colour, "dash": dash, "width": 1.5},
+            name=shown, legendgroup=legend, showlegend=row == 1 and show, connectgaps=False,
+            meta=_scale(column), customdata=custom,
+            hovertemplate=(f"<b>{name}</b><br>t %{{x:.1f}} s: %{{y:,.4~r}} {unit}"
+                           + ("<br>status %{customdata}" if status else "") + "<extra></extra>")),
+            row=row, col=1)
 
 
 def _mark_rebalances(fig: go.Figure, rebalances: pd.DataFrame) -> None:

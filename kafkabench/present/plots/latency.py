@@ -24,18 +24,21 @@ from kafkabench.present.plots._common import (
     _bare,
     _empty,
     _figure,
+    _gapped,
     _hover,
     _hover_columns,
     _key,
     _log_axis,
     _missing,
     _num,
+    _scale,
     _time_index,
     axis_title,
     format_number,
     line_style,
 )
-from kafkabench.present.plots.faults import mark_faults
+from kafkabench.present.plots.faults import _run_time_axes, run_x_range
+from kafkabench.present.plots.rules import SCALE_FACTOR
 
 _PERCENTILE_TICKS = (50.0, 90.0, 99.0, 99.9, 99.99, 99.999)
 
@@ -48,7 +51,7 @@ def _percentile_x(percentile: Any) -> np.ndarray:
 
 
 def latency_spectrum(spectrum: pd.DataFrame, *, color: str = "metric", title: str | None = None,
-                     log_y: bool = False) -> go.Figure:
+                     log_y: bool | None = None) -> go.Figure:
     """Latency by percentile, on the log "number of nines" axis of HdrHistogram plots.
 
     Args:
@@ -56,7 +59,9 @@ def latency_spectrum(spectrum: pd.DataFrame, *, color: str = "metric", title: st
             `run` column, several runs are compared: colour by run, dash by metric.
         color: column to colour by when there is no `run` column.
         title: figure title.
-        log_y: logarithmic latency axis (long tails).
+        log_y: logarithmic latency axis (long tails); None: logarithmic when the lines'
+            maxima differ by more than `rules.SCALE_FACTOR` (end-to-end latency of a consumer
+            far behind beside publish latency).
 
     Returns:
         The figure: one line per metric (per run and metric with a `run` column); the
@@ -83,7 +88,7 @@ def latency_spectrum(spectrum: pd.DataFrame, *, color: str = "metric", title: st
             hovertemplate=f"<b>{label}</b><br>p%{{customdata:.3f}}: %{{y:,.4~r}} ms<extra></extra>"))
     fig.update_xaxes(type="log", tickvals=[100.0 / (100.0 - p) for p in _PERCENTILE_TICKS],
                      ticktext=[f"{p:g}%" for p in _PERCENTILE_TICKS])
-    if log_y:
+    if log_y if log_y is not None else _scales_differ([t.y for t in fig.data]):
         _log_axis(fig, "y", [t.y for t in fig.data])
     else:
         fig.update_yaxes(type="linear", rangemode="tozero")
@@ -95,8 +100,9 @@ _LATENCY_COLUMNS = tuple(c for h in HISTOGRAMS if h.unit == "ms" for c in h.colu
 
 
 def latency_over_time(timeseries: pd.DataFrame, *, columns: Sequence[str] | None = None,
-                      title: str | None = None, log_y: bool = False,
-                      faults: pd.DataFrame | None = None) -> go.Figure:
+                      title: str | None = None, log_y: bool | None = None,
+                      faults: pd.DataFrame | None = None,
+                      x_range: tuple[float, float] | None = None) -> go.Figure:
     """Per-second latency percentiles.
 
     Args:
@@ -104,8 +110,11 @@ def latency_over_time(timeseries: pd.DataFrame, *, columns: Sequence[str] | None
         columns: latency columns to draw (default: publish and end-to-end p50 and p99 that
             have at least one value, so a run without consumers shows no empty e2e lines).
         title: figure title.
-        log_y: logarithmic latency axis.
+        log_y: logarithmic latency axis; None: logarithmic when the lines' maxima differ by
+            more than `rules.SCALE_FACTOR` (an end-to-end p99 of seconds during a fault would
+            flatten a publish p50 of milliseconds on a linear axis).
         faults: `RunResult.faults`: each fault marked (see `mark_faults`).
+        x_range: the time axis' range (default `run_x_range`), to line figures up exactly.
 
     Returns:
         The figure: one line per column, coloured by latency, dashed by percentile.
@@ -115,6 +124,16 @@ def latency_over_time(timeseries: pd.DataFrame, *, columns: Sequence[str] | None
     if columns is None:
         columns = [c for c in _LATENCY_COLUMNS if c in timeseries and timeseries[c].notna().any()]
     t = _time_index(timeseries)
+    _add_latency_lines(fig, t, timeseries, columns)
+    _latency_axis(fig, columns, log_y)
+    if not columns or not len(t):
+        _empty(fig, "no latency recorded")
+    return _run_time_axes(fig, faults, x_range or run_x_range(t, faults))
+
+
+def _add_latency_lines(fig: go.Figure, t: np.ndarray, timeseries: pd.DataFrame,
+                       columns: Sequence[str]) -> None:
+    """A line per latency column: a colour per latency, a dash per percentile."""
     colours: dict[str, str] = {}
     dashes: dict[str, str] = {}
     for column in columns:
@@ -123,19 +142,28 @@ def latency_over_time(timeseries: pd.DataFrame, *, columns: Sequence[str] | None
         colour = colours.setdefault(what, COLORS[len(colours) % len(COLORS)])
         dash = dashes.setdefault(stat, DASHES[len(dashes) % len(DASHES)])
         unit = _UNIT_WORDS.get(m.group(2), "") if m else ""
-        fig.add_trace(go.Scatter(x=t, y=_num(timeseries[column]), name=_bare(axis_title(column)),
+        x, y = _gapped(t, timeseries[column])
+        fig.add_trace(go.Scatter(x=x, y=y, name=_bare(axis_title(column)), connectgaps=False,
                                  mode="lines+markers", marker={"size": 4},
                                  line={"color": colour, "dash": dash},
                                  hovertemplate=f"%{{y:,.4~r}} {unit}"))
+
+
+def _latency_axis(fig: go.Figure, columns: Sequence[str], log_y: bool | None) -> None:
+    """The y axis of `latency_over_time`: titled with the columns' unit, log or from zero."""
     units = {m.group(2) for m in map(_LATENCY.match, columns) if m}
     fig.update_yaxes(title_text=f"latency ({_UNIT_WORDS[units.pop()]})" if len(units) == 1 else "latency")
-    if log_y:
-        _log_axis(fig, "y", [t.y for t in fig.data])
+    if log_y if log_y is not None else _scales_differ([trace.y for trace in fig.data]):
+        _log_axis(fig, "y", [trace.y for trace in fig.data])
     else:
         fig.update_yaxes(type="linear", rangemode="tozero")
-    if not columns or not len(t):
-        _empty(fig, "no latency recorded")
-    return mark_faults(fig, faults)
+
+
+def _scales_differ(series: Sequence[Any]) -> bool:
+    """Whether the largest positive maximum of the series is SCALE_FACTOR times another's."""
+    tops = [np.nanmax(v) for v in (_num(s) for s in series) if np.isfinite(v).any()]
+    tops = [top for top in tops if top > 0]
+    return bool(tops) and max(tops) > SCALE_FACTOR * min(tops)
 
 
 def rate_vs_latency(df: pd.DataFrame, x: str = "publish_rate",
@@ -196,7 +224,8 @@ def rate_vs_latency(df: pd.DataFrame, x: str = "publish_rate",
 
 
 def processing_over_time(frames: Mapping[str, pd.DataFrame], column: str = "done_latency_ms_p99", *,
-                         title: str | None = None) -> go.Figure:
+                         title: str | None = None,
+                         x_range: tuple[float, float] | None = None) -> go.Figure:
     """One column of several runs' `processing` frames over time, a line per run: e.g. inline
     retries against retry topics, where head-of-line blocking shows as done latency.
 
@@ -204,9 +233,10 @@ def processing_over_time(frames: Mapping[str, pd.DataFrame], column: str = "done
         frames: label -> `RunResult.processing` (t, processed, ..., done_latency_ms_p99).
         column: the column to draw.
         title: figure title.
+        x_range: the time axis' range (default `run_x_range` of every run's t).
 
     Returns:
-        The figure.
+        The figure: the runs share the y axis on purpose (one quantity compared).
     """
     fig = _figure(title or f"{_bare(axis_title(column))} over time", hovermode="x unified")
     for i, (label, frame) in enumerate(frames.items()):
@@ -214,11 +244,12 @@ def processing_over_time(frames: Mapping[str, pd.DataFrame], column: str = "done
             raise ConfigError(f"processing_over_time: no column {column!r}; the processing frame "
                               f"has {list(frame.columns)}")
         color, dash = line_style(i)
-        fig.add_trace(go.Scatter(x=_num(frame["t"]), y=_num(frame[column]), name=str(label), mode="lines",
-                                 line={"color": color, "dash": dash}))
+        x, y = _gapped(frame["t"], frame[column])
+        fig.add_trace(go.Scatter(x=x, y=y, name=str(label), mode="lines", connectgaps=False,
+                                 line={"color": color, "dash": dash}, meta=_scale(column)))
     fig.update_xaxes(title_text=axis_title("t"))
     fig.update_yaxes(title_text=axis_title(column), rangemode="nonnegative")
     if not any(len(f) for f in frames.values()):
         _empty(fig, "no processing recorded")
-    return fig
-
+    t = np.concatenate([_num(f["t"]) for f in frames.values()]) if frames else np.array([])
+    return _run_time_axes(fig, None, x_range or run_x_range(t))

@@ -22,17 +22,19 @@ from kafkabench.present.plots._common import (
     _bare,
     _empty,
     _figure,
+    _gapped,
     _hover,
     _hover_columns,
     _is_numeric,
     _key,
     _log_axis,
     _num,
+    _scale,
     _time_index,
     axis_title,
     line_style,
 )
-from kafkabench.present.plots.faults import mark_faults
+from kafkabench.present.plots.faults import _run_time_axes, run_x_range
 
 _SETTING_PREFIXES = ("producer.", "consumer.", "common.", "workload.", "profile.", "run.")
 
@@ -124,7 +126,8 @@ def _one_row_per_point(df: pd.DataFrame, x: str, color: str | None) -> None:
 
 
 def throughput_over_time(timeseries: pd.DataFrame, *, title: str | None = None,
-                         faults: pd.DataFrame | None = None) -> go.Figure:
+                         faults: pd.DataFrame | None = None,
+                         x_range: tuple[float, float] | None = None) -> go.Figure:
     """Messages produced, delivered and consumed per second, with the backlog on a second axis.
 
     Args:
@@ -132,43 +135,59 @@ def throughput_over_time(timeseries: pd.DataFrame, *, title: str | None = None,
             failed, backlog).
         title: figure title.
         faults: `RunResult.faults`: each fault marked (see `mark_faults`).
+        x_range: the time axis' range (default `run_x_range`), to line figures up exactly.
 
     Returns:
-        The figure: a line per rate column present (failed only when some failed), and a
-        shaded backlog line on the right axis.
+        The figure: a line per rate column present, and a shaded backlog line on the right
+        axis; when some failed, a row below with the failures per second (a few failures
+        would lie flat on the rates' axis).
     """
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.update_layout(template=TEMPLATE, title=title or "throughput over time", hovermode="x unified")
     t = _time_index(timeseries)
+    failed = "failed" in timeseries and bool((_num(timeseries["failed"]) > 0).any())
+    fig = make_subplots(rows=2 if failed else 1, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        specs=[[{"secondary_y": True}]] + ([[{}]] if failed else []),
+                        row_heights=[0.75, 0.25] if failed else None)
+    fig.update_layout(template=TEMPLATE, title=title or "throughput over time", hovermode="x unified")
     columns = [c for c in ("produced", "delivered", "consumed") if c in timeseries]
-    if "failed" in timeseries and (_num(timeseries["failed"]) > 0).any():
-        columns.append("failed")
     for i, column in enumerate(columns):
-        color = "#D55E00" if column == "failed" else COLORS[i]
-        fig.add_trace(go.Scatter(x=t, y=_num(timeseries[column]), name=column, mode="lines",
-                                 line={"color": color, "dash": DASHES[i % len(DASHES)]},
-                                 hovertemplate="%{y:,.0f} msg/s"), secondary_y=False)
+        x, y = _gapped(t, timeseries[column])
+        fig.add_trace(go.Scatter(x=x, y=y, name=column, mode="lines", connectgaps=False,
+                                 line={"color": COLORS[i], "dash": DASHES[i]}, meta=_scale("msg/s"),
+                                 hovertemplate="%{y:,.0f} msg/s"), row=1, col=1, secondary_y=False)
     if "backlog" in timeseries:
-        fig.add_trace(go.Scatter(x=t, y=_num(timeseries["backlog"]), name="backlog", mode="lines",
+        x, y = _gapped(t, timeseries["backlog"])
+        fig.add_trace(go.Scatter(x=x, y=y, name="backlog", mode="lines", connectgaps=False,
                                  line={"color": COLORS[6], "width": 1}, fill="tozeroy",
                                  fillcolor="rgba(153,153,153,0.15)", hovertemplate="%{y:,.0f} messages"),
-                      secondary_y=True)
-    fig.update_xaxes(title_text=axis_title("t"))
-    fig.update_yaxes(title_text="messages per second (msg/s)", secondary_y=False, rangemode="nonnegative")
+                      row=1, col=1, secondary_y=True)
+    if failed:
+        x, y = _gapped(t, timeseries["failed"])
+        fig.add_trace(go.Scatter(x=x, y=y, name="failed", mode="lines", connectgaps=False,
+                                 line={"color": COLORS[3]}, hovertemplate="%{y:,.0f} msg/s"), row=2, col=1)
+        fig.update_yaxes(title_text=axis_title("failed"), rangemode="nonnegative", row=2, col=1)
+    fig.update_xaxes(title_text=axis_title("t"), row=2 if failed else 1, col=1)
+    fig.update_yaxes(title_text="messages per second (msg/s)", row=1, col=1, secondary_y=False,
+                     rangemode="nonnegative")
+    _backlog_axis(fig, timeseries)
+    if not len(t):
+        _empty(fig, "no time series recorded")
+    return _run_time_axes(fig, faults, x_range or run_x_range(t, faults))
+
+
+def _backlog_axis(fig: go.Figure, timeseries: pd.DataFrame) -> None:
+    """The right axis of the backlog, with its own round ticks."""
     # Plotly syncs an overlaying axis' ticks to the main grid (0, 247, 494, ...): ask for its
     # own round ticks. A backlog of 0 throughout would get a -1..1 range: show 0 alone.
     backlog = _num(timeseries["backlog"]) if "backlog" in timeseries else np.array([])
-    fig.update_yaxes(title_text=axis_title("backlog"), secondary_y=True, showgrid=False,
+    fig.update_yaxes(title_text=axis_title("backlog"), row=1, col=1, secondary_y=True, showgrid=False,
                      rangemode="nonnegative", tickmode="auto", tickformat=",~r")
     if not (backlog > 0).any():
-        fig.update_yaxes(secondary_y=True, range=[0, 1], tickmode="array", tickvals=[0])
-    if not len(t):
-        _empty(fig, "no time series recorded")
-    return mark_faults(fig, faults)
+        fig.update_yaxes(row=1, col=1, secondary_y=True, range=[0, 1], tickmode="array", tickvals=[0])
 
 
 def users_over_time(timeseries: pd.DataFrame, planned: pd.DataFrame | None = None, *,
-                    title: str | None = None, faults: pd.DataFrame | None = None) -> go.Figure:
+                    title: str | None = None, faults: pd.DataFrame | None = None,
+                    x_range: tuple[float, float] | None = None) -> go.Figure:
     """Locust users over time, with the load shape's planned users if given.
 
     Args:
@@ -177,19 +196,20 @@ def users_over_time(timeseries: pd.DataFrame, planned: pd.DataFrame | None = Non
         planned: `loadshapes.planned_users` (index t, column users).
         title: figure title.
         faults: `RunResult.faults`: each fault marked (see `mark_faults`).
+        x_range: the time axis' range (default `run_x_range` of the running users).
 
     Returns:
         The figure: running users as steps, planned users dashed.
     """
     fig = _figure(title or "Locust users", hovermode="x unified",
                   xaxis_title=axis_title("t"), yaxis_title="users")
-    if planned is not None:
-        fig.add_trace(go.Scatter(x=_time_index(planned), y=_num(planned["users"]), name="planned",
-                                 mode="lines", line={"shape": "hv", "dash": "dash"}))
-    fig.add_trace(go.Scatter(x=_time_index(timeseries), y=_num(timeseries["users"]),
-                             name="running", mode="lines", line={"shape": "hv"}))
+    frames = ([("planned", planned, COLORS[1], "dash")] if planned is not None else []) \
+        + [("running", timeseries, COLORS[0], "solid")]
+    for name, frame, colour, dash in frames:
+        x, y = _gapped(_time_index(frame), frame["users"])
+        fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines", connectgaps=False,
+                                 line={"shape": "hv", "color": colour, "dash": dash}, meta=_scale("users")))
     fig.update_yaxes(rangemode="tozero")
     if not len(timeseries):
         _empty(fig, "no users recorded")
-    return mark_faults(fig, faults)
-
+    return _run_time_axes(fig, faults, x_range or run_x_range(_time_index(timeseries), faults))
