@@ -31,7 +31,7 @@ from kafkabench.cluster.lag import IsolatedLagSampler
 from kafkabench.cluster.local import resolve_bootstrap
 from kafkabench.core.contract import summary_names
 from kafkabench.core.errors import ConfigError, KafkabenchError
-from kafkabench.present import plots
+from kafkabench.present import plots, readable
 from kafkabench.results.store import load_results
 from kafkabench.run.result import RunResult
 from kafkabench.runner import run_workload
@@ -76,7 +76,9 @@ def _bundle(item: Any) -> dict[str, Any]:
                 "text/plain": f"<plotly Figure: {item.layout.title.text or ''}>"}
     elif isinstance(item, pd.DataFrame):
         shown = item.apply(lambda column: column.map(_cell)) if len(item) else item
-        data = {"text/html": shown.to_html(index=False, border=0),
+        # The table as the notebooks show theirs (`readable`): headers break at `_` and `.`,
+        # counts whole, and a wide table scrolls in its own box.
+        data = {"text/html": readable(item).html() if len(item.columns) else shown.to_html(index=False, border=0),
                 "text/plain": shown.to_string(index=False)}
     else:
         data = {"text/plain": str(item)}
@@ -306,7 +308,10 @@ class ProducerTuningPanel(widgets.VBox):
             self.figure = self.throughput_figure = None
         _show(self.plot_area, self.figure)
         _show(self.bar_area, self.throughput_figure)
-        _show(self.table_area, self.table if self.runs else None)
+        # Shown: the run's short label (its settings are the columns beside it), without the
+        # run_id (in `self.table`, and on the bar chart's hover), so the table fits the panel.
+        shown = self.table.assign(run=short).drop(columns=["run_id"])
+        _show(self.table_area, shown if self.runs else None)
 
 
 def _short_labels(labels: list[str]) -> list[str]:

@@ -1,7 +1,9 @@
 """`write_report`: runs (and optionally a sweep) as one self-contained HTML file.
 
 The file works offline and can be mailed around: plotly.js is inlined once, with the first
-figure, and every other figure reuses it. Sections: a summary table of all runs, comparison
+figure, and every other figure reuses it. Tables are HTML tables written as notebooks show them
+(`kafkabench.present.html_tables.readable`), figures in text as `format_cell` writes them.
+Sections: a summary table of all runs, comparison
 charts when there are several runs (throughput against each setting the runs differ in,
 latency spectra overlaid, latency against throughput), an optional sweep section, then one
 section per run (throughput, latency, latency spectrum, lag with rebalances).
@@ -24,6 +26,8 @@ from kafkabench import __version__
 from kafkabench.analysis.sweeps import summarize
 from kafkabench.core.contract import SETTING_PREFIXES, summary_names
 from kafkabench.present import plots
+from kafkabench.present.html_tables import ReadableTable, readable
+from kafkabench.present.plots.tables import format_cell
 from kafkabench.results.store import HEADLINE, load_many
 from kafkabench.run.result import RunResult
 
@@ -50,7 +54,7 @@ h3 { margin-top: 1.5rem; color: #333; }
 .settings { font-family: ui-monospace, Menlo, monospace; font-size: 0.8rem; color: #444; }
 nav a { margin-right: 1rem; }
 .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 0.5rem; }
-.wide { overflow-x: auto; }
+.wide { overflow-x: auto; margin: 0.5rem 0; }
 @media (max-width: 900px) { .grid { grid-template-columns: 1fr; } }
 """
 
@@ -113,6 +117,11 @@ def _setting_text(value: Any) -> str:
     return str(value)
 
 
+def _present(frame: pd.DataFrame, names: Iterable[str]) -> list[str]:
+    """Those of `names` that are columns of `frame`, in order."""
+    return [c for c in names if c in frame]
+
+
 def _labels(runs: Sequence[RunResult]) -> list[str]:
     """Short unique run labels: the name, or name + run_id when names repeat."""
     names = [r.name or r.run_id or f"run {i + 1}" for i, r in enumerate(runs)]
@@ -134,6 +143,10 @@ class _Html:
 
     def text(self, markup: str) -> None:
         self.parts.append(markup)
+
+    def table(self, table: ReadableTable) -> None:
+        # Every column whole: a table wider than the page scrolls sideways.
+        self.parts.append(f'<div class="wide">{table.to_html()}</div>')
 
     def figure(self, fig: go.Figure) -> None:
         self._n += 1
@@ -191,7 +204,7 @@ def write_report(results: Runs, out: str | os.PathLike = "report.html", *, title
         table = summaries.copy()
         for column in differ:
             table[column] = table[column].map(_setting_text)
-        doc.figure(plots.summary_table(table, [c for c in dict.fromkeys(columns) if c in table]))
+        doc.table(readable(table, key="run", columns=_present(table, dict.fromkeys(columns))))
     else:
         doc.text('<p class="note">No runs.</p>')
 
@@ -277,7 +290,7 @@ def _sweep_params(sweep: pd.DataFrame) -> list[str]:
 def _sweep(doc: _Html, sweep: pd.DataFrame, sweep_x: str | Sequence[str] | None) -> None:
     doc.text('<h2 id="sweep">Sweep</h2>')
     params = [sweep_x] if isinstance(sweep_x, str) else list(sweep_x or _sweep_params(sweep))
-    doc.figure(plots.summary_table(sweep, title=f"{len(sweep)} sweep point(s)"))
+    doc.table(readable(sweep, key=_present(sweep, params), title=f"{len(sweep)} sweep point(s)"))
     if not params or sweep.empty:
         doc.text('<p class="note">No swept setting found to plot against.</p>')
         return
@@ -285,6 +298,11 @@ def _sweep(doc: _Html, sweep: pd.DataFrame, sweep_x: str | Sequence[str] | None)
         y = next((c for c in (f"{metric}_median", f"{metric}_mean", metric) if c in sweep), None)
         if y is not None:
             _sweep_throughput(doc, sweep, params, metric, y)
+    _sweep_latency(doc, sweep, params)
+
+
+def _sweep_latency(doc: _Html, sweep: pd.DataFrame, params: Sequence[str]) -> None:
+    """End-to-end latency against publish rate over the sweep points, when the sweep has both."""
     latency = [c for c in ("e2e_latency_ms_p50_median", "e2e_latency_ms_p99_median",
                            "e2e_latency_ms_p50", "e2e_latency_ms_p99")
                if c in sweep and sweep[c].notna().any()]
@@ -316,7 +334,7 @@ def _run_section(doc: _Html, i: int, run: RunResult, label: str) -> None:
     s = run.summary
     doc.text(f'<h2 id="run-{i}">{html.escape(label)}</h2>')
     doc.text(f'<p class="meta">run_id <code>{html.escape(str(run.run_id))}</code> · started '
-             f"{html.escape(str(s.get('started_at', '?')))} · {_setting_text(s.get('duration_s'))} s"
+             f"{html.escape(str(s.get('started_at', '?')))} · {format_cell(s.get('duration_s'), 'duration_s')} s"
              + (" · <b>interrupted</b>" if s.get("interrupted") else "") + "</p>")
     settings = {k: v for k, v in s.items()
                 if k.startswith(("producer.", "workload.partitions", "workload.message_size",
@@ -326,7 +344,7 @@ def _run_section(doc: _Html, i: int, run: RunResult, label: str) -> None:
             f"{html.escape(k)}={html.escape(_setting_text(v))}" for k, v in settings.items()) + "</p>")
     errors = s.get("errors") or {}
     if errors:
-        doc.text(f'<p class="note">errors: {html.escape(_setting_text(errors))}</p>')
+        doc.text(f'<p class="note">errors: {html.escape(format_cell(errors))}</p>')
     faults = run.faults if len(run.faults) else None
     _trust_text(doc, run)
     doc.text('<div class="grid">')
@@ -341,13 +359,14 @@ def _run_section(doc: _Html, i: int, run: RunResult, label: str) -> None:
     if len(run.cluster_state):
         doc.figure(plots.cluster_state_over_time(run.cluster_state, faults=faults))
     if len(run.recovery):
-        doc.figure(plots.summary_table(run.recovery, title="recovery per fault"))
+        doc.table(readable(run.recovery, key=_present(run.recovery, ("fault", "action")),
+                           title="recovery per fault"))
     if len(run.broker_metrics):
         doc.text('<p class="settings">broker metrics (JMX exporter, scraped each second): '
-                 f"bytes in {_setting_text(s.get('broker_bytes_in_total'))} · messages in "
-                 f"{_setting_text(s.get('broker_messages_in_total'))} · most under-replicated "
-                 f"{_setting_text(s.get('broker_under_replicated_max'))} · failed scrapes "
-                 f"{_setting_text(s.get('broker_scrape_errors'))}</p>")
+                 f"bytes in {format_cell(s.get('broker_bytes_in_total'))} · messages in "
+                 f"{format_cell(s.get('broker_messages_in_total'))} · most under-replicated "
+                 f"{format_cell(s.get('broker_under_replicated_max'))} · failed scrapes "
+                 f"{format_cell(s.get('broker_scrape_errors'))}</p>")
         doc.figure(plots.client_and_broker(run.timeseries, run.broker_metrics, faults=faults))
 
 
@@ -356,7 +375,7 @@ def _trust_text(doc: _Html, run: RunResult) -> None:
     s = run.summary
     if "verify_acked" not in s:
         return
-    counts = " · ".join(f"{k.removeprefix('verify_').replace('_', ' ')} {_setting_text(s.get(k))}"
+    counts = " · ".join(f"{k.removeprefix('verify_').replace('_', ' ')} {format_cell(s.get(k))}"
                         for k in ("verify_acked", "verify_lost", "verify_duplicated",
                                   "verify_reordered", "verify_failed_but_present"))
     bad = any(s.get(k) for k in ("verify_lost", "verify_duplicated", "verify_reordered"))
