@@ -1,6 +1,7 @@
 """plots.rules: the checker catches each defect readers found in the notebooks' figures, and
 every plot function's figure passes it for realistic frames (pure: no broker)."""
 
+import json
 import math
 
 import numpy as np
@@ -387,3 +388,13 @@ def test_figures_of_one_run_put_the_same_second_at_the_same_place():
         assert fig.layout.legend.orientation == "h"  # above the plot: no legend-wide right margin
         assert all(axis.automargin is False for axis in fig.select_yaxes())
     assert plots.figures_aligned(figs) == []
+
+
+def test_a_figure_read_back_from_json_is_checked_as_drawn():
+    # Notebooks store figures with plotly's typed arrays ({"dtype": "f8", "bdata": ...}).
+    t = np.array([0.0, 1.0, 2.0, 6.0, 7.0])
+    fig = go.Figure(go.Scatter(x=t, y=np.array([1.0, 2.0, 3.0, 4.0, 5.0]), mode="lines", name="lag"))
+    fig.update_xaxes(title_text="time (s)")
+    stored = go.Figure(json.loads(fig.to_json()))
+    assert isinstance(stored.data[0].x, dict) or len(stored.data[0].x) == 5
+    assert plots.figure_problems(stored) == plots.figure_problems(fig) != []

@@ -20,8 +20,9 @@ so that a figure is drawn and checked by one rule.
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -275,13 +276,25 @@ def _is_array(value: Any) -> bool:
     return isinstance(value, (list, tuple, np.ndarray))
 
 
+def _decoded(values: Any) -> Any:
+    """Trace values as a sequence: plotly's typed-array form ({"dtype": "f8", "bdata": base64},
+    how figures are stored in notebooks and sent to the browser) decoded."""
+    if isinstance(values, Mapping) and "bdata" in values:
+        data = np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values.get("dtype", "f8")))
+        return data.reshape(values["shape"]) if "shape" in values and isinstance(values["shape"], list) else data
+    return values
+
+
 def _is_dates(values: Any) -> bool:
+    values = _decoded(values)
     return values is not None and len(values) > 0 and pd.api.types.is_datetime64_any_dtype(
         pd.Series(list(values[:1])))
 
 
 def _numbers(values: Any) -> np.ndarray:
-    """Float array of trace values: None and text become NaN, datetimes seconds."""
+    """Float array of trace values: None and text become NaN, datetimes seconds, typed
+    arrays (a figure read back from JSON) decoded."""
+    values = _decoded(values)
     if values is None:
         return np.array([], dtype="float64")
     series = pd.Series(list(values))
