@@ -1,7 +1,10 @@
 """The notebooks as a user sees them: JupyterLab driven by Playwright in Debian's Chromium.
 
-Each notebook is opened in JupyterLab and checked for error output and for the number of
-plotly charts and widget panels it renders. Under `make test` the notebooks are the ones nbval
+Each notebook is opened in JupyterLab and checked for error output, for any stderr output at
+all (a reader takes a pink box for a failure), for tables and charts wider than their output
+area (columns out of sight), for figures that break the figure rules (`plots.figure_problems`
+on each figure the executed notebook holds), and for the number of plotly charts and widget
+panels it renders. Under `make test` the notebooks are the ones nbval
 has just executed and saved, widget state included (KAFKABENCH_EXECUTED_NOTEBOOKS, see
 conftest.py), so none runs twice; the producer tuning panel is then run live (its notebook's
 imports and the panel's cell only), a control changed, and it must redraw its charts. Run on
@@ -95,8 +98,27 @@ _INSPECT_JS = r"""() => [...document.querySelectorAll('.jp-NotebookPanel .jp-Cod
   for (const e of cell.querySelectorAll('.jupyter-widgets span[style*="#B00020"]')) {
     errors.push(e.textContent);
   }
+  // Any stderr at all (warnings, progress bars): in a notebook that ran clean it reads as a failure.
+  const stderr = [...cell.querySelectorAll(
+      '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+    .map(e => e.textContent.trim().slice(0, 300));
+  // Tables and charts wider than their output area: columns or traces a reader cannot see.
+  const clipped = [];
+  for (const o of outputs) {
+    const room = o.getBoundingClientRect().width;
+    for (const t of o.querySelectorAll('table, .js-plotly-plot')) {
+      const wide = Math.max(t.scrollWidth, t.getBoundingClientRect().width);
+      if (wide > room + 2) {
+        const heads = [...t.querySelectorAll('thead th')].map(h => h.textContent.trim()).filter(Boolean);
+        clipped.push(`${t.tagName === 'TABLE' ? 'table' : 'chart'} ${Math.round(wide)} px wide in ` +
+                     `${Math.round(room)} px` + (heads.length ? ` (columns: ${heads.join(', ')})` : ''));
+      }
+    }
+  }
   return {
     index,
+    stderr,
+    clipped,
     source: (cell.querySelector('.jp-InputArea-editor')?.textContent || '').trim().slice(0, 80),
     prompt: (cell.querySelector('.jp-InputPrompt')?.textContent || '').trim(),
     charts: cell.querySelectorAll('.js-plotly-plot').length,
@@ -397,9 +419,33 @@ def test_notebook_runs_clean_and_renders(lab: Lab, name: str):
             "\n".join(c["errors"]) + where
     unrun = [c for c in cells if not re.fullmatch(r"\[\d+\]:?", c["prompt"])]
     assert not unrun, f"{name} ({how}): cells left unexecuted: {[c['index'] for c in unrun]}" + where
+    noisy = [f"cell {c['index']} ({c['source'][:40]!r}): {t!r}" for c in cells for t in c["stderr"]]
+    assert not noisy, (f"{name}: stderr output in a notebook that ran without error (a reader takes it "
+                       f"for a failure; show warnings as lines, progress as a widget):\n" + "\n".join(noisy) + where)
+    clipped = [f"cell {c['index']} ({c['source'][:40]!r}): {t}" for c in cells for t in c["clipped"]]
+    assert not clipped, (f"{name}: tables or charts wider than their output area (what the text refers to "
+                         f"may be out of sight):\n" + "\n".join(clipped) + where)
     assert (charts, panels) == EXPECTED[name], (
         f"{name}: rendered {charts} plotly charts and {panels} widget panels, expected "
         f"{EXPECTED[name]} (update EXPECTED in tests/test_browser.py if the notebook changed)" + where)
+    broken = _figure_problems(lab.artifacts / "notebooks" / f"{name}.ipynb")
+    assert not broken, f"{name}: figures that break the figure rules (plots.figure_problems):\n" + \
+        "\n".join(broken) + where
+
+
+def _figure_problems(notebook: Path) -> list[str]:
+    """`plots.figure_problems` of every plotly figure the executed notebook shows."""
+    import plotly.graph_objects as go
+
+    from kafkabench import plots
+
+    found = []
+    for i, cell in enumerate(json.loads(notebook.read_text())["cells"]):
+        for output in cell.get("outputs", []):
+            spec = output.get("data", {}).get("application/vnd.plotly.v1+json")
+            if spec:
+                found += [f"cell {i}: {p}" for p in plots.figure_problems(go.Figure(spec, skip_invalid=True))]
+    return found
 
 
 def test_tuning_panel_redraws_after_a_control_changes(lab: Lab):
