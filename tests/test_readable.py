@@ -335,3 +335,12 @@ def test_headers_break_only_after_underscores_and_dots():
 def test_dict_values_wrap_so_a_long_warning_does_not_widen_the_table():
     html_text = readable_dict({"warnings": ["broker metrics: " + "x" * 200]}).html()
     assert re.search(r"td\.col1 \{[^}]*white-space: normal;[^}]*max-width: 60ch", html_text)
+
+
+def test_the_cli_prints_tables_by_the_same_rules():
+    from kafkabench.cli.output import text_table
+
+    text = text_table(pd.DataFrame({"producer.acks": ["1", "all"], "lag_max_msgs": [6076.0, 7295.0],
+                                    "publish_rate": [4995.0, 4993.02], "e2e_latency_ms_p99": [24.03, 1e-5]}))
+    assert "6,076" in text and "6,076.00" not in text and "4,993" in text
+    assert "e-05" not in text and "0.00001" in text

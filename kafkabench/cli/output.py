@@ -1,5 +1,6 @@
 """What several commands print: a run's summary in the units users know from Kafka's perf
-tools (`print_summary`), and one JSON object per line with plain JSON types (`print_json`).
+tools (`print_summary`), one JSON object per line with plain JSON types (`print_json`), and
+tables as the notebooks write them (`text_table`: counts whole, no exponents).
 """
 
 from __future__ import annotations
@@ -9,6 +10,25 @@ import math
 import sys
 from collections.abc import Callable
 from typing import Any
+
+
+def text_table(frame: Any) -> str:
+    """A frame as aligned text, every cell written as notebooks and the report write it
+    (`kafkabench.present.plots.tables.format_column`: counts "6,076", not "6,076.00"; rates to
+    4 significant digits; seconds to 1-2 decimals; no exponents).
+
+    Args:
+        frame: a pandas DataFrame.
+
+    Returns:
+        The table, without the index.
+    """
+    import pandas as pd
+
+    from kafkabench.present.plots.tables import format_column
+
+    text = pd.DataFrame({c: format_column(frame[c], str(c)) for c in frame.columns}, index=frame.index)
+    return text.to_string(index=False)
 
 
 def print_json(value: Any) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kafkabench.cli.options import DIR, add_command, client_profile, complete_path
+from kafkabench.cli.output import text_table
 
 
 def register(sub: Any, client: argparse.ArgumentParser) -> None:
@@ -81,7 +82,7 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
                                    progress=not args.no_progress, profile=client_profile(args))
     cols = [c for c in _quickstart_columns() if c in table.columns]
     if len(table):
-        print(table[cols].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+        print(text_table(table[cols]))
     if report is None:  # interrupted: run_sweep has said what is saved where
         return 130
     print(f"\nresults in {Path(args.out).resolve()}, report: {report.resolve()}")

@@ -200,7 +200,10 @@ def write_report(results: Runs, out: str | os.PathLike = "report.html", *, title
 
     doc.text('<h2 id="summary">Summary</h2>')
     if runs:
-        columns = ["run", "run_id", *differ, "duration_s", *HEADLINE, "failed", "rebalances"]
+        # The run_id only where a run's label does not already hold it (labels are
+        # "name (run_id)"): a second copy would take a fifth of the table's width.
+        named = all(str(r) in str(label) for r, label in zip(summaries.get("run_id", []), summaries.get("run", [])))
+        columns = ["run", *([] if named else ["run_id"]), *differ, "duration_s", *HEADLINE, "failed", "rebalances"]
         table = summaries.copy()
         for column in differ:
             table[column] = table[column].map(_setting_text)
