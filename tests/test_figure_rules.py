@@ -384,6 +384,8 @@ def test_figures_of_one_run_put_the_same_second_at_the_same_place():
             plots.latency_over_time(_timeseries(), faults=faults)]
     margins = {(f.layout.margin.l, f.layout.margin.r) for f in figs}
     assert margins == {(90, 90)}
+    # The throughput figure has a right-hand backlog axis: its plot still spans the whole width.
+    assert {tuple(axis.domain) for f in figs for axis in f.select_xaxes()} == {(0.0, 1.0)}
     for fig in figs:
         assert fig.layout.legend.orientation == "h"  # above the plot: no legend-wide right margin
         assert all(axis.automargin is False for axis in fig.select_yaxes())
@@ -398,3 +400,12 @@ def test_a_figure_read_back_from_json_is_checked_as_drawn():
     stored = go.Figure(json.loads(fig.to_json()))
     assert isinstance(stored.data[0].x, dict) or len(stored.data[0].x) == 5
     assert plots.figure_problems(stored) == plots.figure_problems(fig) != []
+
+
+def test_figures_whose_plot_areas_differ_are_not_aligned():
+    faults = _faults()
+    aligned = plots.throughput_over_time(_timeseries(), faults=faults)
+    other = plots.latency_over_time(_timeseries(), faults=faults)
+    assert plots.figures_aligned([aligned, other]) == []
+    other.update_xaxes(domain=[0.0, 0.94])  # as make_subplots leaves room for a right-hand axis
+    assert any("plot areas differ" in p for p in plots.figures_aligned([aligned, other]))

@@ -150,6 +150,9 @@ def _run_time_axes(fig: go.Figure, faults: pd.DataFrame | None,
         fig.update_xaxes(range=[float(x_range[0]), float(x_range[1])])
     fig.update_layout(margin=RUN_MARGIN, legend={"orientation": "h", "yanchor": "bottom", "y": 1.02,
                                                  "xanchor": "left", "x": 0})
+    # The whole width for the plot: a right-hand axis (make_subplots' secondary_y takes 6% of
+    # the width for it) stands in the fixed right margin instead.
+    fig.update_xaxes(domain=[0.0, 1.0])
     fig.update_yaxes(automargin=False)
     return fig
 

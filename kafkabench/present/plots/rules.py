@@ -83,7 +83,9 @@ def figures_aligned(figs: Sequence[go.Figure]) -> list[str]:
         figs: the figures, e.g. a run's throughput, latency and cluster state over time.
 
     Returns:
-        One sentence per figure without an x range set, and one if the ranges set differ.
+        One sentence per figure without an x range set, one if the ranges set differ, and one
+        if their plot areas differ (side margins not fixed, or an x axis not spanning the
+        width: the same second then falls at a different place on the page).
     """
     labelled = [(f"figure {i} ({_title(fig)})", _x_range(fig)) for i, fig in enumerate(figs)]
     problems = [f"{label}: its x axis range is not set, so plotly fits it to the data"
@@ -91,7 +93,19 @@ def figures_aligned(figs: Sequence[go.Figure]) -> list[str]:
     if len({span for _, span in labelled if span is not None}) > 1:
         problems.append("x axis ranges differ, so the same time falls at different places: "
                         + "; ".join(f"{label} {span}" for label, span in labelled if span is not None))
+    areas = [(f"figure {i} ({_title(fig)})", _plot_area(fig)) for i, fig in enumerate(figs)]
+    if len({area for _, area in areas}) > 1:
+        problems.append("plot areas differ (margins left/right, x domain), so the same time falls at "
+                        "different places on the page: " + "; ".join(f"{label} {area}" for label, area in areas))
     return problems
+
+
+def _plot_area(fig: go.Figure) -> tuple:
+    """(left margin, right margin, x domains): None for a margin plotly sizes itself."""
+    margin = fig.layout.margin
+    automatic = any(a.automargin is not False for a in fig.select_yaxes())
+    return (None if automatic else margin.l, None if automatic else margin.r,
+            tuple(sorted({tuple(a.domain) if a.domain else (0.0, 1.0) for a in fig.select_xaxes()})))
 
 
 # ------------------------------------------------------------------ legend
