@@ -194,8 +194,10 @@ def _per_second(history: pd.DataFrame, request_type: str, name: str | None = Non
     totals = totals.reindex(index.union(totals.index)).interpolate(method="index",
                                                                    limit_area="inside")
     totals = totals.ffill().fillna(0.0).reindex(index)
-    requests = totals["Total Request Count"].sum(axis=1)
-    failures = totals["Total Failure Count"].sum(axis=1)
+    # Whole running totals before differencing: rounding each second's share instead would
+    # let the seconds add up to one more or less than the total (5,371 for 5,370, seen in CI).
+    requests = totals["Total Request Count"].sum(axis=1).round()
+    failures = totals["Total Failure Count"].sum(axis=1).round()
     return pd.DataFrame({"requests": requests.diff().fillna(requests).clip(lower=0),
                          "failures": failures.diff().fillna(failures).clip(lower=0)})
 
